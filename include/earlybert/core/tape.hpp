@@ -1,0 +1,206 @@
+// SPDX-License-Identifier: Apache-2.0
+#pragma once
+// The tape: reverse-mode automatic differentiation over whole matrices.
+//
+// A var is one node of the computation: a [rows, cols] row-major value and, when a gradient is
+// needed, an adjoint of the same shape. A var is a handle (two pointers and a shape); copying it is
+// free and never copies data.
+//
+// A tape records, for every op whose output needs a gradient, one backward closure. backward(loss)
+// seeds d loss / d loss = 1 and runs the closures in reverse order of recording; each closure reads
+// its output's adjoint and ACCUMULATES (+=) into its inputs' adjoints. A linear list run backwards
+// is a valid reverse topological order because an op can only consume vars recorded before it.
+//
+// Memory: values, adjoints, closures and op caches live in the tape's arena. rewind() clears the
+// list and rewinds the arena; after the first step nothing is allocated on the heap.
+//
+// Which vars need a gradient:
+//   - watch(p) of a trainable parameter: yes, and its adjoint IS p.gradient (accumulated in place);
+//   - watch(p) of a frozen parameter, constant(...), input(...): no (adjoint is null);
+//   - an op's output: yes iff the tape is recording and any input needs one.
+// Ops skip the backward work of inputs that need no gradient, and record nothing at all when no
+// input needs one, so constants and frozen parameters cost nothing in backward.
+//
+// Inference: inside a `no_recording` scope (or with set_recording(false)) ops compute values only.
+//
+// A tape belongs to one thread of control; ops may use worker threads internally.
+
+#include <cstddef>
+#include <cstring>
+#include <type_traits>
+#include <utility>
+#include <vector>
+
+#include "earlybert/core/arena.hpp"
+#include "earlybert/core/error.hpp"
+#include "earlybert/core/parameter.hpp"
+#include "earlybert/core/types.hpp"
+
+namespace earlybert {
+
+template <class Scalar>
+class var {
+ public:
+  using scalar_type = Scalar;
+
+  var() = default;
+  var(Scalar* value, Scalar* adjoint, index rows, index cols) noexcept
+      : value_(value), adjoint_(adjoint), rows_(rows), cols_(cols) {}
+
+  index rows() const noexcept { return rows_; }
+  index cols() const noexcept { return cols_; }
+  index size() const noexcept { return rows_ * cols_; }
+  shape2 shape() const noexcept { return {rows_, cols_}; }
+
+  bool needs_gradient() const noexcept { return adjoint_ != nullptr; }
+
+  // Views of the value and the adjoint. Ops never write an input's value.
+  matrix_map<Scalar> value() const noexcept { return {value_, rows_, cols_}; }
+  matrix_map<Scalar> adjoint() const noexcept {
+    EARLYBERT_ASSERT(needs_gradient());
+    return {adjoint_, rows_, cols_};
+  }
+  Scalar* value_data() const noexcept { return value_; }
+  Scalar* adjoint_data() const noexcept { return adjoint_; }
+
+  // The single entry of a [1, 1] var (a loss).
+  Scalar item() const {
+    check_shape("var::item", "this", shape(), {1, 1});
+    return *value_;
+  }
+
+ private:
+  Scalar* value_ = nullptr;
+  Scalar* adjoint_ = nullptr;
+  index rows_ = 0;
+  index cols_ = 0;
+};
+
+template <class Scalar>
+class tape {
+  static_assert(is_supported_scalar<Scalar>, "earlybert::tape: Scalar must be float or double");
+
+ public:
+  using scalar_type = Scalar;
+
+  explicit tape(std::size_t first_block_bytes = std::size_t{1} << 20) : arena_(first_block_bytes) {
+    steps_.reserve(1024);
+  }
+  tape(const tape&) = delete;
+  tape& operator=(const tape&) = delete;
+
+  // ---- Making vars ----
+
+  // A fresh [rows, cols] node: uninitialised value; a zeroed adjoint iff `wants_gradient` and the
+  // tape is recording. Ops call this for their outputs.
+  var<Scalar> make(index rows, index cols, bool wants_gradient) {
+    Scalar* value = arena_.allocate<Scalar>(rows * cols);
+    Scalar* adjoint = nullptr;
+    if (wants_gradient && recording_) {
+      adjoint = arena_.allocate<Scalar>(rows * cols);
+      std::memset(adjoint, 0, sizeof(Scalar) * static_cast<std::size_t>(rows * cols));
+    }
+    return var<Scalar>(value, adjoint, rows, cols);
+  }
+
+  // A parameter enters the step: its value is read in place; its gradient accumulates in place.
+  var<Scalar> watch(parameter<Scalar>& p) {
+    Scalar* adjoint = (p.trainable && recording_) ? p.gradient.data() : nullptr;
+    EARLYBERT_ASSERT(adjoint == nullptr || p.gradient.rows() == p.value.rows());
+    return var<Scalar>(p.value.data(), adjoint, p.value.rows(), p.value.cols());
+  }
+
+  // A constant copied into the arena (safe for temporaries).
+  template <class Derived>
+  var<Scalar> constant(const Eigen::DenseBase<Derived>& values) {
+    var<Scalar> v = make(values.rows(), values.cols(), false);
+    v.value() = values.template cast<Scalar>();
+    return v;
+  }
+
+  // A constant that views caller memory without copying. The caller keeps it alive and unchanged
+  // until the step's backward pass has run.
+  var<Scalar> input(const Scalar* values, index rows, index cols) {
+    return var<Scalar>(const_cast<Scalar*>(values), nullptr, rows, cols);
+  }
+
+  // Per-step scratch memory for op caches (masks, statistics, copied indices).
+  template <class T>
+  T* scratch(index count) {
+    return arena_.allocate<T>(count);
+  }
+
+  // ---- Recording and running backward ----
+
+  bool recording() const noexcept { return recording_; }
+  void set_recording(bool on) noexcept { recording_ = on; }
+
+  // Records `closure` to run during backward. It must capture only trivially destructible values
+  // (vars, pointers, extents, scalars): the arena never runs destructors.
+  template <class Closure>
+  void on_backward(Closure&& closure) {
+    using stored = std::decay_t<Closure>;
+    static_assert(std::is_trivially_destructible_v<stored>,
+                  "earlybert::tape: a backward closure must capture only trivially destructible "
+                  "values (vars, pointers, sizes, scalars), because the arena never runs destructors");
+    EARLYBERT_ASSERT(recording_);
+    void* where = arena_.allocate<std::byte>(static_cast<index>(sizeof(stored)));
+    auto* saved = ::new (where) stored(std::forward<Closure>(closure));
+    steps_.push_back(step{[](void* c) { (*static_cast<stored*>(c))(); }, saved});
+  }
+
+  // Seeds d loss / d loss = 1 (accumulated) and runs every recorded closure in reverse.
+  // `loss` must be [1, 1] and need a gradient.
+  void backward(const var<Scalar>& loss) {
+    check_shape("tape::backward", "loss", loss.shape(), {1, 1});
+    if (!loss.needs_gradient()) {
+      throw error("tape::backward: argument 'loss' needs no gradient (nothing it depends on is "
+                  "trainable, or the tape was not recording)");
+    }
+    *loss.adjoint_data() += Scalar(1);
+    for (auto it = steps_.rbegin(); it != steps_.rend(); ++it) it->run(it->closure);
+  }
+
+  // Forgets every recorded closure and rewinds the arena: every var of the step becomes invalid.
+  void rewind() noexcept {
+    steps_.clear();
+    arena_.rewind();
+  }
+
+  std::size_t recorded_steps() const noexcept { return steps_.size(); }
+  std::size_t arena_bytes() const noexcept { return arena_.capacity_bytes(); }
+
+ private:
+  struct step {
+    void (*run)(void*);
+    void* closure;
+  };
+
+  arena arena_;
+  std::vector<step> steps_;  // capacity is kept across rewinds
+  bool recording_ = true;
+};
+
+// RAII inference scope: ops inside record nothing and allocate no adjoints.
+template <class Scalar>
+class no_recording {
+ public:
+  explicit no_recording(tape<Scalar>& t) : tape_(t), previous_(t.recording()) {
+    t.set_recording(false);
+  }
+  ~no_recording() { tape_.set_recording(previous_); }
+  no_recording(const no_recording&) = delete;
+  no_recording& operator=(const no_recording&) = delete;
+
+ private:
+  tape<Scalar>& tape_;
+  bool previous_;
+};
+
+// True when an op with these inputs must record a backward closure.
+template <class Scalar, class... Vars>
+bool any_needs_gradient(const tape<Scalar>& t, const Vars&... inputs) {
+  return t.recording() && (inputs.needs_gradient() || ...);
+}
+
+}  // namespace earlybert

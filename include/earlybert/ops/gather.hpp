@@ -1,0 +1,70 @@
+// SPDX-License-Identifier: Apache-2.0
+#pragma once
+// Row gathers with scatter-add backward.
+//
+//   embedding(table, ids)   table [vocab, hidden], ids [tokens]    y [tokens, hidden], y_i = table[ids_i]
+//   gather_rows(x, rows)    x [n, cols], rows [m]                  y [m, cols],        y_i = x[rows_i]
+// The two are the same op; the names say what the caller means (a lookup into a parameter table, or
+// picking the masked positions of an activation). Indices are copied into the arena, so the caller's
+// buffer need not outlive the call. Backward (accumulating):
+//   d table[ids_i] += dy_i   for every i, in order of i.
+// Repeated indices accumulate. Columns are split across threads and each thread walks all i in order,
+// so the sums are identical for every thread count.
+
+#include <algorithm>
+#include <span>
+
+#include "earlybert/core/error.hpp"
+#include "earlybert/core/tape.hpp"
+#include "earlybert/detail/kernels.hpp"
+
+namespace earlybert {
+
+namespace detail {
+template <class Scalar>
+var<Scalar> gather(tape<Scalar>& t, const char* op, const char* index_name, const var<Scalar>& x,
+                   std::span<const token_id> indices) {
+  const index cols = x.cols(), count = static_cast<index>(indices.size());
+  for (index i = 0; i < count; ++i) {
+    if (indices[i] < 0 || indices[i] >= x.rows()) {
+      throw shape_error(fmt::format("{}: argument '{}' holds {} at position {}, expected a value in [0, {})",
+                                    op, index_name, indices[i], i, x.rows()));
+    }
+  }
+  var<Scalar> y = t.make(count, cols, any_needs_gradient(t, x));
+  token_id* saved = y.needs_gradient() ? t.template scratch<token_id>(count) : nullptr;
+  if (saved != nullptr) std::copy(indices.begin(), indices.end(), saved);
+  for_each_chunk(count, row_grain(cols), [&](index i0, index i1) {
+    for (index i = i0; i < i1; ++i) {
+      const index src = indices[static_cast<std::size_t>(i)];
+      flat(y.value_data(), i * cols, (i + 1) * cols) = flat(x.value_data(), src * cols, (src + 1) * cols);
+    }
+  });
+  if (y.needs_gradient()) {
+    t.on_backward([=] {
+      const index parts = std::clamp<index>(cols / 64, 1, num_threads());
+      for_each_part(parts, [&](index p) {
+        const auto [c0, c1] = part_range(cols, parts, p);
+        for (index i = 0; i < count; ++i) {
+          const index dst = saved[i];
+          flat(x.adjoint_data(), dst * cols + c0, dst * cols + c1) +=
+              flat(y.adjoint_data(), i * cols + c0, i * cols + c1);
+        }
+      });
+    });
+  }
+  return y;
+}
+}  // namespace detail
+
+template <class Scalar>
+var<Scalar> embedding(tape<Scalar>& t, const var<Scalar>& table, std::span<const token_id> ids) {
+  return detail::gather(t, "embedding", "ids", table, ids);
+}
+
+template <class Scalar>
+var<Scalar> gather_rows(tape<Scalar>& t, const var<Scalar>& x, std::span<const token_id> rows) {
+  return detail::gather(t, "gather_rows", "rows", x, rows);
+}
+
+}  // namespace earlybert

@@ -1,0 +1,83 @@
+// SPDX-License-Identifier: Apache-2.0
+#pragma once
+// Softmax cross-entropy with an ignore label, fused with its log-softmax.
+//
+//   logits [rows, classes], labels [rows] (a class, or ignore_label to skip the row)
+//   loss = (1 / n) sum over counted rows r of -log softmax(logits_r)[labels_r],  n = counted rows
+// A batch in which every row is ignored has loss 0 and no gradient (PyTorch returns NaN there; a
+// masked-LM batch without a masked position is legal and should not poison training).
+// Backward (accumulating), recomputing softmax from the cached log-sum-exp of each row:
+//   dlogits_r += dloss / n * (softmax(logits_r) - onehot(labels_r))     for counted rows
+
+#include <cmath>
+#include <span>
+
+#include "earlybert/core/error.hpp"
+#include "earlybert/core/tape.hpp"
+#include "earlybert/detail/kernels.hpp"
+
+namespace earlybert {
+
+// HuggingFace's and PyTorch's default ignore index.
+inline constexpr token_id ignore_label = -100;
+
+template <class Scalar>
+var<Scalar> cross_entropy(tape<Scalar>& t, const var<Scalar>& logits, std::span<const token_id> labels,
+                          token_id ignore = ignore_label) {
+  const index rows = logits.rows(), classes = logits.cols();
+  if (static_cast<index>(labels.size()) != rows) {
+    throw shape_error(fmt::format("cross_entropy: argument 'labels' has {} entries, expected {} (one per row of logits)",
+                                  labels.size(), rows));
+  }
+  index counted = 0;
+  for (index r = 0; r < rows; ++r) {
+    const token_id label = labels[static_cast<std::size_t>(r)];
+    if (label == ignore) continue;
+    if (label < 0 || label >= classes) {
+      throw shape_error(fmt::format("cross_entropy: argument 'labels' holds {} at position {}, expected a "
+                                    "value in [0, {}) or the ignore label {}", label, r, classes, ignore));
+    }
+    ++counted;
+  }
+  var<Scalar> loss = t.make(1, 1, any_needs_gradient(t, logits));
+  const bool backward = loss.needs_gradient();
+  // Per-row log-sum-exp, and each row's loss term (summed serially for determinism).
+  Scalar* lse = t.template scratch<Scalar>(rows);
+  Scalar* term = t.template scratch<Scalar>(rows);
+  token_id* saved = backward ? t.template scratch<token_id>(rows) : nullptr;
+  detail::for_each_chunk(rows, detail::row_grain(classes), [&](index r0, index r1) {
+    for (index r = r0; r < r1; ++r) {
+      const token_id label = labels[static_cast<std::size_t>(r)];
+      if (saved != nullptr) saved[r] = label;
+      if (label == ignore) {
+        term[r] = Scalar(0);
+        continue;
+      }
+      const auto row = detail::flat(logits.value_data(), r * classes, (r + 1) * classes);
+      const Scalar max = row.maxCoeff();
+      lse[r] = max + std::log((row - max).exp().sum());
+      term[r] = lse[r] - logits.value_data()[r * classes + label];
+    }
+  });
+  Scalar total = 0;
+  for (index r = 0; r < rows; ++r) total += term[r];
+  *loss.value_data() = counted > 0 ? total / static_cast<Scalar>(counted) : Scalar(0);
+
+  if (backward && counted > 0) {
+    t.on_backward([=] {
+      const Scalar scale = *loss.adjoint_data() / static_cast<Scalar>(counted);
+      detail::for_each_chunk(rows, detail::row_grain(classes), [&](index r0, index r1) {
+        for (index r = r0; r < r1; ++r) {
+          if (saved[r] == ignore) continue;
+          const auto row = detail::flat(logits.value_data(), r * classes, (r + 1) * classes);
+          auto d = detail::flat(logits.adjoint_data(), r * classes, (r + 1) * classes);
+          d += scale * (row - lse[r]).exp();
+          logits.adjoint_data()[r * classes + saved[r]] -= scale;
+        }
+      });
+    });
+  }
+  return loss;
+}
+
+}  // namespace earlybert

@@ -1,0 +1,133 @@
+// SPDX-License-Identifier: Apache-2.0
+#pragma once
+// Matrix products: one GEMM (matmul) and a batch of equal-sized GEMMs (batched_matmul, the
+// per-(sequence, head) attention products).
+//
+// op(X) is X or X^T as the transpose flag says; the stored operands are row-major.
+//   matmul:          C [m, n] = op(A) [m, k] * op(B) [k, n]
+//   batched_matmul:  A, B and C are `batches` equal blocks of rows stacked vertically,
+//                    C_i = op(A_i) * op(B_i) for every block i.
+// Backward (accumulating; docs/tape.md derives it):
+//   d op(A) += dC * op(B)^T        d op(B) += op(A)^T * dC
+// mapped back through the transposes so that every product is a single GEMM with beta = 1.
+
+#include <utility>
+
+#include "earlybert/core/error.hpp"
+#include "earlybert/core/tape.hpp"
+#include "earlybert/detail/parallel.hpp"
+
+namespace earlybert {
+
+enum class transpose : bool { no = false, yes = true };
+
+namespace detail {
+
+struct product_extents {
+  index m, n, k;
+};
+
+// Validates op(A) [m, k] * op(B) [k, n] for stored shapes a [ra, ca] and b [rb, cb].
+inline product_extents product_shape(const char* op, shape2 a, transpose ta, shape2 b, transpose tb) {
+  const index m = ta == transpose::yes ? a.cols : a.rows;
+  const index k = ta == transpose::yes ? a.rows : a.cols;
+  const index n = tb == transpose::yes ? b.rows : b.cols;
+  const shape2 expected_b = tb == transpose::yes ? shape2{shape2::any, k} : shape2{k, shape2::any};
+  check_shape(op, "b", b, expected_b);
+  return {m, n, k};
+}
+
+// The three GEMMs of a product and its backward, on raw blocks. `serial` picks one-thread BLAS (used
+// inside the batched product's tasks) or the panel-parallel GEMM.
+template <class Scalar>
+void product_forward(bool serial, transpose ta, transpose tb, product_extents e, const Scalar* a,
+                     index lda, const Scalar* b, index ldb, Scalar* c) {
+  const bool ta_ = ta == transpose::yes, tb_ = tb == transpose::yes;
+  if (serial) gemm_serial(ta_, tb_, e.m, e.n, e.k, Scalar(1), a, lda, b, ldb, Scalar(0), c, e.n);
+  else gemm(ta_, tb_, e.m, e.n, e.k, Scalar(1), a, lda, b, ldb, Scalar(0), c, e.n);
+}
+
+template <class Scalar>
+void product_backward(bool serial, transpose ta, transpose tb, product_extents e, const Scalar* a,
+                      Scalar* da, index lda, const Scalar* b, Scalar* db, index ldb, const Scalar* dc) {
+  const bool ta_ = ta == transpose::yes, tb_ = tb == transpose::yes;
+  auto run = [serial](bool x, bool y, index m, index n, index k, const Scalar* p, index ldp,
+                      const Scalar* q, index ldq, Scalar* r, index ldr) {
+    if (serial) gemm_serial(x, y, m, n, k, Scalar(1), p, ldp, q, ldq, Scalar(1), r, ldr);
+    else gemm(x, y, m, n, k, Scalar(1), p, ldp, q, ldq, Scalar(1), r, ldr);
+  };
+  if (da != nullptr) {
+    if (!ta_) run(false, !tb_, e.m, e.k, e.n, dc, e.n, b, ldb, da, lda);  // dA += dC op(B)^T
+    else run(tb_, true, e.k, e.m, e.n, b, ldb, dc, e.n, da, lda);         // dA += op(B) dC^T
+  }
+  if (db != nullptr) {
+    if (!tb_) run(!ta_, false, e.k, e.n, e.m, a, lda, dc, e.n, db, ldb);  // dB += op(A)^T dC
+    else run(true, ta_, e.n, e.k, e.m, dc, e.n, a, lda, db, ldb);         // dB += dC^T op(A)
+  }
+}
+
+}  // namespace detail
+
+// C [m, n] = op(a) * op(b). Large products are split across threads (core/threading.hpp).
+template <class Scalar>
+var<Scalar> matmul(tape<Scalar>& t, const var<Scalar>& a, const var<Scalar>& b,
+                   transpose transpose_a = transpose::no, transpose transpose_b = transpose::no) {
+  const auto e = detail::product_shape("matmul", a.shape(), transpose_a, b.shape(), transpose_b);
+  var<Scalar> c = t.make(e.m, e.n, any_needs_gradient(t, a, b));
+  detail::product_forward(false, transpose_a, transpose_b, e, a.value_data(), a.cols(),
+                          b.value_data(), b.cols(), c.value_data());
+  if (c.needs_gradient()) {
+    t.on_backward([=] {
+      detail::product_backward(false, transpose_a, transpose_b, e, a.value_data(), a.adjoint_data(),
+                               a.cols(), b.value_data(), b.adjoint_data(), b.cols(),
+                               c.adjoint_data());
+    });
+  }
+  return c;
+}
+
+// `batches` independent products: a is [batches * ra, ca], b is [batches * rb, cb], and block i of
+// the result, [m, n], is op(a_i) * op(b_i). Parallel over blocks, one-thread GEMMs inside.
+template <class Scalar>
+var<Scalar> batched_matmul(tape<Scalar>& t, const var<Scalar>& a, const var<Scalar>& b, index batches,
+                           transpose transpose_a = transpose::no,
+                           transpose transpose_b = transpose::no) {
+  if (batches < 1) {
+    throw shape_error(fmt::format("batched_matmul: argument 'batches' is {}, expected at least 1", batches));
+  }
+  for (const auto& [name, rows] : {std::pair{"a", a.rows()}, std::pair{"b", b.rows()}}) {
+    if (rows % batches != 0) {
+      throw shape_error(fmt::format("batched_matmul: argument '{}' has {} rows, expected a multiple "
+                                    "of batches = {}", name, rows, batches));
+    }
+  }
+  const shape2 block_a{a.rows() / batches, a.cols()}, block_b{b.rows() / batches, b.cols()};
+  const auto e = detail::product_shape("batched_matmul", block_a, transpose_a, block_b, transpose_b);
+  var<Scalar> c = t.make(batches * e.m, e.n, any_needs_gradient(t, a, b));
+
+  const index a_stride = block_a.rows * block_a.cols, b_stride = block_b.rows * block_b.cols;
+  const index c_stride = e.m * e.n;
+  detail::for_each_chunk(batches, 1, [&](index begin, index end) {
+    for (index i = begin; i < end; ++i) {
+      detail::product_forward(true, transpose_a, transpose_b, e, a.value_data() + i * a_stride,
+                              a.cols(), b.value_data() + i * b_stride, b.cols(),
+                              c.value_data() + i * c_stride);
+    }
+  });
+  if (c.needs_gradient()) {
+    t.on_backward([=] {
+      detail::for_each_chunk(batches, 1, [&](index begin, index end) {
+        for (index i = begin; i < end; ++i) {
+          Scalar* da = a.needs_gradient() ? a.adjoint_data() + i * a_stride : nullptr;
+          Scalar* db = b.needs_gradient() ? b.adjoint_data() + i * b_stride : nullptr;
+          detail::product_backward(true, transpose_a, transpose_b, e, a.value_data() + i * a_stride,
+                                   da, a.cols(), b.value_data() + i * b_stride, db, b.cols(),
+                                   c.adjoint_data() + i * c_stride);
+        }
+      });
+    });
+  }
+  return c;
+}
+
+}  // namespace earlybert
