@@ -38,7 +38,7 @@ class arena {
   // Uninitialised storage for `count` objects of trivially destructible type T, aligned to
   // `alignment`. Valid until the next rewind().
   template <class T>
-  T* allocate(index count) {
+  T* allocate(index_t count) {
     static_assert(std::is_trivially_destructible_v<T>,
                   "earlybert::arena holds only trivially destructible objects");
     static_assert(alignof(T) <= alignment);

@@ -46,13 +46,13 @@ class io_error : public error {
 
 // A two-dimensional shape for messages; a negative extent means "any" and prints as '*'.
 struct shape2 {
-  index rows;
-  index cols;
-  static constexpr index any = -1;
+  index_t rows;
+  index_t cols;
+  static constexpr index_t any = -1;
 };
 
 inline std::string to_string(shape2 shape) {
-  const auto extent = [](index n) { return n < 0 ? std::string("*") : std::to_string(n); };
+  const auto extent = [](index_t n) { return n < 0 ? std::string("*") : std::to_string(n); };
   return fmt::format("[{}, {}]", extent(shape.rows), extent(shape.cols));
 }
 

@@ -31,15 +31,15 @@ struct parameter {
   bool weight_decay = true;  // false for biases, LayerNorm weights and slimming coefficients
 
   parameter() = default;
-  parameter(std::string parameter_name, index rows, index cols, bool decays = true)
+  parameter(std::string parameter_name, index_t rows, index_t cols, bool decays = true)
       : name(std::move(parameter_name)),
         value(matrix<Scalar>::Zero(rows, cols)),
         gradient(matrix<Scalar>::Zero(rows, cols)),
         weight_decay(decays) {}
 
-  index rows() const noexcept { return value.rows(); }
-  index cols() const noexcept { return value.cols(); }
-  index size() const noexcept { return value.size(); }
+  index_t rows() const noexcept { return value.rows(); }
+  index_t cols() const noexcept { return value.cols(); }
+  index_t size() const noexcept { return value.size(); }
 
   void zero_gradient() noexcept { gradient.setZero(); }
 };

@@ -10,7 +10,9 @@
 
 #include <cmath>
 #include <cstdint>
+#include <iterator>
 #include <numbers>
+#include <utility>
 
 namespace earlybert {
 

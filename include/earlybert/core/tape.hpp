@@ -44,12 +44,12 @@ class var {
   using scalar_type = Scalar;
 
   var() = default;
-  var(Scalar* value, Scalar* adjoint, index rows, index cols) noexcept
+  var(Scalar* value, Scalar* adjoint, index_t rows, index_t cols) noexcept
       : value_(value), adjoint_(adjoint), rows_(rows), cols_(cols) {}
 
-  index rows() const noexcept { return rows_; }
-  index cols() const noexcept { return cols_; }
-  index size() const noexcept { return rows_ * cols_; }
+  index_t rows() const noexcept { return rows_; }
+  index_t cols() const noexcept { return cols_; }
+  index_t size() const noexcept { return rows_ * cols_; }
   shape2 shape() const noexcept { return {rows_, cols_}; }
 
   bool needs_gradient() const noexcept { return adjoint_ != nullptr; }
@@ -72,8 +72,8 @@ class var {
  private:
   Scalar* value_ = nullptr;
   Scalar* adjoint_ = nullptr;
-  index rows_ = 0;
-  index cols_ = 0;
+  index_t rows_ = 0;
+  index_t cols_ = 0;
 };
 
 template <class Scalar>
@@ -93,7 +93,7 @@ class tape {
 
   // A fresh [rows, cols] node: uninitialised value; a zeroed adjoint iff `wants_gradient` and the
   // tape is recording. Ops call this for their outputs.
-  var<Scalar> make(index rows, index cols, bool wants_gradient) {
+  var<Scalar> make(index_t rows, index_t cols, bool wants_gradient) {
     Scalar* value = arena_.allocate<Scalar>(rows * cols);
     Scalar* adjoint = nullptr;
     if (wants_gradient && recording_) {
@@ -120,13 +120,13 @@ class tape {
 
   // A constant that views caller memory without copying. The caller keeps it alive and unchanged
   // until the step's backward pass has run.
-  var<Scalar> input(const Scalar* values, index rows, index cols) {
+  var<Scalar> input(const Scalar* values, index_t rows, index_t cols) {
     return var<Scalar>(const_cast<Scalar*>(values), nullptr, rows, cols);
   }
 
   // Per-step scratch memory for op caches (masks, statistics, copied indices).
   template <class T>
-  T* scratch(index count) {
+  T* scratch(index_t count) {
     return arena_.allocate<T>(count);
   }
 
@@ -144,7 +144,7 @@ class tape {
                   "earlybert::tape: a backward closure must capture only trivially destructible "
                   "values (vars, pointers, sizes, scalars), because the arena never runs destructors");
     EARLYBERT_ASSERT(recording_);
-    void* where = arena_.allocate<std::byte>(static_cast<index>(sizeof(stored)));
+    void* where = arena_.allocate<std::byte>(static_cast<index_t>(sizeof(stored)));
     auto* saved = ::new (where) stored(std::forward<Closure>(closure));
     steps_.push_back(step{[](void* c) { (*static_cast<stored*>(c))(); }, saved});
   }

@@ -16,7 +16,7 @@
 
 namespace earlybert {
 
-using index = Eigen::Index;
+using index_t = Eigen::Index;
 
 // The library computes in float (training) or double (gradient checks); nothing else.
 template <class Scalar>

@@ -22,18 +22,18 @@ inline void ensure_single_threaded_blas() {
 
 inline const char* blas_core_name() { return openblas_get_corename(); }
 
-inline void gemm_call(bool trans_a, bool trans_b, index m, index n, index k, float alpha,
-                      const float* a, index lda, const float* b, index ldb, float beta, float* c,
-                      index ldc) {
+inline void gemm_call(bool trans_a, bool trans_b, index_t m, index_t n, index_t k, float alpha,
+                      const float* a, index_t lda, const float* b, index_t ldb, float beta, float* c,
+                      index_t ldc) {
   cblas_sgemm(CblasRowMajor, trans_a ? CblasTrans : CblasNoTrans, trans_b ? CblasTrans : CblasNoTrans,
               static_cast<blasint>(m), static_cast<blasint>(n), static_cast<blasint>(k), alpha, a,
               static_cast<blasint>(lda), b, static_cast<blasint>(ldb), beta, c,
               static_cast<blasint>(ldc));
 }
 
-inline void gemm_call(bool trans_a, bool trans_b, index m, index n, index k, double alpha,
-                      const double* a, index lda, const double* b, index ldb, double beta, double* c,
-                      index ldc) {
+inline void gemm_call(bool trans_a, bool trans_b, index_t m, index_t n, index_t k, double alpha,
+                      const double* a, index_t lda, const double* b, index_t ldb, double beta, double* c,
+                      index_t ldc) {
   cblas_dgemm(CblasRowMajor, trans_a ? CblasTrans : CblasNoTrans, trans_b ? CblasTrans : CblasNoTrans,
               static_cast<blasint>(m), static_cast<blasint>(n), static_cast<blasint>(k), alpha, a,
               static_cast<blasint>(lda), b, static_cast<blasint>(ldb), beta, c,
@@ -42,9 +42,9 @@ inline void gemm_call(bool trans_a, bool trans_b, index m, index n, index k, dou
 
 // One GEMM on the calling thread. k == 0 is legal (C = beta * C).
 template <class Scalar>
-void gemm_serial(bool trans_a, bool trans_b, index m, index n, index k, Scalar alpha,
-                 const Scalar* a, index lda, const Scalar* b, index ldb, Scalar beta, Scalar* c,
-                 index ldc) {
+void gemm_serial(bool trans_a, bool trans_b, index_t m, index_t n, index_t k, Scalar alpha,
+                 const Scalar* a, index_t lda, const Scalar* b, index_t ldb, Scalar beta, Scalar* c,
+                 index_t ldc) {
   if (m == 0 || n == 0) return;
   ensure_single_threaded_blas();
   gemm_call(trans_a, trans_b, m, n, k, alpha, a, lda, b, ldb, beta, c, ldc);

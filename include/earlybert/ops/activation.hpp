@@ -20,14 +20,14 @@ template <class Scalar>
 var<Scalar> gelu(tape<Scalar>& t, const var<Scalar>& x) {
   var<Scalar> y = t.make(x.rows(), x.cols(), any_needs_gradient(t, x));
   constexpr Scalar inv_sqrt2 = Scalar(1) / std::numbers::sqrt2_v<Scalar>;
-  detail::for_each_flat(y.size(), [&](index i0, index i1) {
+  detail::for_each_flat(y.size(), [&](index_t i0, index_t i1) {
     const auto v = detail::flat(x.value_data(), i0, i1);
     detail::flat(y.value_data(), i0, i1) = Scalar(0.5) * v * (Scalar(1) + (v * inv_sqrt2).erf());
   });
   if (y.needs_gradient()) {
     t.on_backward([=] {
       constexpr Scalar inv_sqrt_2pi = std::numbers::inv_sqrtpi_v<Scalar> * inv_sqrt2;
-      detail::for_each_flat(y.size(), [&](index i0, index i1) {
+      detail::for_each_flat(y.size(), [&](index_t i0, index_t i1) {
         const auto v = detail::flat(x.value_data(), i0, i1);
         const auto cdf = Scalar(0.5) * (Scalar(1) + (v * inv_sqrt2).erf());
         const auto pdf = inv_sqrt_2pi * (Scalar(-0.5) * v.square()).exp();
@@ -41,12 +41,12 @@ var<Scalar> gelu(tape<Scalar>& t, const var<Scalar>& x) {
 template <class Scalar>
 var<Scalar> tanh(tape<Scalar>& t, const var<Scalar>& x) {
   var<Scalar> y = t.make(x.rows(), x.cols(), any_needs_gradient(t, x));
-  detail::for_each_flat(y.size(), [&](index i0, index i1) {
+  detail::for_each_flat(y.size(), [&](index_t i0, index_t i1) {
     detail::flat(y.value_data(), i0, i1) = detail::flat(x.value_data(), i0, i1).tanh();
   });
   if (y.needs_gradient()) {
     t.on_backward([=] {
-      detail::for_each_flat(y.size(), [&](index i0, index i1) {
+      detail::for_each_flat(y.size(), [&](index_t i0, index_t i1) {
         const auto v = detail::flat(y.value_data(), i0, i1);
         detail::flat(x.adjoint_data(), i0, i1) += detail::flat(y.adjoint_data(), i0, i1) * (Scalar(1) - v.square());
       });

@@ -19,13 +19,13 @@ template <class Scalar>
 var<Scalar> add(tape<Scalar>& t, const var<Scalar>& a, const var<Scalar>& b) {
   check_shape("add", "b", b.shape(), a.shape());
   var<Scalar> c = t.make(a.rows(), a.cols(), any_needs_gradient(t, a, b));
-  detail::for_each_flat(c.size(), [&](index i0, index i1) {
+  detail::for_each_flat(c.size(), [&](index_t i0, index_t i1) {
     detail::flat(c.value_data(), i0, i1) =
         detail::flat(a.value_data(), i0, i1) + detail::flat(b.value_data(), i0, i1);
   });
   if (c.needs_gradient()) {
     t.on_backward([=] {
-      detail::for_each_flat(c.size(), [&](index i0, index i1) {
+      detail::for_each_flat(c.size(), [&](index_t i0, index_t i1) {
         const auto dc = detail::flat(c.adjoint_data(), i0, i1);
         if (a.needs_gradient()) detail::flat(a.adjoint_data(), i0, i1) += dc;
         if (b.needs_gradient()) detail::flat(b.adjoint_data(), i0, i1) += dc;
@@ -39,13 +39,13 @@ template <class Scalar>
 var<Scalar> multiply(tape<Scalar>& t, const var<Scalar>& a, const var<Scalar>& b) {
   check_shape("multiply", "b", b.shape(), a.shape());
   var<Scalar> c = t.make(a.rows(), a.cols(), any_needs_gradient(t, a, b));
-  detail::for_each_flat(c.size(), [&](index i0, index i1) {
+  detail::for_each_flat(c.size(), [&](index_t i0, index_t i1) {
     detail::flat(c.value_data(), i0, i1) =
         detail::flat(a.value_data(), i0, i1) * detail::flat(b.value_data(), i0, i1);
   });
   if (c.needs_gradient()) {
     t.on_backward([=] {
-      detail::for_each_flat(c.size(), [&](index i0, index i1) {
+      detail::for_each_flat(c.size(), [&](index_t i0, index_t i1) {
         const auto dc = detail::flat(c.adjoint_data(), i0, i1);
         if (a.needs_gradient()) detail::flat(a.adjoint_data(), i0, i1) += dc * detail::flat(b.value_data(), i0, i1);
         if (b.needs_gradient()) detail::flat(b.adjoint_data(), i0, i1) += dc * detail::flat(a.value_data(), i0, i1);
@@ -58,12 +58,12 @@ var<Scalar> multiply(tape<Scalar>& t, const var<Scalar>& a, const var<Scalar>& b
 template <class Scalar>
 var<Scalar> scale(tape<Scalar>& t, const var<Scalar>& x, Scalar factor) {
   var<Scalar> y = t.make(x.rows(), x.cols(), any_needs_gradient(t, x));
-  detail::for_each_flat(y.size(), [&](index i0, index i1) {
+  detail::for_each_flat(y.size(), [&](index_t i0, index_t i1) {
     detail::flat(y.value_data(), i0, i1) = factor * detail::flat(x.value_data(), i0, i1);
   });
   if (y.needs_gradient()) {
     t.on_backward([=] {
-      detail::for_each_flat(y.size(), [&](index i0, index i1) {
+      detail::for_each_flat(y.size(), [&](index_t i0, index_t i1) {
         detail::flat(x.adjoint_data(), i0, i1) += factor * detail::flat(y.adjoint_data(), i0, i1);
       });
     });
@@ -75,10 +75,10 @@ template <class Scalar>
 var<Scalar> add_bias(tape<Scalar>& t, const var<Scalar>& x, const var<Scalar>& bias) {
   check_shape("add_bias", "bias", bias.shape(), {1, x.cols()});
   var<Scalar> y = t.make(x.rows(), x.cols(), any_needs_gradient(t, x, bias));
-  const index cols = x.cols();
-  detail::for_each_chunk(x.rows(), detail::row_grain(cols), [&](index r0, index r1) {
+  const index_t cols = x.cols();
+  detail::for_each_chunk(x.rows(), detail::row_grain(cols), [&](index_t r0, index_t r1) {
     const auto b = detail::flat(bias.value_data(), 0, cols);
-    for (index r = r0; r < r1; ++r) {
+    for (index_t r = r0; r < r1; ++r) {
       detail::flat(y.value_data(), r * cols, (r + 1) * cols) =
           detail::flat(x.value_data(), r * cols, (r + 1) * cols) + b;
     }
@@ -86,7 +86,7 @@ var<Scalar> add_bias(tape<Scalar>& t, const var<Scalar>& x, const var<Scalar>& b
   if (y.needs_gradient()) {
     t.on_backward([=] {
       if (x.needs_gradient()) {
-        detail::for_each_flat(y.size(), [&](index i0, index i1) {
+        detail::for_each_flat(y.size(), [&](index_t i0, index_t i1) {
           detail::flat(x.adjoint_data(), i0, i1) += detail::flat(y.adjoint_data(), i0, i1);
         });
       }

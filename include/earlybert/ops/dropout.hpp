@@ -32,8 +32,8 @@ var<Scalar> dropout(tape<Scalar>& t, const var<Scalar>& x, Scalar probability, s
   Scalar* factor = t.template scratch<Scalar>(x.size());
   const Scalar keep_scale = Scalar(1) / (Scalar(1) - probability);
   const counter_rng random(key);
-  detail::for_each_flat(x.size(), [&](index i0, index i1) {
-    for (index i = i0; i < i1; ++i) {
+  detail::for_each_flat(x.size(), [&](index_t i0, index_t i1) {
+    for (index_t i = i0; i < i1; ++i) {
       const bool keep = static_cast<Scalar>(random.uniform(static_cast<std::uint64_t>(i))) >= probability;
       factor[i] = keep ? keep_scale : Scalar(0);
     }
@@ -41,7 +41,7 @@ var<Scalar> dropout(tape<Scalar>& t, const var<Scalar>& x, Scalar probability, s
   });
   if (y.needs_gradient()) {
     t.on_backward([=] {
-      detail::for_each_flat(y.size(), [&](index i0, index i1) {
+      detail::for_each_flat(y.size(), [&](index_t i0, index_t i1) {
         detail::flat(x.adjoint_data(), i0, i1) += detail::flat(y.adjoint_data(), i0, i1) * detail::flat(factor, i0, i1);
       });
     });

@@ -24,8 +24,8 @@ namespace detail {
 template <class Scalar>
 var<Scalar> gather(tape<Scalar>& t, const char* op, const char* index_name, const var<Scalar>& x,
                    std::span<const token_id> indices) {
-  const index cols = x.cols(), count = static_cast<index>(indices.size());
-  for (index i = 0; i < count; ++i) {
+  const index_t cols = x.cols(), count = static_cast<index_t>(indices.size());
+  for (index_t i = 0; i < count; ++i) {
     if (indices[i] < 0 || indices[i] >= x.rows()) {
       throw shape_error(fmt::format("{}: argument '{}' holds {} at position {}, expected a value in [0, {})",
                                     op, index_name, indices[i], i, x.rows()));
@@ -34,19 +34,19 @@ var<Scalar> gather(tape<Scalar>& t, const char* op, const char* index_name, cons
   var<Scalar> y = t.make(count, cols, any_needs_gradient(t, x));
   token_id* saved = y.needs_gradient() ? t.template scratch<token_id>(count) : nullptr;
   if (saved != nullptr) std::copy(indices.begin(), indices.end(), saved);
-  for_each_chunk(count, row_grain(cols), [&](index i0, index i1) {
-    for (index i = i0; i < i1; ++i) {
-      const index src = indices[static_cast<std::size_t>(i)];
+  for_each_chunk(count, row_grain(cols), [&](index_t i0, index_t i1) {
+    for (index_t i = i0; i < i1; ++i) {
+      const index_t src = indices[static_cast<std::size_t>(i)];
       flat(y.value_data(), i * cols, (i + 1) * cols) = flat(x.value_data(), src * cols, (src + 1) * cols);
     }
   });
   if (y.needs_gradient()) {
     t.on_backward([=] {
-      const index parts = std::clamp<index>(cols / 64, 1, num_threads());
-      for_each_part(parts, [&](index p) {
+      const index_t parts = std::clamp<index_t>(cols / 64, 1, num_threads());
+      for_each_part(parts, [&](index_t p) {
         const auto [c0, c1] = part_range(cols, parts, p);
-        for (index i = 0; i < count; ++i) {
-          const index dst = saved[i];
+        for (index_t i = 0; i < count; ++i) {
+          const index_t dst = saved[i];
           flat(x.adjoint_data(), dst * cols + c0, dst * cols + c1) +=
               flat(y.adjoint_data(), i * cols + c0, i * cols + c1);
         }

@@ -17,18 +17,18 @@ namespace earlybert {
 
 namespace detail {
 struct head_layout {
-  index batch, seq, heads, head_dim;
+  index_t batch, seq, heads, head_dim;
 };
 
 // Copies (or, with accumulate, adds) between the [batch*seq, heads*head_dim] layout `merged` and the
 // [batch*heads*seq, head_dim] layout `split`, in the direction `to_split` says.
 template <class Scalar>
 void permute_heads(head_layout l, Scalar* merged, Scalar* split, bool to_split, bool accumulate) {
-  const index hidden = l.heads * l.head_dim;
-  for_each_chunk(l.batch * l.heads, 1, [&](index p0, index p1) {
-    for (index p = p0; p < p1; ++p) {
-      const index b = p / l.heads, h = p % l.heads;
-      for (index s = 0; s < l.seq; ++s) {
+  const index_t hidden = l.heads * l.head_dim;
+  for_each_chunk(l.batch * l.heads, 1, [&](index_t p0, index_t p1) {
+    for (index_t p = p0; p < p1; ++p) {
+      const index_t b = p / l.heads, h = p % l.heads;
+      for (index_t s = 0; s < l.seq; ++s) {
         Scalar* m = merged + (b * l.seq + s) * hidden + h * l.head_dim;
         Scalar* sp = split + (p * l.seq + s) * l.head_dim;
         Scalar* dst = to_split ? sp : m;
@@ -40,8 +40,8 @@ void permute_heads(head_layout l, Scalar* merged, Scalar* split, bool to_split, 
   });
 }
 
-inline head_layout check_head_layout(const char* op, shape2 found, bool merged_input, index batch,
-                                     index seq, index heads) {
+inline head_layout check_head_layout(const char* op, shape2 found, bool merged_input, index_t batch,
+                                     index_t seq, index_t heads) {
   if (batch < 1 || seq < 1 || heads < 1) {
     throw shape_error(fmt::format("{}: batch, seq and heads must be at least 1, got batch = {}, seq = {}, heads = {}",
                                   op, batch, seq, heads));
@@ -60,7 +60,7 @@ inline head_layout check_head_layout(const char* op, shape2 found, bool merged_i
 }  // namespace detail
 
 template <class Scalar>
-var<Scalar> split_heads(tape<Scalar>& t, const var<Scalar>& x, index batch, index seq, index heads) {
+var<Scalar> split_heads(tape<Scalar>& t, const var<Scalar>& x, index_t batch, index_t seq, index_t heads) {
   const auto l = detail::check_head_layout("split_heads", x.shape(), true, batch, seq, heads);
   var<Scalar> y = t.make(batch * heads * seq, l.head_dim, any_needs_gradient(t, x));
   detail::permute_heads(l, x.value_data(), y.value_data(), true, false);
@@ -71,7 +71,7 @@ var<Scalar> split_heads(tape<Scalar>& t, const var<Scalar>& x, index batch, inde
 }
 
 template <class Scalar>
-var<Scalar> merge_heads(tape<Scalar>& t, const var<Scalar>& x, index batch, index seq, index heads) {
+var<Scalar> merge_heads(tape<Scalar>& t, const var<Scalar>& x, index_t batch, index_t seq, index_t heads) {
   const auto l = detail::check_head_layout("merge_heads", x.shape(), false, batch, seq, heads);
   var<Scalar> y = t.make(batch * seq, heads * l.head_dim, any_needs_gradient(t, x));
   detail::permute_heads(l, y.value_data(), x.value_data(), false, false);

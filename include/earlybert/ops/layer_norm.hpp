@@ -20,7 +20,7 @@ namespace earlybert {
 template <class Scalar>
 var<Scalar> layer_norm(tape<Scalar>& t, const var<Scalar>& x, const var<Scalar>& gamma,
                        const var<Scalar>& beta, Scalar epsilon) {
-  const index rows = x.rows(), cols = x.cols();
+  const index_t rows = x.rows(), cols = x.cols();
   check_shape("layer_norm", "gamma", gamma.shape(), {1, cols});
   check_shape("layer_norm", "beta", beta.shape(), {1, cols});
   if (!(epsilon > Scalar(0))) {
@@ -31,10 +31,10 @@ var<Scalar> layer_norm(tape<Scalar>& t, const var<Scalar>& x, const var<Scalar>&
   Scalar* xhat = backward ? t.template scratch<Scalar>(rows * cols) : nullptr;
   Scalar* rstd = backward ? t.template scratch<Scalar>(rows) : nullptr;
 
-  detail::for_each_chunk(rows, detail::row_grain(cols), [&](index r0, index r1) {
+  detail::for_each_chunk(rows, detail::row_grain(cols), [&](index_t r0, index_t r1) {
     const auto g = detail::flat(gamma.value_data(), 0, cols);
     const auto b = detail::flat(beta.value_data(), 0, cols);
-    for (index r = r0; r < r1; ++r) {
+    for (index_t r = r0; r < r1; ++r) {
       const auto in = detail::flat(x.value_data(), r * cols, (r + 1) * cols);
       auto out = detail::flat(y.value_data(), r * cols, (r + 1) * cols);
       const Scalar mean = in.mean();
@@ -54,9 +54,9 @@ var<Scalar> layer_norm(tape<Scalar>& t, const var<Scalar>& x, const var<Scalar>&
       if (beta.needs_gradient()) detail::add_column_sums(y.adjoint_data(), rows, cols, beta.adjoint_data());
       if (gamma.needs_gradient()) detail::add_column_dots(y.adjoint_data(), xhat, rows, cols, gamma.adjoint_data());
       if (!x.needs_gradient()) return;
-      detail::for_each_chunk(rows, detail::row_grain(cols), [&](index r0, index r1) {
+      detail::for_each_chunk(rows, detail::row_grain(cols), [&](index_t r0, index_t r1) {
         const auto g = detail::flat(gamma.value_data(), 0, cols);
-        for (index r = r0; r < r1; ++r) {
+        for (index_t r = r0; r < r1; ++r) {
           const auto dy = detail::flat(y.adjoint_data(), r * cols, (r + 1) * cols);
           const auto xh = detail::flat(xhat, r * cols, (r + 1) * cols);
           const Scalar mean_g = (dy * g).mean();

@@ -24,13 +24,13 @@ inline constexpr token_id ignore_label = -100;
 template <class Scalar>
 var<Scalar> cross_entropy(tape<Scalar>& t, const var<Scalar>& logits, std::span<const token_id> labels,
                           token_id ignore = ignore_label) {
-  const index rows = logits.rows(), classes = logits.cols();
-  if (static_cast<index>(labels.size()) != rows) {
+  const index_t rows = logits.rows(), classes = logits.cols();
+  if (static_cast<index_t>(labels.size()) != rows) {
     throw shape_error(fmt::format("cross_entropy: argument 'labels' has {} entries, expected {} (one per row of logits)",
                                   labels.size(), rows));
   }
-  index counted = 0;
-  for (index r = 0; r < rows; ++r) {
+  index_t counted = 0;
+  for (index_t r = 0; r < rows; ++r) {
     const token_id label = labels[static_cast<std::size_t>(r)];
     if (label == ignore) continue;
     if (label < 0 || label >= classes) {
@@ -45,8 +45,8 @@ var<Scalar> cross_entropy(tape<Scalar>& t, const var<Scalar>& logits, std::span<
   Scalar* lse = t.template scratch<Scalar>(rows);
   Scalar* term = t.template scratch<Scalar>(rows);
   token_id* saved = backward ? t.template scratch<token_id>(rows) : nullptr;
-  detail::for_each_chunk(rows, detail::row_grain(classes), [&](index r0, index r1) {
-    for (index r = r0; r < r1; ++r) {
+  detail::for_each_chunk(rows, detail::row_grain(classes), [&](index_t r0, index_t r1) {
+    for (index_t r = r0; r < r1; ++r) {
       const token_id label = labels[static_cast<std::size_t>(r)];
       if (saved != nullptr) saved[r] = label;
       if (label == ignore) {
@@ -60,14 +60,14 @@ var<Scalar> cross_entropy(tape<Scalar>& t, const var<Scalar>& logits, std::span<
     }
   });
   Scalar total = 0;
-  for (index r = 0; r < rows; ++r) total += term[r];
+  for (index_t r = 0; r < rows; ++r) total += term[r];
   *loss.value_data() = counted > 0 ? total / static_cast<Scalar>(counted) : Scalar(0);
 
   if (backward && counted > 0) {
     t.on_backward([=] {
       const Scalar scale = *loss.adjoint_data() / static_cast<Scalar>(counted);
-      detail::for_each_chunk(rows, detail::row_grain(classes), [&](index r0, index r1) {
-        for (index r = r0; r < r1; ++r) {
+      detail::for_each_chunk(rows, detail::row_grain(classes), [&](index_t r0, index_t r1) {
+        for (index_t r = r0; r < r1; ++r) {
           if (saved[r] == ignore) continue;
           const auto row = detail::flat(logits.value_data(), r * classes, (r + 1) * classes);
           auto d = detail::flat(logits.adjoint_data(), r * classes, (r + 1) * classes);

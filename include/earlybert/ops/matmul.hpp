@@ -24,14 +24,14 @@ enum class transpose : bool { no = false, yes = true };
 namespace detail {
 
 struct product_extents {
-  index m, n, k;
+  index_t m, n, k;
 };
 
 // Validates op(A) [m, k] * op(B) [k, n] for stored shapes a [ra, ca] and b [rb, cb].
 inline product_extents product_shape(const char* op, shape2 a, transpose ta, shape2 b, transpose tb) {
-  const index m = ta == transpose::yes ? a.cols : a.rows;
-  const index k = ta == transpose::yes ? a.rows : a.cols;
-  const index n = tb == transpose::yes ? b.rows : b.cols;
+  const index_t m = ta == transpose::yes ? a.cols : a.rows;
+  const index_t k = ta == transpose::yes ? a.rows : a.cols;
+  const index_t n = tb == transpose::yes ? b.rows : b.cols;
   const shape2 expected_b = tb == transpose::yes ? shape2{shape2::any, k} : shape2{k, shape2::any};
   check_shape(op, "b", b, expected_b);
   return {m, n, k};
@@ -41,7 +41,7 @@ inline product_extents product_shape(const char* op, shape2 a, transpose ta, sha
 // inside the batched product's tasks) or the panel-parallel GEMM.
 template <class Scalar>
 void product_forward(bool serial, transpose ta, transpose tb, product_extents e, const Scalar* a,
-                     index lda, const Scalar* b, index ldb, Scalar* c) {
+                     index_t lda, const Scalar* b, index_t ldb, Scalar* c) {
   const bool ta_ = ta == transpose::yes, tb_ = tb == transpose::yes;
   if (serial) gemm_serial(ta_, tb_, e.m, e.n, e.k, Scalar(1), a, lda, b, ldb, Scalar(0), c, e.n);
   else gemm(ta_, tb_, e.m, e.n, e.k, Scalar(1), a, lda, b, ldb, Scalar(0), c, e.n);
@@ -49,10 +49,10 @@ void product_forward(bool serial, transpose ta, transpose tb, product_extents e,
 
 template <class Scalar>
 void product_backward(bool serial, transpose ta, transpose tb, product_extents e, const Scalar* a,
-                      Scalar* da, index lda, const Scalar* b, Scalar* db, index ldb, const Scalar* dc) {
+                      Scalar* da, index_t lda, const Scalar* b, Scalar* db, index_t ldb, const Scalar* dc) {
   const bool ta_ = ta == transpose::yes, tb_ = tb == transpose::yes;
-  auto run = [serial](bool x, bool y, index m, index n, index k, const Scalar* p, index ldp,
-                      const Scalar* q, index ldq, Scalar* r, index ldr) {
+  auto run = [serial](bool x, bool y, index_t m, index_t n, index_t k, const Scalar* p, index_t ldp,
+                      const Scalar* q, index_t ldq, Scalar* r, index_t ldr) {
     if (serial) gemm_serial(x, y, m, n, k, Scalar(1), p, ldp, q, ldq, Scalar(1), r, ldr);
     else gemm(x, y, m, n, k, Scalar(1), p, ldp, q, ldq, Scalar(1), r, ldr);
   };
@@ -89,7 +89,7 @@ var<Scalar> matmul(tape<Scalar>& t, const var<Scalar>& a, const var<Scalar>& b,
 // `batches` independent products: a is [batches * ra, ca], b is [batches * rb, cb], and block i of
 // the result, [m, n], is op(a_i) * op(b_i). Parallel over blocks, one-thread GEMMs inside.
 template <class Scalar>
-var<Scalar> batched_matmul(tape<Scalar>& t, const var<Scalar>& a, const var<Scalar>& b, index batches,
+var<Scalar> batched_matmul(tape<Scalar>& t, const var<Scalar>& a, const var<Scalar>& b, index_t batches,
                            transpose transpose_a = transpose::no,
                            transpose transpose_b = transpose::no) {
   if (batches < 1) {
@@ -102,13 +102,13 @@ var<Scalar> batched_matmul(tape<Scalar>& t, const var<Scalar>& a, const var<Scal
     }
   }
   const shape2 block_a{a.rows() / batches, a.cols()}, block_b{b.rows() / batches, b.cols()};
-  const auto e = detail::product_shape("batched_matmul", block_a, transpose_a, block_b, transpose_b);
+  const auto e = detail::product_shape("batched_matmul (per block)", block_a, transpose_a, block_b, transpose_b);
   var<Scalar> c = t.make(batches * e.m, e.n, any_needs_gradient(t, a, b));
 
-  const index a_stride = block_a.rows * block_a.cols, b_stride = block_b.rows * block_b.cols;
-  const index c_stride = e.m * e.n;
-  detail::for_each_chunk(batches, 1, [&](index begin, index end) {
-    for (index i = begin; i < end; ++i) {
+  const index_t a_stride = block_a.rows * block_a.cols, b_stride = block_b.rows * block_b.cols;
+  const index_t c_stride = e.m * e.n;
+  detail::for_each_chunk(batches, 1, [&](index_t begin, index_t end) {
+    for (index_t i = begin; i < end; ++i) {
       detail::product_forward(true, transpose_a, transpose_b, e, a.value_data() + i * a_stride,
                               a.cols(), b.value_data() + i * b_stride, b.cols(),
                               c.value_data() + i * c_stride);
@@ -116,8 +116,8 @@ var<Scalar> batched_matmul(tape<Scalar>& t, const var<Scalar>& a, const var<Scal
   });
   if (c.needs_gradient()) {
     t.on_backward([=] {
-      detail::for_each_chunk(batches, 1, [&](index begin, index end) {
-        for (index i = begin; i < end; ++i) {
+      detail::for_each_chunk(batches, 1, [&](index_t begin, index_t end) {
+        for (index_t i = begin; i < end; ++i) {
           Scalar* da = a.needs_gradient() ? a.adjoint_data() + i * a_stride : nullptr;
           Scalar* db = b.needs_gradient() ? b.adjoint_data() + i * b_stride : nullptr;
           detail::product_backward(true, transpose_a, transpose_b, e, a.value_data() + i * a_stride,

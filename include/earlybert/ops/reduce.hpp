@@ -21,7 +21,7 @@ var<Scalar> sum(tape<Scalar>& t, const var<Scalar>& x) {
   if (s.needs_gradient()) {
     t.on_backward([=] {
       const Scalar ds = *s.adjoint_data();
-      detail::for_each_flat(x.size(), [&](index i0, index i1) { detail::flat(x.adjoint_data(), i0, i1) += ds; });
+      detail::for_each_flat(x.size(), [&](index_t i0, index_t i1) { detail::flat(x.adjoint_data(), i0, i1) += ds; });
     });
   }
   return s;
@@ -35,7 +35,7 @@ var<Scalar> mean(tape<Scalar>& t, const var<Scalar>& x) {
   if (s.needs_gradient()) {
     t.on_backward([=] {
       const Scalar ds = *s.adjoint_data() / static_cast<Scalar>(x.size());
-      detail::for_each_flat(x.size(), [&](index i0, index i1) { detail::flat(x.adjoint_data(), i0, i1) += ds; });
+      detail::for_each_flat(x.size(), [&](index_t i0, index_t i1) { detail::flat(x.adjoint_data(), i0, i1) += ds; });
     });
   }
   return s;
@@ -48,7 +48,7 @@ var<Scalar> l1_norm(tape<Scalar>& t, const var<Scalar>& x) {
   if (s.needs_gradient()) {
     t.on_backward([=] {
       const Scalar ds = *s.adjoint_data();
-      detail::for_each_flat(x.size(), [&](index i0, index i1) {
+      detail::for_each_flat(x.size(), [&](index_t i0, index_t i1) {
         detail::flat(x.adjoint_data(), i0, i1) += ds * detail::flat(x.value_data(), i0, i1).sign();
       });
     });

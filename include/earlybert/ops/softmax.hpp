@@ -17,11 +17,11 @@ namespace earlybert {
 
 namespace detail {
 template <class Scalar>
-var<Scalar> softmax_rows(tape<Scalar>& t, const var<Scalar>& x, const Scalar* mask, index group) {
-  const index cols = x.cols();
+var<Scalar> softmax_rows(tape<Scalar>& t, const var<Scalar>& x, const Scalar* mask, index_t group) {
+  const index_t cols = x.cols();
   var<Scalar> y = t.make(x.rows(), cols, any_needs_gradient(t, x));
-  for_each_chunk(x.rows(), row_grain(cols), [&](index r0, index r1) {
-    for (index r = r0; r < r1; ++r) {
+  for_each_chunk(x.rows(), row_grain(cols), [&](index_t r0, index_t r1) {
+    for (index_t r = r0; r < r1; ++r) {
       auto out = flat(y.value_data(), r * cols, (r + 1) * cols);
       out = flat(x.value_data(), r * cols, (r + 1) * cols);
       if (mask != nullptr) out += flat(const_cast<Scalar*>(mask), (r / group) * cols, (r / group + 1) * cols);
@@ -31,8 +31,8 @@ var<Scalar> softmax_rows(tape<Scalar>& t, const var<Scalar>& x, const Scalar* ma
   });
   if (y.needs_gradient()) {
     t.on_backward([=] {
-      for_each_chunk(y.rows(), row_grain(cols), [&](index r0, index r1) {
-        for (index r = r0; r < r1; ++r) {
+      for_each_chunk(y.rows(), row_grain(cols), [&](index_t r0, index_t r1) {
+        for (index_t r = r0; r < r1; ++r) {
           const auto out = flat(y.value_data(), r * cols, (r + 1) * cols);
           const auto dy = flat(y.adjoint_data(), r * cols, (r + 1) * cols);
           const Scalar dot = (dy * out).sum();
@@ -52,7 +52,7 @@ var<Scalar> softmax(tape<Scalar>& t, const var<Scalar>& x) {
 
 template <class Scalar>
 var<Scalar> softmax(tape<Scalar>& t, const var<Scalar>& x, const var<Scalar>& additive_mask,
-                    index rows_per_mask_row) {
+                    index_t rows_per_mask_row) {
   if (rows_per_mask_row < 1) {
     throw shape_error(fmt::format("softmax: argument 'rows_per_mask_row' is {}, expected at least 1",
                                   rows_per_mask_row));

@@ -1,0 +1,11 @@
+// SPDX-License-Identifier: Apache-2.0
+// Control for the compile-fail tests: each construct below appears, misused, in one of them.
+#include "earlybert/earlybert.hpp"
+
+int main() {
+  [[maybe_unused]] earlybert::bert_shape<2, 128, 4, 512> shape;
+  earlybert::tape<float> t;
+  float* buffer = t.scratch<float>(3);
+  t.on_backward([buffer] { buffer[0] = 0; });
+  return 0;
+}

@@ -1,0 +1,139 @@
+// SPDX-License-Identifier: Apache-2.0
+// After warm-up, a training step makes no heap allocation.
+//
+// This executable replaces malloc and its relatives for the whole process (the executable's
+// definitions take precedence over libc's for every shared library too), so allocations by the
+// library, Eigen, libstdc++, oneTBB and OpenBLAS are all counted. The step uses every op, on sizes
+// large enough to take the multi-threaded paths (split GEMMs, parallel rows and columns).
+
+#include <array>
+#include <atomic>
+#include <cerrno>
+#include <cstddef>
+#include <span>
+#include <vector>
+
+#include <doctest/doctest.h>
+
+#include "earlybert/earlybert.hpp"
+
+extern "C" {
+void* __libc_malloc(std::size_t);
+void* __libc_calloc(std::size_t, std::size_t);
+void* __libc_realloc(void*, std::size_t);
+void* __libc_memalign(std::size_t, std::size_t);
+void __libc_free(void*);
+}
+
+namespace {
+std::atomic<long> heap_allocations{0};
+}
+
+extern "C" {
+void* malloc(std::size_t n) {
+  heap_allocations.fetch_add(1, std::memory_order_relaxed);
+  return __libc_malloc(n);
+}
+void* calloc(std::size_t n, std::size_t size) {
+  heap_allocations.fetch_add(1, std::memory_order_relaxed);
+  return __libc_calloc(n, size);
+}
+void* realloc(void* p, std::size_t n) {
+  heap_allocations.fetch_add(1, std::memory_order_relaxed);
+  return __libc_realloc(p, n);
+}
+void* memalign(std::size_t alignment, std::size_t n) {
+  heap_allocations.fetch_add(1, std::memory_order_relaxed);
+  return __libc_memalign(alignment, n);
+}
+void* aligned_alloc(std::size_t alignment, std::size_t n) {
+  heap_allocations.fetch_add(1, std::memory_order_relaxed);
+  return __libc_memalign(alignment, n);
+}
+int posix_memalign(void** out, std::size_t alignment, std::size_t n) {
+  heap_allocations.fetch_add(1, std::memory_order_relaxed);
+  *out = __libc_memalign(alignment, n);
+  return *out != nullptr ? 0 : ENOMEM;
+}
+void free(void* p) { __libc_free(p); }
+}
+
+using namespace earlybert;
+
+namespace {
+
+// One self-attention block with an MLM-style loss on a few gathered rows, plus an L1 term: every op.
+struct attention_model {
+  static constexpr index_t batch = 8, seq = 64, heads = 4, hidden = 128, vocab = 500;  // 512 tokens: multi-threaded paths
+  parameter<float> embed{"embed", vocab, hidden}, wq{"wq", hidden, hidden}, wk{"wk", hidden, hidden},
+      wv{"wv", hidden, hidden}, bq{"bq", 1, hidden, false}, gamma{"gamma", 1, hidden, false},
+      beta{"beta", 1, hidden, false}, coefficients{"coefficients", 1, hidden, false};
+  std::vector<token_id> ids, masked_rows, labels;
+  matrix<float> padding_mask;
+
+  attention_model() : padding_mask(matrix<float>::Zero(batch, seq)) {
+    rng random(3);
+    for (auto* p : {&embed, &wq, &wk, &wv}) {
+      for (index_t i = 0; i < p->size(); ++i) p->value.data()[i] = static_cast<float>(0.05 * random.normal());
+    }
+    gamma.value.setOnes();
+    coefficients.value.setOnes();
+    for (index_t i = 0; i < batch * seq; ++i) ids.push_back(static_cast<token_id>(random.below(vocab)));
+    for (index_t i = 0; i < batch * seq; i += 7) {
+      masked_rows.push_back(static_cast<token_id>(i));
+      labels.push_back(static_cast<token_id>(random.below(vocab)));
+    }
+    padding_mask.rightCols(4).setConstant(-10000.0f);
+  }
+
+  // Built once: a container made per step would itself allocate.
+  std::array<parameter<float>*, 8> parameters{&embed, &wq, &wk, &wv, &bq, &gamma, &beta, &coefficients};
+
+  void step(tape<float>& t, std::uint64_t step_number) {
+    t.rewind();
+    for (auto* p : parameters) p->zero_gradient();
+    const auto x = embedding(t, t.watch(embed), std::span<const token_id>(ids));
+    const auto q = split_heads(t, add_bias(t, matmul(t, x, t.watch(wq), transpose::no, transpose::yes), t.watch(bq)), batch, seq, heads);
+    const auto k = split_heads(t, matmul(t, x, t.watch(wk), transpose::no, transpose::yes), batch, seq, heads);
+    const auto v = split_heads(t, matmul(t, x, t.watch(wv), transpose::no, transpose::yes), batch, seq, heads);
+    const auto scores = scale(t, batched_matmul(t, q, k, batch * heads, transpose::no, transpose::yes), 0.125f);
+    const auto probs = dropout(t, softmax(t, scores, t.input(padding_mask.data(), batch, seq), heads * seq), 0.1f,
+                               derive_key(1, step_number));
+    const auto context = merge_heads(t, batched_matmul(t, probs, v, batch * heads), batch, seq, heads);
+    // Coefficients broadcast over rows (0 + 1 c) gate the context, as slimming coefficients do.
+    const auto gate = add_bias(t, t.constant(matrix<float>::Zero(batch * seq, hidden)), t.watch(coefficients));
+    const auto scaled = multiply(t, context, gate);
+    const auto h = gelu(t, layer_norm(t, add(t, scaled, x), t.watch(gamma), t.watch(beta), 1e-12f));
+    const auto picked = gather_rows(t, h, std::span<const token_id>(masked_rows));
+    const auto logits = matmul(t, picked, t.watch(embed), transpose::no, transpose::yes);
+    const auto task = cross_entropy(t, logits, std::span<const token_id>(labels));
+    const auto penalty = scale(t, l1_norm(t, t.watch(coefficients)), 1e-4f);
+    const auto auxiliary = scale(t, mean(t, earlybert::tanh(t, picked)), 1e-3f);
+    t.backward(add(t, add(t, task, penalty), auxiliary));
+    for (auto* p : parameters) p->value -= 0.01f * p->gradient;
+  }
+};
+
+}  // namespace
+
+TEST_CASE("allocation: after warm-up, a training step using every op makes no heap allocation") {
+  for (int threads : {1, 2}) {
+    CAPTURE(threads);
+    set_num_threads(threads);
+    attention_model model;
+    tape<float> t;
+    for (std::uint64_t step = 0; step < 3; ++step) model.step(t, step);  // warm-up
+    const long before = heap_allocations.load();
+    for (std::uint64_t step = 3; step < 8; ++step) model.step(t, step);
+    CHECK(heap_allocations.load() - before == 0);
+  }
+}
+
+TEST_CASE("allocation: the counter sees allocations (the check above can fail)") {
+  const long before = heap_allocations.load();
+  std::vector<int> grows;
+  grows.resize(1000);
+  matrix<float> eigen_owned(64, 64);
+  eigen_owned.setZero();
+  CHECK(heap_allocations.load() - before >= 2);
+}

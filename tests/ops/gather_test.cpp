@@ -1,0 +1,54 @@
+// SPDX-License-Identifier: Apache-2.0
+#include "earlybert/ops/gather.hpp"
+
+#include <vector>
+
+#include <doctest/doctest.h>
+
+#include "support/test_support.hpp"
+
+using namespace earlybert;
+using earlybert::testing::check_gradients;
+using earlybert::testing::check_near;
+using earlybert::testing::matrix_of;
+using earlybert::testing::random_parameter;
+
+TEST_CASE_TEMPLATE("embedding: gathers rows, and repeated ids accumulate in backward", Scalar, float, double) {
+  parameter<Scalar> table("table", 5, 2);
+  table.value = matrix_of<Scalar>({{0, 1}, {2, 3}, {4, 5}, {6, 7}, {8, 9}});
+  const std::vector<token_id> ids{4, 0, 4};
+  tape<Scalar> t;
+  const auto y = embedding(t, t.watch(table), std::span<const token_id>(ids));
+  check_near(y.value(), matrix_of<double>({{8, 9}, {0, 1}, {8, 9}}), 0);
+  t.backward(sum(t, y));
+  check_near(table.gradient, matrix_of<double>({{1, 1}, {0, 0}, {0, 0}, {0, 0}, {2, 2}}), 0);
+}
+
+TEST_CASE("embedding and gather_rows: gradients match finite differences") {
+  auto table = random_parameter<double>("table", 6, 3, 1);
+  const std::vector<token_id> ids{5, 1, 1, 0, 5, 2};
+  check_gradients([&](tape<double>& t, auto& v) { return embedding(t, v[0], std::span<const token_id>(ids)); }, {&table});
+  auto x = random_parameter<double>("x", 4, 3, 2);
+  const std::vector<token_id> rows{3};
+  check_gradients([&](tape<double>& t, auto& v) { return gather_rows(t, v[0], std::span<const token_id>(rows)); }, {&x});
+}
+
+TEST_CASE("embedding: wide rows split across threads still accumulate in order") {
+  auto table = random_parameter<double>("table", 10, 512, 1);
+  std::vector<token_id> ids(400);
+  for (std::size_t i = 0; i < ids.size(); ++i) ids[i] = static_cast<token_id>(i % 10);
+  tape<double> t;
+  t.backward(sum(t, embedding(t, t.watch(table), std::span<const token_id>(ids))));
+  check_near(table.gradient, matrix<double>::Constant(10, 512, 40.0), 0);
+}
+
+TEST_CASE("gather: an index out of range is a shape_error naming its position") {
+  tape<float> t;
+  const auto x = t.constant(matrix<float>::Zero(5, 2));
+  const std::vector<token_id> ids{1, 5};
+  CHECK_THROWS_WITH_AS(embedding(t, x, std::span<const token_id>(ids)),
+                       "embedding: argument 'ids' holds 5 at position 1, expected a value in [0, 5)", shape_error);
+  const std::vector<token_id> rows{-1};
+  CHECK_THROWS_WITH_AS(gather_rows(t, x, std::span<const token_id>(rows)),
+                       "gather_rows: argument 'rows' holds -1 at position 0, expected a value in [0, 5)", shape_error);
+}

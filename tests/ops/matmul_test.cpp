@@ -1,0 +1,124 @@
+// SPDX-License-Identifier: Apache-2.0
+#include "earlybert/ops/matmul.hpp"
+
+#include <doctest/doctest.h>
+
+#include "earlybert/core/threading.hpp"
+#include "support/test_support.hpp"
+
+using namespace earlybert;
+using earlybert::testing::check_gradients;
+using earlybert::testing::check_near;
+using earlybert::testing::matrix_of;
+using earlybert::testing::random_parameter;
+
+TEST_CASE_TEMPLATE("matmul: values by hand for every transpose combination", Scalar, float, double) {
+  tape<Scalar> t;
+  const auto a = t.constant(matrix_of<Scalar>({{1, 2}, {3, 4}}));
+  const auto b = t.constant(matrix_of<Scalar>({{5, 6}, {7, 8}}));
+  check_near(matmul(t, a, b).value(), matrix_of<double>({{19, 22}, {43, 50}}), 1e-6);
+  check_near(matmul(t, a, b, transpose::yes).value(), matrix_of<double>({{26, 30}, {38, 44}}), 1e-6);
+  check_near(matmul(t, a, b, transpose::no, transpose::yes).value(), matrix_of<double>({{17, 23}, {39, 53}}), 1e-6);
+  check_near(matmul(t, a, b, transpose::yes, transpose::yes).value(), matrix_of<double>({{23, 31}, {34, 46}}), 1e-6);
+}
+
+TEST_CASE("matmul: gradients match finite differences for every transpose combination") {
+  for (const auto ta : {transpose::no, transpose::yes}) {
+    for (const auto tb : {transpose::no, transpose::yes}) {
+      CAPTURE(static_cast<bool>(ta));
+      CAPTURE(static_cast<bool>(tb));
+      // op(a) [3, 4], op(b) [4, 2]
+      auto a = ta == transpose::yes ? random_parameter<double>("a", 4, 3, 1) : random_parameter<double>("a", 3, 4, 1);
+      auto b = tb == transpose::yes ? random_parameter<double>("b", 2, 4, 2) : random_parameter<double>("b", 4, 2, 2);
+      check_gradients([&](tape<double>& t, auto& v) { return matmul(t, v[0], v[1], ta, tb); }, {&a, &b});
+    }
+  }
+}
+
+TEST_CASE("matmul: edge sizes (one row, one column, inner size one)") {
+  auto row = random_parameter<double>("row", 1, 5, 3);
+  auto w = random_parameter<double>("w", 5, 1, 4);
+  check_gradients([](tape<double>& t, auto& v) { return matmul(t, v[0], v[1]); }, {&row, &w});
+  auto column = random_parameter<double>("column", 4, 1, 5);
+  auto other = random_parameter<double>("other", 1, 3, 6);
+  check_gradients([](tape<double>& t, auto& v) { return matmul(t, v[0], v[1]); }, {&column, &other});
+}
+
+TEST_CASE_TEMPLATE("matmul: the thread-split GEMM agrees with Eigen forward and backward", Scalar, float, double) {
+  // Large enough to be split into panels (core/threading.hpp); both split directions are exercised.
+  set_num_threads(2);
+  for (const auto& [m, k, n] : {std::tuple{300, 96, 120}, std::tuple{64, 96, 400}}) {
+    for (const auto ta : {transpose::no, transpose::yes}) {
+      for (const auto tb : {transpose::no, transpose::yes}) {
+        auto a = ta == transpose::yes ? random_parameter<Scalar>("a", k, m, 1) : random_parameter<Scalar>("a", m, k, 1);
+        auto b = tb == transpose::yes ? random_parameter<Scalar>("b", n, k, 2) : random_parameter<Scalar>("b", k, n, 2);
+        tape<Scalar> t;
+        const auto c = matmul(t, t.watch(a), t.watch(b), ta, tb);
+        const matrix<Scalar> opa = ta == transpose::yes ? matrix<Scalar>(a.value.transpose()) : a.value;
+        const matrix<Scalar> opb = tb == transpose::yes ? matrix<Scalar>(b.value.transpose()) : b.value;
+        const double tol = std::is_same_v<Scalar, float> ? 1e-4 : 1e-12;
+        check_near(c.value(), matrix<Scalar>(opa * opb), tol, "product");
+        // Seed dC = W and compare the accumulated gradients with the closed forms.
+        const matrix<Scalar> w = earlybert::testing::random_matrix<Scalar>(m, n, 3);
+        const auto loss = sum(t, multiply(t, c, t.constant(w)));
+        t.backward(loss);
+        const matrix<Scalar> dopa = w * opb.transpose(), dopb = opa.transpose() * w;
+        check_near(a.gradient, ta == transpose::yes ? matrix<Scalar>(dopa.transpose()) : dopa, tol, "grad a");
+        check_near(b.gradient, tb == transpose::yes ? matrix<Scalar>(dopb.transpose()) : dopb, tol, "grad b");
+      }
+    }
+  }
+}
+
+TEST_CASE("matmul: inner sizes that do not agree are a shape_error naming both shapes") {
+  tape<float> t;
+  const auto a = t.constant(matrix<float>::Zero(2, 3));
+  const auto b = t.constant(matrix<float>::Zero(4, 2));
+  CHECK_THROWS_WITH_AS(matmul(t, a, b), "matmul: argument 'b' has shape [4, 2], expected [3, *]", shape_error);
+  CHECK_THROWS_WITH_AS(matmul(t, a, b, transpose::no, transpose::yes),
+                       "matmul: argument 'b' has shape [4, 2], expected [*, 3]", shape_error);
+}
+
+TEST_CASE_TEMPLATE("batched_matmul: values by hand, two blocks", Scalar, float, double) {
+  tape<Scalar> t;
+  // Block 0: [[1, 2]] x [[1], [1]] = 3; block 1: [[3, 4]] x [[2], [0]] = 6.
+  const auto a = t.constant(matrix_of<Scalar>({{1, 2}, {3, 4}}));
+  const auto b = t.constant(matrix_of<Scalar>({{1}, {1}, {2}, {0}}));
+  check_near(batched_matmul(t, a, b, 2).value(), matrix_of<double>({{3}, {6}}), 1e-6);
+  // Scores-style a b^T per block: block 0 [[1, 2]] [[1, 2]]^T = 5.
+  const auto q = t.constant(matrix_of<Scalar>({{1, 2}, {3, 4}}));
+  check_near(batched_matmul(t, q, q, 2, transpose::no, transpose::yes).value(), matrix_of<double>({{5}, {25}}), 1e-6);
+}
+
+TEST_CASE("batched_matmul: gradients for the attention products (Q K^T and P V) and both transposes") {
+  // 3 blocks (sequence, head pairs) of seq = 4, head_dim = 2.
+  auto q = random_parameter<double>("q", 12, 2, 1);
+  auto k = random_parameter<double>("k", 12, 2, 2);
+  check_gradients([](tape<double>& t, auto& v) { return batched_matmul(t, v[0], v[1], 3, transpose::no, transpose::yes); },
+                  {&q, &k});
+  auto p = random_parameter<double>("p", 12, 4, 3);
+  auto val = random_parameter<double>("v", 12, 2, 4);
+  check_gradients([](tape<double>& t, auto& v) { return batched_matmul(t, v[0], v[1], 3); }, {&p, &val});
+  auto pt = random_parameter<double>("pt", 12, 4, 5);
+  check_gradients([](tape<double>& t, auto& v) { return batched_matmul(t, v[0], v[1], 3, transpose::yes); }, {&pt, &val});
+}
+
+TEST_CASE("batched_matmul: one block equals matmul") {
+  auto a = random_parameter<double>("a", 3, 4, 1);
+  auto b = random_parameter<double>("b", 4, 2, 2);
+  tape<double> t;
+  check_near(batched_matmul(t, t.watch(a), t.watch(b), 1).value(), matmul(t, t.watch(a), t.watch(b)).value(), 1e-15);
+}
+
+TEST_CASE("batched_matmul: rows that do not split into the blocks are a shape_error") {
+  tape<float> t;
+  const auto a = t.constant(matrix<float>::Zero(5, 2));
+  const auto b = t.constant(matrix<float>::Zero(6, 2));
+  CHECK_THROWS_WITH_AS(batched_matmul(t, a, b, 2), "batched_matmul: argument 'a' has 5 rows, expected a multiple of batches = 2",
+                       shape_error);
+  CHECK_THROWS_WITH_AS(batched_matmul(t, b, b, 0), "batched_matmul: argument 'batches' is 0, expected at least 1", shape_error);
+  // Blocks of a are [2, 2]; blocks of c are [3, 2]: the inner sizes disagree.
+  const auto c = t.constant(matrix<float>::Zero(9, 2));
+  CHECK_THROWS_WITH_AS(batched_matmul(t, b, c, 3), "batched_matmul (per block): argument 'b' has shape [3, 2], expected [2, *]",
+                       shape_error);
+}
