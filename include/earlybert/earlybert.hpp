@@ -20,3 +20,4 @@
 #include "earlybert/ops/matmul.hpp"
 #include "earlybert/ops/reduce.hpp"
 #include "earlybert/ops/softmax.hpp"
+#include "earlybert/train/adamw.hpp"
