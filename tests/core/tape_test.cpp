@@ -106,3 +106,11 @@ TEST_CASE("tape: rewind makes a repeated step reuse the arena without growing it
   t.backward(sum(t, matmul(t, t.watch(w), t.watch(w))));
   CHECK(t.arena_bytes() == warmed);
 }
+
+TEST_CASE("tape: watch sizes a stale gradient to the parameter's value") {
+  parameter<float> p;
+  p.value = matrix_of<float>({{1, 2, 3}});
+  tape<float> t;
+  t.backward(sum(t, t.watch(p)));
+  check_near(p.gradient, matrix_of<double>({{1, 1, 1}}), 0);
+}

@@ -104,9 +104,16 @@ class tape {
   }
 
   // A parameter enters the step: its value is read in place; its gradient accumulates in place.
+  // A gradient whose shape differs from the value's (a value assigned a new shape) is resized and
+  // zeroed first, so backward can never write outside it.
   var<Scalar> watch(parameter<Scalar>& p) {
-    Scalar* adjoint = (p.trainable && recording_) ? p.gradient.data() : nullptr;
-    EARLYBERT_ASSERT(adjoint == nullptr || p.gradient.rows() == p.value.rows());
+    Scalar* adjoint = nullptr;
+    if (p.trainable && recording_) {
+      if (p.gradient.rows() != p.value.rows() || p.gradient.cols() != p.value.cols()) {
+        p.gradient.setZero(p.value.rows(), p.value.cols());
+      }
+      adjoint = p.gradient.data();
+    }
     return var<Scalar>(p.value.data(), adjoint, p.value.rows(), p.value.cols());
   }
 

@@ -32,7 +32,6 @@ namespace detail {
 struct thread_settings {
   std::mutex mutex;
   std::unique_ptr<oneapi::tbb::global_control> limit;
-  int threads = 0;  // 0: not set, TBB's default
 };
 inline thread_settings& threads_state() {
   static thread_settings state;
@@ -52,7 +51,6 @@ inline void set_num_threads(int threads) {
   state.limit.reset();  // only one global_control of a kind should be alive at a time
   state.limit = std::make_unique<oneapi::tbb::global_control>(
       oneapi::tbb::global_control::max_allowed_parallelism, static_cast<std::size_t>(threads));
-  state.threads = threads;
 }
 
 // The number of threads parallel work is split over.
