@@ -42,9 +42,7 @@ var<Scalar> gather(tape<Scalar>& t, const char* op, const char* index_name, cons
   });
   if (y.needs_gradient()) {
     t.on_backward([=] {
-      const index_t parts = std::clamp<index_t>(cols / 64, 1, num_threads());
-      for_each_part(parts, [&](index_t p) {
-        const auto [c0, c1] = part_range(cols, parts, p);
+      for_each_column_part(cols, [&](index_t c0, index_t c1) {
         for (index_t i = 0; i < count; ++i) {
           const index_t dst = saved[i];
           flat(x.adjoint_data(), dst * cols + c0, dst * cols + c1) +=

@@ -33,8 +33,8 @@ void permute_heads(head_layout l, Scalar* merged, Scalar* split, bool to_split, 
         Scalar* sp = split + (p * l.seq + s) * l.head_dim;
         Scalar* dst = to_split ? sp : m;
         const Scalar* src = to_split ? m : sp;
-        if (accumulate) flat(dst, 0, l.head_dim) += flat(const_cast<Scalar*>(src), 0, l.head_dim);
-        else flat(dst, 0, l.head_dim) = flat(const_cast<Scalar*>(src), 0, l.head_dim);
+        if (accumulate) flat(dst, 0, l.head_dim) += flat(src, 0, l.head_dim);
+        else flat(dst, 0, l.head_dim) = flat(src, 0, l.head_dim);
       }
     }
   });

@@ -24,7 +24,7 @@ var<Scalar> softmax_rows(tape<Scalar>& t, const var<Scalar>& x, const Scalar* ma
     for (index_t r = r0; r < r1; ++r) {
       auto out = flat(y.value_data(), r * cols, (r + 1) * cols);
       out = flat(x.value_data(), r * cols, (r + 1) * cols);
-      if (mask != nullptr) out += flat(const_cast<Scalar*>(mask), (r / group) * cols, (r / group + 1) * cols);
+      if (mask != nullptr) out += flat(mask, (r / group) * cols, (r / group + 1) * cols);
       out = (out - out.maxCoeff()).exp();
       out /= out.sum();
     }
