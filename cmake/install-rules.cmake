@@ -16,6 +16,6 @@ configure_package_config_file(cmake/earlybertConfig.cmake.in
 # Header-only: the package does not depend on the consumer's architecture.
 write_basic_package_version_file("${PROJECT_BINARY_DIR}/earlybertConfigVersion.cmake"
                                  COMPATIBILITY SameMajorVersion ARCH_INDEPENDENT)
-install(FILES "${PROJECT_BINARY_DIR}/earlybertConfig.cmake"
+install(FILES "${PROJECT_BINARY_DIR}/earlybertConfig.cmake" cmake/Findutf8proc.cmake
               "${PROJECT_BINARY_DIR}/earlybertConfigVersion.cmake"
         DESTINATION "${earlybert_config_dir}" COMPONENT earlybert_development)

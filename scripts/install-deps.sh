@@ -6,6 +6,8 @@ set -euo pipefail
 packages=(
   g++ cmake ninja-build                   # toolchain
   libeigen3-dev libtbb-dev libopenblas-dev libfmt-dev  # the library's dependencies
+  nlohmann-json3-dev libutf8proc-dev      # config.json and safetensors headers; Unicode tables
+  libcli11-dev                            # the command-line program's argument parsing
   doctest-dev                             # the tests
 )
 

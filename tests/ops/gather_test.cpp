@@ -52,3 +52,13 @@ TEST_CASE("gather: an index out of range is a shape_error naming its position") 
   CHECK_THROWS_WITH_AS(gather_rows(t, x, std::span<const token_id>(rows)),
                        "gather_rows: argument 'rows' holds -1 at position 0, expected a value in [0, 5)", shape_error);
 }
+
+TEST_CASE("embedding: lookups of the padding id add nothing to its row's gradient") {
+  auto table = random_parameter<double>("table", 4, 3, 3);
+  const std::vector<token_id> ids{0, 2, 0, 1};
+  tape<double> t;
+  const auto y = embedding(t, t.watch(table), std::span<const token_id>(ids), token_id{0});
+  check_near(y.value().row(0), table.value.row(0), 0);
+  t.backward(sum(t, y));
+  check_near(table.gradient, matrix_of<double>({{0, 0, 0}, {1, 1, 1}, {1, 1, 1}, {0, 0, 0}}), 0);
+}

@@ -10,6 +10,10 @@
 //   d table[ids_i] += dy_i   for every i, in order of i.
 // Repeated indices accumulate. Columns are split across threads and each thread walks all i in order,
 // so the sums are identical for every thread count.
+//
+// embedding(table, ids, padding_id): as torch.nn.Embedding(padding_idx): rows looked up through
+// padding_id contribute nothing to d table (the padding row is never trained by lookups; other ops
+// that use the same table, such as a tied decoder, still accumulate into it).
 
 #include <algorithm>
 #include <span>
@@ -23,7 +27,7 @@ namespace earlybert {
 namespace detail {
 template <class Scalar>
 var<Scalar> gather(tape<Scalar>& t, const char* op, const char* index_name, const var<Scalar>& x,
-                   std::span<const token_id> indices) {
+                   std::span<const token_id> indices, token_id no_gradient_index = -1) {
   const index_t cols = x.cols(), count = static_cast<index_t>(indices.size());
   for (index_t i = 0; i < count; ++i) {
     if (indices[i] < 0 || indices[i] >= x.rows()) {
@@ -45,6 +49,7 @@ var<Scalar> gather(tape<Scalar>& t, const char* op, const char* index_name, cons
       for_each_column_part(cols, [&](index_t c0, index_t c1) {
         for (index_t i = 0; i < count; ++i) {
           const index_t dst = saved[i];
+          if (dst == no_gradient_index) continue;
           flat(x.adjoint_data(), dst * cols + c0, dst * cols + c1) +=
               flat(y.adjoint_data(), i * cols + c0, i * cols + c1);
         }
@@ -55,9 +60,11 @@ var<Scalar> gather(tape<Scalar>& t, const char* op, const char* index_name, cons
 }
 }  // namespace detail
 
+// No padding row: pass padding_id = -1 (the default).
 template <class Scalar>
-var<Scalar> embedding(tape<Scalar>& t, const var<Scalar>& table, std::span<const token_id> ids) {
-  return detail::gather(t, "embedding", "ids", table, ids);
+var<Scalar> embedding(tape<Scalar>& t, const var<Scalar>& table, std::span<const token_id> ids,
+                      token_id padding_id = -1) {
+  return detail::gather(t, "embedding", "ids", table, ids, padding_id);
 }
 
 template <class Scalar>

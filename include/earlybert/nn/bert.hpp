@@ -1,0 +1,348 @@
+// SPDX-License-Identifier: Apache-2.0
+#pragma once
+// BERT, as HuggingFace's BertModel, and its task heads: BertForMaskedLM, BertForSequenceClassification
+// and BertForTokenClassification. Parameter names are HuggingFace's, so a checkpoint maps one to one.
+//
+//   bert_model<Scalar, Shape>       embeddings -> Shape::layers encoder layers -> (pooler on [CLS])
+//   bert_for_masked_lm               + cls.predictions: dense -> GELU -> LayerNorm -> word_embeddings^T
+//                                      + bias, computed only at the positions that carry a label
+//   bert_for_sequence_classification + dropout -> classifier on the pooled [CLS] vector
+//   bert_for_token_classification    + dropout -> classifier on every token
+//
+// Shapes: the batch is token_batch (nn/config.hpp); hidden states are [tokens, hidden], row-major,
+// sequence by sequence. Pruning is per layer: set_active_heads / set_active_neurons mask structures,
+// compact() removes them, and the kept original indices travel in config().kept_heads / kept_ffn.
+
+#include <cstdint>
+#include <span>
+#include <string>
+#include <vector>
+
+#include "earlybert/core/rng.hpp"
+#include "earlybert/core/shape.hpp"
+#include "earlybert/core/tape.hpp"
+#include "earlybert/nn/config.hpp"
+#include "earlybert/nn/encoder.hpp"
+#include "earlybert/nn/linear.hpp"
+#include "earlybert/ops/activation.hpp"
+#include "earlybert/ops/gather.hpp"
+#include "earlybert/ops/loss.hpp"
+#include "earlybert/ops/matmul.hpp"
+
+namespace earlybert {
+
+template <class Scalar, bert_shape_type Shape>
+class bert_model {
+ public:
+  using shape = Shape;
+
+  embeddings<Scalar, Shape> embedding;
+  std::vector<encoder_layer<Scalar, Shape>> layers;
+  linear<Scalar> pooler;  // "bert.pooler.dense"; absent (has_pooler() false) in the masked-LM model
+
+  // Builds the model `config` describes, pruned to its kept structure if it lists one; parameters
+  // are zero until initialise() or a checkpoint fills them.
+  bert_model(const bert_config& config, bool with_pooler)
+      : embedding(checked(config)), config_(config), with_pooler_(with_pooler) {
+    layers.reserve(Shape::layers);
+    for (int l = 0; l < Shape::layers; ++l) layers.emplace_back(l, config_);
+    if (with_pooler_) pooler = linear<Scalar>("bert.pooler.dense", Shape::hidden, Shape::hidden);
+    for (int l = 0; l < Shape::layers; ++l) {
+      if (!config_.kept_heads.empty()) layers[static_cast<std::size_t>(l)].self_attention.keep_heads(config_.kept_heads[static_cast<std::size_t>(l)]);
+      if (!config_.kept_ffn.empty()) layers[static_cast<std::size_t>(l)].ffn.keep_neurons(config_.kept_ffn[static_cast<std::size_t>(l)]);
+    }
+  }
+
+  bool has_pooler() const noexcept { return with_pooler_; }
+
+  // The configuration, with kept_heads / kept_ffn describing the structure held now.
+  bert_config config() const {
+    bert_config c = config_;
+    c.kept_heads.clear();
+    c.kept_ffn.clear();
+    bool pruned = false;
+    for (const auto& layer : layers) {
+      pruned = pruned || layer.self_attention.heads() != Shape::heads || layer.ffn.neurons() != Shape::ffn;
+    }
+    if (!pruned) return c;
+    for (const auto& layer : layers) {
+      const auto heads = layer.self_attention.kept_heads();
+      const auto neurons = layer.ffn.kept_neurons();
+      c.kept_heads.emplace_back(heads.begin(), heads.end());
+      c.kept_ffn.emplace_back(neurons.begin(), neurons.end());
+    }
+    return c;
+  }
+
+  // BERT's initialisation: weights and embeddings ~ N(0, initializer_range^2), biases 0, LayerNorm
+  // 1 and 0, the padding row of the word embeddings 0.
+  template <class Random>
+  void initialise(Random& random) {
+    const double stddev = config_.initializer_range;
+    for (parameter<Scalar>* table : {&embedding.word, &embedding.position, &embedding.token_type}) {
+      for (index_t i = 0; i < table->size(); ++i) table->value.data()[i] = static_cast<Scalar>(stddev * random.normal());
+    }
+    embedding.word.value.row(config_.pad_token_id).setZero();
+    for (auto& layer : layers) {
+      for (linear<Scalar>* l : {&layer.self_attention.query, &layer.self_attention.key, &layer.self_attention.value,
+                                &layer.self_attention.output, &layer.ffn.intermediate, &layer.ffn.output}) {
+        l->initialise(random, stddev);
+      }
+    }
+    if (with_pooler_) pooler.initialise(random, stddev);
+  }
+
+  // The per-step context: the additive padding mask in the arena, and dropout iff `training`.
+  forward_context<Scalar> context(tape<Scalar>& t, const token_batch& b, bool training, std::uint64_t dropout_key) const {
+    check_batch(b);
+    forward_context<Scalar> c;
+    c.batch = b.batch;
+    c.seq = b.seq;
+    c.additive_mask = t.make(b.batch, b.seq, false);
+    Scalar* mask = c.additive_mask.value_data();
+    for (index_t i = 0; i < b.tokens(); ++i) {
+      mask[i] = b.attention[static_cast<std::size_t>(i)] != 0 ? Scalar(0) : forward_context<Scalar>::padding_score;
+    }
+    c.hidden_dropout = training ? static_cast<Scalar>(config_.hidden_dropout) : Scalar(0);
+    c.attention_dropout = training ? static_cast<Scalar>(config_.attention_dropout) : Scalar(0);
+    c.dropout_key = dropout_key;
+    return c;
+  }
+
+  // Hidden states [tokens, hidden] after the last layer.
+  var<Scalar> encode(tape<Scalar>& t, const token_batch& b, const forward_context<Scalar>& c) {
+    var<Scalar> x = embedding.forward(t, b, c);
+    for (auto& layer : layers) x = layer.forward(t, x, c);
+    return x;
+  }
+
+  // The pooled [CLS] vectors [batch, hidden]: tanh(W h_cls + b) with h_cls the first row of each sequence.
+  var<Scalar> pool(tape<Scalar>& t, const var<Scalar>& hidden, const forward_context<Scalar>& c) {
+    if (!with_pooler_) throw config_error("bert_model::pool: this model was built without a pooler");
+    token_id* first = t.template scratch<token_id>(c.batch);
+    for (index_t i = 0; i < c.batch; ++i) first[i] = static_cast<token_id>(i * c.seq);
+    const var<Scalar> cls = gather_rows(t, hidden, std::span<const token_id>(first, static_cast<std::size_t>(c.batch)));
+    return earlybert::tanh(t, pooler.forward(t, cls));
+  }
+
+  template <class F>
+  void for_each_parameter(F&& f) {
+    embedding.for_each_parameter(f);
+    for (auto& layer : layers) layer.for_each_parameter(f);
+    if (with_pooler_) {
+      f(pooler.weight);
+      f(pooler.bias);
+    }
+  }
+
+  // Forward multiply-adds x 2 per token of a sequence of length `seq` through the encoder, as the
+  // method's cost model counts them: 8 d (h d_h) + 4 n (h d_h) + 4 d f per layer, with the kept h and f.
+  double encoder_flops_per_token(index_t seq) const {
+    double flops = 0;
+    const double d = Shape::hidden;
+    for (const auto& layer : layers) {
+      const double attended = static_cast<double>(count_active(layer.self_attention.active_heads())) * Shape::head_dim;
+      const double f = static_cast<double>(count_active(layer.ffn.active_neurons()));
+      flops += 8 * d * attended + 4 * static_cast<double>(seq) * attended + 4 * d * f;
+    }
+    return flops;
+  }
+
+ private:
+  static std::size_t count_active(std::span<const std::uint8_t> active) {
+    std::size_t n = 0;
+    for (auto a : active) n += a;
+    return n;
+  }
+
+  static const bert_config& checked(const bert_config& c) {
+    c.check_against<Shape>();
+    return c;
+  }
+
+  void check_batch(const token_batch& b) const {
+    if (b.batch < 1 || b.seq < 1) {
+      throw shape_error(fmt::format("bert_model: batch is [{}, {}], expected at least one sequence of one token",
+                                    b.batch, b.seq));
+    }
+    const auto tokens = static_cast<std::size_t>(b.tokens());
+    if (b.ids.size() != tokens || b.type_ids.size() != tokens || b.attention.size() != tokens) {
+      throw shape_error(fmt::format("bert_model: batch holds {} ids, {} type ids and {} attention flags, expected {} each",
+                                    b.ids.size(), b.type_ids.size(), b.attention.size(), tokens));
+    }
+    if (b.seq > config_.max_positions) {
+      throw shape_error(fmt::format("bert_model: sequence length {} exceeds max_position_embeddings = {}", b.seq,
+                                    config_.max_positions));
+    }
+    for (std::size_t i = 0; i < tokens; ++i) {
+      if (b.ids[i] < 0 || b.ids[i] >= config_.vocab_size) {
+        throw shape_error(fmt::format("bert_model: token id {} at position {} is outside the vocabulary [0, {})",
+                                      b.ids[i], i, config_.vocab_size));
+      }
+      if (b.type_ids[i] < 0 || b.type_ids[i] >= config_.type_vocab_size) {
+        throw shape_error(fmt::format("bert_model: token type {} at position {} is outside [0, {})", b.type_ids[i], i,
+                                      config_.type_vocab_size));
+      }
+    }
+  }
+
+  bert_config config_;
+  bool with_pooler_;
+};
+
+// BertForMaskedLM: the encoder (no pooler) and the tied prediction head.
+template <class Scalar, bert_shape_type Shape>
+class bert_for_masked_lm {
+ public:
+  using shape = Shape;
+
+  bert_model<Scalar, Shape> bert;
+  linear<Scalar> transform;                      // "cls.predictions.transform.dense"
+  layer_norm_parameters<Scalar> transform_norm;  // "cls.predictions.transform.LayerNorm"
+  parameter<Scalar> decoder_bias;                // "cls.predictions.bias" [1, vocab]; the decoder's weight is
+                                                 // the word embedding table (tied)
+
+  explicit bert_for_masked_lm(const bert_config& config)
+      : bert(config, false),
+        transform("cls.predictions.transform.dense", Shape::hidden, Shape::hidden),
+        transform_norm("cls.predictions.transform.LayerNorm", Shape::hidden),
+        decoder_bias("cls.predictions.bias", 1, config.vocab_size, false) {}
+
+  template <class Random>
+  void initialise(Random& random) {
+    bert.initialise(random);
+    transform.initialise(random, bert.config().initializer_range);
+  }
+
+  struct output {
+    var<Scalar> loss;         // [1, 1] mean cross-entropy over the labelled positions
+    var<Scalar> logits;       // [labelled, vocab]
+    const token_id* labels;   // [labelled], in the arena
+    index_t labelled;
+  };
+
+  // b.labels is [tokens]: the original token at a masked position, ignore_label elsewhere.
+  output forward(tape<Scalar>& t, const token_batch& b, bool training, std::uint64_t dropout_key) {
+    if (static_cast<index_t>(b.labels.size()) != b.tokens()) {
+      throw shape_error(fmt::format("bert_for_masked_lm: batch holds {} labels, expected {} (one per token)",
+                                    b.labels.size(), b.tokens()));
+    }
+    const auto c = bert.context(t, b, training, dropout_key);
+    const var<Scalar> hidden = bert.encode(t, b, c);
+    // Only the labelled positions go through the head: the decoder is the most expensive GEMM.
+    index_t labelled = 0;
+    for (token_id label : b.labels) labelled += label != ignore_label;
+    token_id* rows = t.template scratch<token_id>(labelled);
+    token_id* labels = t.template scratch<token_id>(labelled);
+    for (index_t i = 0, k = 0; i < b.tokens(); ++i) {
+      if (b.labels[static_cast<std::size_t>(i)] == ignore_label) continue;
+      rows[k] = static_cast<token_id>(i);
+      labels[k++] = b.labels[static_cast<std::size_t>(i)];
+    }
+    const auto n = static_cast<std::size_t>(labelled);
+    const var<Scalar> picked = gather_rows(t, hidden, std::span<const token_id>(rows, n));
+    const var<Scalar> h = transform_norm.forward(t, gelu(t, transform.forward(t, picked)), bert.config().layer_norm_eps);
+    const var<Scalar> logits = add_bias(t, matmul(t, h, t.watch(bert.embedding.word), transpose::no, transpose::yes),
+                                        t.watch(decoder_bias));
+    return {cross_entropy(t, logits, std::span<const token_id>(labels, n)), logits, labels, labelled};
+  }
+
+  template <class F>
+  void for_each_parameter(F&& f) {
+    bert.for_each_parameter(f);
+    f(transform.weight);
+    f(transform.bias);
+    f(transform_norm.gamma);
+    f(transform_norm.beta);
+    f(decoder_bias);
+  }
+};
+
+// BertForSequenceClassification: the pooled [CLS] vector, dropout, and a linear classifier.
+template <class Scalar, bert_shape_type Shape>
+class bert_for_sequence_classification {
+ public:
+  using shape = Shape;
+
+  bert_model<Scalar, Shape> bert;
+  linear<Scalar> classifier;  // "classifier" [num_labels, hidden]
+
+  explicit bert_for_sequence_classification(const bert_config& config)
+      : bert(config, true), classifier("classifier", Shape::hidden, config.num_labels) {}
+
+  template <class Random>
+  void initialise(Random& random) {
+    bert.initialise(random);
+    classifier.initialise(random, bert.config().initializer_range);
+  }
+
+  // Logits [batch, num_labels].
+  var<Scalar> logits(tape<Scalar>& t, const token_batch& b, bool training, std::uint64_t dropout_key) {
+    const auto c = bert.context(t, b, training, dropout_key);
+    const var<Scalar> pooled = bert.pool(t, bert.encode(t, b, c), c);
+    const auto site = static_cast<std::uint64_t>(1 + 3 * Shape::layers);
+    return classifier.forward(t, c.hidden_dropout_of(t, pooled, site));
+  }
+
+  // Mean cross-entropy against b.labels [batch].
+  var<Scalar> loss(tape<Scalar>& t, const var<Scalar>& logits, const token_batch& b) {
+    return cross_entropy(t, logits, std::span<const token_id>(b.labels));
+  }
+
+  template <class F>
+  void for_each_parameter(F&& f) {
+    bert.for_each_parameter(f);
+    f(classifier.weight);
+    f(classifier.bias);
+  }
+};
+
+// BertForTokenClassification: dropout and a linear classifier on every token's hidden state.
+template <class Scalar, bert_shape_type Shape>
+class bert_for_token_classification {
+ public:
+  using shape = Shape;
+
+  bert_model<Scalar, Shape> bert;
+  linear<Scalar> classifier;  // "classifier" [num_labels, hidden]
+
+  explicit bert_for_token_classification(const bert_config& config)
+      : bert(config, false), classifier("classifier", Shape::hidden, config.num_labels) {}
+
+  template <class Random>
+  void initialise(Random& random) {
+    bert.initialise(random);
+    classifier.initialise(random, bert.config().initializer_range);
+  }
+
+  // Logits [tokens, num_labels]; b.labels, when used for the loss, is [tokens] with ignore_label at
+  // padding and sub-word continuations.
+  var<Scalar> logits(tape<Scalar>& t, const token_batch& b, bool training, std::uint64_t dropout_key) {
+    const auto c = bert.context(t, b, training, dropout_key);
+    const var<Scalar> hidden = bert.encode(t, b, c);
+    const auto site = static_cast<std::uint64_t>(1 + 3 * Shape::layers);
+    return classifier.forward(t, c.hidden_dropout_of(t, hidden, site));
+  }
+
+  var<Scalar> loss(tape<Scalar>& t, const var<Scalar>& logits, const token_batch& b) {
+    return cross_entropy(t, logits, std::span<const token_id>(b.labels));
+  }
+
+  template <class F>
+  void for_each_parameter(F&& f) {
+    bert.for_each_parameter(f);
+    f(classifier.weight);
+    f(classifier.bias);
+  }
+};
+
+// Every parameter of a model, in its for_each_parameter order (for the optimizer and checkpoints).
+template <class Model>
+auto parameters_of(Model& model) {
+  using scalar = std::remove_reference_t<decltype(model.bert.embedding.word.value(0, 0))>;
+  std::vector<parameter<scalar>*> all;
+  model.for_each_parameter([&](parameter<scalar>& p) { all.push_back(&p); });
+  return all;
+}
+
+}  // namespace earlybert

@@ -1,0 +1,261 @@
+// SPDX-License-Identifier: Apache-2.0
+#pragma once
+// The blocks of a BERT encoder, as HuggingFace's BertEmbeddings, BertAttention, BertIntermediate +
+// BertOutput, and BertLayer (post-LN).
+//
+//   embeddings      ids, type_ids [tokens] -> LayerNorm(word[ids] + position[s] + token_type[type]) -> dropout
+//   attention       x [tokens, hidden] -> LayerNorm(x + dropout(W_O concat_h(c_h) + b_O))
+//                   c_h = dropout(softmax(Q_h K_h^T / sqrt(head_dim) + padding mask)) V_h
+//   feed_forward    x [tokens, hidden] -> LayerNorm(x + dropout(W_2 GELU(W_1 x + b_1) + b_2))
+//   encoder_layer   feed_forward(attention(x))
+//
+// Heads and FFN neurons are the structures of the mask-aware linear layers (nn/linear.hpp): the
+// attention runs on however many heads its projections hold, so a compacted layer does less work.
+// Every forward accumulates gradients through the tape; nothing is cached outside it.
+
+#include <cmath>
+#include <cstdint>
+#include <span>
+#include <string>
+#include <vector>
+
+#include "earlybert/core/parameter.hpp"
+#include "earlybert/core/rng.hpp"
+#include "earlybert/core/shape.hpp"
+#include "earlybert/core/tape.hpp"
+#include "earlybert/nn/config.hpp"
+#include "earlybert/nn/linear.hpp"
+#include "earlybert/ops/activation.hpp"
+#include "earlybert/ops/arithmetic.hpp"
+#include "earlybert/ops/dropout.hpp"
+#include "earlybert/ops/gather.hpp"
+#include "earlybert/ops/heads.hpp"
+#include "earlybert/ops/layer_norm.hpp"
+#include "earlybert/ops/matmul.hpp"
+#include "earlybert/ops/softmax.hpp"
+
+namespace earlybert {
+
+// What every block's forward needs besides its input: the batch layout, the padding mask, and the
+// dropout settings of this step.
+template <class Scalar>
+struct forward_context {
+  index_t batch = 0;
+  index_t seq = 0;
+  var<Scalar> additive_mask;  // [batch, seq]: 0 for real tokens, padding_score for padding
+  Scalar hidden_dropout = 0;  // 0 at evaluation
+  Scalar attention_dropout = 0;
+  std::uint64_t dropout_key = 0;  // derive_key(dropout_key, site) gives each dropout its own stream
+
+  // The additive score of a padding position: exp underflows to exactly 0 after the row maximum is
+  // subtracted (original BERT's constant).
+  static constexpr Scalar padding_score = Scalar(-10000);
+
+  var<Scalar> hidden_dropout_of(tape<Scalar>& t, const var<Scalar>& x, std::uint64_t site) const {
+    return dropout(t, x, hidden_dropout, derive_key(dropout_key, site));
+  }
+};
+
+// A LayerNorm's two parameters, named as HuggingFace names them ("<name>.weight", "<name>.bias").
+template <class Scalar>
+struct layer_norm_parameters {
+  parameter<Scalar> gamma;
+  parameter<Scalar> beta;
+
+  layer_norm_parameters() = default;
+  layer_norm_parameters(const std::string& name, index_t width)
+      : gamma(name + ".weight", 1, width, false), beta(name + ".bias", 1, width, false) {
+    gamma.value.setOnes();
+  }
+  var<Scalar> forward(tape<Scalar>& t, const var<Scalar>& x, double epsilon) {
+    return layer_norm(t, x, t.watch(gamma), t.watch(beta), static_cast<Scalar>(epsilon));
+  }
+};
+
+template <class Scalar, bert_shape_type Shape>
+class embeddings {
+ public:
+  parameter<Scalar> word;        // [vocab, hidden]
+  parameter<Scalar> position;    // [max_positions, hidden]
+  parameter<Scalar> token_type;  // [type_vocab, hidden]
+  layer_norm_parameters<Scalar> norm;
+
+  explicit embeddings(const bert_config& c)
+      : word("bert.embeddings.word_embeddings.weight", c.vocab_size, Shape::hidden),
+        position("bert.embeddings.position_embeddings.weight", c.max_positions, Shape::hidden),
+        token_type("bert.embeddings.token_type_embeddings.weight", c.type_vocab_size, Shape::hidden),
+        norm("bert.embeddings.LayerNorm", Shape::hidden),
+        epsilon_(c.layer_norm_eps),
+        pad_(c.pad_token_id) {}
+
+  // [tokens, hidden]. Position s of every sequence looks up row s of the position table.
+  var<Scalar> forward(tape<Scalar>& t, const token_batch& b, const forward_context<Scalar>& context) {
+    if (b.seq > position.rows()) {
+      throw shape_error(fmt::format("embeddings: sequence length {} exceeds max_position_embeddings = {}",
+                                    b.seq, position.rows()));
+    }
+    token_id* positions = t.template scratch<token_id>(b.tokens());
+    for (index_t i = 0; i < b.tokens(); ++i) positions[i] = static_cast<token_id>(i % b.seq);
+    const auto tokens = static_cast<std::size_t>(b.tokens());
+    var<Scalar> x = embedding(t, t.watch(word), std::span<const token_id>(b.ids.data(), tokens), pad_);
+    x = add(t, x, embedding(t, t.watch(position), std::span<const token_id>(positions, tokens)));
+    x = add(t, x, embedding(t, t.watch(token_type), std::span<const token_id>(b.type_ids.data(), tokens)));
+    return context.hidden_dropout_of(t, norm.forward(t, x, epsilon_), 0);
+  }
+
+  template <class F>
+  void for_each_parameter(F&& f) {
+    f(word);
+    f(position);
+    f(token_type);
+    f(norm.gamma);
+    f(norm.beta);
+  }
+
+ private:
+  double epsilon_;
+  token_id pad_;
+};
+
+template <class Scalar, bert_shape_type Shape>
+class attention {
+ public:
+  static constexpr int head_dim = Shape::head_dim;
+
+  linear<Scalar> query, key, value;  // [kept_heads * head_dim, hidden], structured by output rows
+  linear<Scalar> output;             // [hidden, kept_heads * head_dim], structured by input columns
+  layer_norm_parameters<Scalar> norm;
+
+  attention(const std::string& prefix, const bert_config& c)
+      : query(prefix + ".attention.self.query", Shape::hidden, Shape::hidden, structure_axis::outputs, head_dim),
+        key(prefix + ".attention.self.key", Shape::hidden, Shape::hidden, structure_axis::outputs, head_dim),
+        value(prefix + ".attention.self.value", Shape::hidden, Shape::hidden, structure_axis::outputs, head_dim),
+        output(prefix + ".attention.output.dense", Shape::hidden, Shape::hidden, structure_axis::inputs, head_dim),
+        norm(prefix + ".attention.output.LayerNorm", Shape::hidden),
+        epsilon_(c.layer_norm_eps) {}
+
+  // Heads held (all of them until compacted) and their original indices.
+  index_t heads() const noexcept { return query.groups(); }
+  std::span<const index_t> kept_heads() const noexcept { return query.kept_groups(); }
+  std::span<const std::uint8_t> active_heads() const noexcept { return query.active_groups(); }
+
+  void set_active_heads(std::span<const std::uint8_t> active) {
+    for (linear<Scalar>* l : {&query, &key, &value, &output}) l->set_active_groups(active);
+  }
+  void compact() {
+    for (linear<Scalar>* l : {&query, &key, &value, &output}) l->compact();
+  }
+  void keep_heads(std::span<const index_t> originals) {
+    for (linear<Scalar>* l : {&query, &key, &value, &output}) l->keep_original_groups(originals);
+  }
+
+  // x [tokens, hidden] -> [tokens, hidden]. `site` numbers this layer's dropout streams.
+  var<Scalar> forward(tape<Scalar>& t, const var<Scalar>& x, const forward_context<Scalar>& context,
+                      std::uint64_t site) {
+    const index_t batch = context.batch, seq = context.seq, h = heads();
+    // [batch*h*seq, head_dim] per projection: one contiguous block per (sequence, head).
+    const auto project = [&](linear<Scalar>& l) { return split_heads(t, l.forward(t, x), batch, seq, h); };
+    const var<Scalar> q = project(query), k = project(key), v = project(value);
+    const Scalar inverse_sqrt_dim = Scalar(1) / std::sqrt(static_cast<Scalar>(head_dim));
+    // Scores [batch*h*seq, seq]; the padding mask row of sequence b covers its h*seq score rows.
+    const var<Scalar> scores = scale(t, batched_matmul(t, q, k, batch * h, transpose::no, transpose::yes), inverse_sqrt_dim);
+    var<Scalar> probabilities = softmax(t, scores, context.additive_mask, h * seq);
+    probabilities = dropout(t, probabilities, context.attention_dropout, derive_key(context.dropout_key, site));
+    const var<Scalar> heads_context = merge_heads(t, batched_matmul(t, probabilities, v, batch * h), batch, seq, h);
+    const var<Scalar> projected = context.hidden_dropout_of(t, output.forward(t, heads_context), site + 1);
+    return norm.forward(t, add(t, projected, x), epsilon_);
+  }
+
+  template <class F>
+  void for_each_parameter(F&& f) {
+    for (linear<Scalar>* l : {&query, &key, &value, &output}) {
+      f(l->weight);
+      f(l->bias);
+    }
+    f(norm.gamma);
+    f(norm.beta);
+  }
+
+ private:
+  double epsilon_;
+};
+
+template <class Scalar, bert_shape_type Shape>
+class feed_forward {
+ public:
+  linear<Scalar> intermediate;  // W_1 [kept_ffn, hidden], structured by output rows
+  linear<Scalar> output;        // W_2 [hidden, kept_ffn], structured by input columns
+  layer_norm_parameters<Scalar> norm;
+
+  feed_forward(const std::string& prefix, const bert_config& c)
+      : intermediate(prefix + ".intermediate.dense", Shape::hidden, Shape::ffn, structure_axis::outputs, 1),
+        output(prefix + ".output.dense", Shape::ffn, Shape::hidden, structure_axis::inputs, 1),
+        norm(prefix + ".output.LayerNorm", Shape::hidden),
+        epsilon_(c.layer_norm_eps) {}
+
+  index_t neurons() const noexcept { return intermediate.groups(); }
+  std::span<const index_t> kept_neurons() const noexcept { return intermediate.kept_groups(); }
+  std::span<const std::uint8_t> active_neurons() const noexcept { return intermediate.active_groups(); }
+
+  void set_active_neurons(std::span<const std::uint8_t> active) {
+    intermediate.set_active_groups(active);
+    output.set_active_groups(active);
+  }
+  void compact() {
+    intermediate.compact();
+    output.compact();
+  }
+  void keep_neurons(std::span<const index_t> originals) {
+    intermediate.keep_original_groups(originals);
+    output.keep_original_groups(originals);
+  }
+
+  var<Scalar> forward(tape<Scalar>& t, const var<Scalar>& x, const forward_context<Scalar>& context,
+                      std::uint64_t site) {
+    const var<Scalar> activation = gelu(t, intermediate.forward(t, x));  // [tokens, kept_ffn]
+    const var<Scalar> projected = context.hidden_dropout_of(t, output.forward(t, activation), site);
+    return norm.forward(t, add(t, projected, x), epsilon_);
+  }
+
+  template <class F>
+  void for_each_parameter(F&& f) {
+    f(intermediate.weight);
+    f(intermediate.bias);
+    f(output.weight);
+    f(output.bias);
+    f(norm.gamma);
+    f(norm.beta);
+  }
+
+ private:
+  double epsilon_;
+};
+
+template <class Scalar, bert_shape_type Shape>
+class encoder_layer {
+ public:
+  attention<Scalar, Shape> self_attention;
+  feed_forward<Scalar, Shape> ffn;
+
+  encoder_layer(int index, const bert_config& c)
+      : self_attention(fmt::format("bert.encoder.layer.{}", index), c),
+        ffn(fmt::format("bert.encoder.layer.{}", index), c),
+        index_(index) {}
+
+  var<Scalar> forward(tape<Scalar>& t, const var<Scalar>& x, const forward_context<Scalar>& context) {
+    // Dropout sites: 3 per layer, after the embeddings' site 0.
+    const auto site = static_cast<std::uint64_t>(1 + 3 * index_);
+    return ffn.forward(t, self_attention.forward(t, x, context, site), context, site + 2);
+  }
+
+  template <class F>
+  void for_each_parameter(F&& f) {
+    self_attention.for_each_parameter(f);
+    ffn.for_each_parameter(f);
+  }
+
+ private:
+  int index_;
+};
+
+}  // namespace earlybert

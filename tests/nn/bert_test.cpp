@@ -1,0 +1,177 @@
+// SPDX-License-Identifier: Apache-2.0
+#include "earlybert/nn/bert.hpp"
+
+#include <vector>
+
+#include <doctest/doctest.h>
+
+#include "support/test_support.hpp"
+
+using namespace earlybert;
+using earlybert::testing::check_gradients;
+using earlybert::testing::check_near;
+using earlybert::testing::random_matrix;
+
+namespace {
+// Small enough that every parameter entry can be perturbed: 2 layers, hidden 8, 2 heads, ffn 12.
+using test_shape = bert_shape<2, 8, 2, 12>;
+
+bert_config test_config() {
+  bert_config c = bert_config::for_shape<test_shape>(13);
+  c.max_positions = 6;
+  c.num_labels = 3;
+  c.layer_norm_eps = 1e-12;
+  return c;
+}
+
+// Two sequences of length 5, the second padded after 3 tokens; a pair with token types 0 and 1.
+token_batch test_batch() {
+  token_batch b;
+  b.batch = 2;
+  b.seq = 5;
+  b.ids = {1, 5, 7, 2, 9, 1, 4, 2, 0, 0};
+  b.type_ids = {0, 0, 0, 1, 1, 0, 0, 0, 0, 0};
+  b.attention = {1, 1, 1, 1, 1, 1, 1, 1, 0, 0};
+  return b;
+}
+
+// Parameters random enough that every path matters (LayerNorm weights away from 1, biases non-zero).
+template <class Model>
+void randomise(Model& model, std::uint64_t seed) {
+  model.for_each_parameter([&](parameter<double>& p) {
+    p.value = random_matrix<double>(p.rows(), p.cols(), seed++, -0.5, 0.5);
+  });
+}
+}  // namespace
+
+TEST_CASE("bert_for_sequence_classification: every gradient matches finite differences, padding included") {
+  bert_for_sequence_classification<double, test_shape> model(test_config());
+  randomise(model, 1);
+  const token_batch b = test_batch();
+  check_gradients([&](tape<double>& t, auto&) { return model.logits(t, b, false, 0); }, parameters_of(model));
+}
+
+TEST_CASE("bert_for_masked_lm: every gradient matches finite differences, with the tied decoder") {
+  bert_for_masked_lm<double, test_shape> model(test_config());
+  randomise(model, 100);
+  token_batch b = test_batch();
+  b.labels = {ignore_label, 3, ignore_label, ignore_label, 11, ignore_label, 12, ignore_label, ignore_label, ignore_label};
+  check_gradients([&](tape<double>& t, auto&) { return model.forward(t, b, false, 0).loss; }, parameters_of(model));
+}
+
+TEST_CASE("bert_for_token_classification: every gradient matches finite differences") {
+  bert_for_token_classification<double, test_shape> model(test_config());
+  randomise(model, 200);
+  // Padding positions carry no label: their id is the padding id, whose embedding row (as in
+  // torch's padding_idx) receives no gradient from lookups, so their logits must not be scored.
+  token_batch b = test_batch();
+  b.labels = {0, 1, 2, 0, 1, 2, 2, 1, ignore_label, ignore_label};
+  check_gradients([&](tape<double>& t, auto&) { return model.loss(t, model.logits(t, b, false, 0), b); },
+                  parameters_of(model));
+}
+
+TEST_CASE("bert: padding does not change a sequence's outputs") {
+  bert_for_sequence_classification<double, test_shape> model(test_config());
+  randomise(model, 300);
+  token_batch padded = test_batch();
+  token_batch alone;
+  alone.batch = 1;
+  alone.seq = 3;
+  alone.ids = {1, 4, 2};
+  alone.type_ids = {0, 0, 0};
+  alone.attention = {1, 1, 1};
+  tape<double> t;
+  const auto a = model.logits(t, padded, false, 0);
+  const auto b = model.logits(t, alone, false, 0);
+  check_near(a.value().row(1), b.value().row(0), 1e-12);
+}
+
+TEST_CASE("bert: pruned heads and neurons, masked or compacted, give the same outputs and gradients") {
+  using scalar = double;
+  bert_for_masked_lm<scalar, test_shape> masked(test_config());
+  randomise(masked, 400);
+  masked.bert.layers[0].self_attention.set_active_heads(std::vector<std::uint8_t>{0, 1});
+  masked.bert.layers[1].self_attention.set_active_heads(std::vector<std::uint8_t>{1, 0});
+  std::vector<std::uint8_t> neurons(12, 1);
+  neurons[0] = neurons[5] = neurons[11] = 0;
+  masked.bert.layers[0].ffn.set_active_neurons(neurons);
+  neurons[5] = 1;
+  masked.bert.layers[1].ffn.set_active_neurons(neurons);
+  auto compacted = masked;
+  for (auto& layer : compacted.bert.layers) {
+    layer.self_attention.compact();
+    layer.ffn.compact();
+  }
+  CHECK(compacted.bert.layers[0].self_attention.heads() == 1);
+  CHECK(compacted.bert.layers[0].ffn.neurons() == 9);
+  CHECK(compacted.bert.layers[1].ffn.neurons() == 10);
+  const bert_config pruned = compacted.bert.config();
+  CHECK(pruned.kept_heads == std::vector<std::vector<index_t>>{{1}, {0}});
+  CHECK(pruned.kept_ffn[1] == std::vector<index_t>{1, 2, 3, 4, 5, 6, 7, 8, 9, 10});
+  CHECK(masked.bert.encoder_flops_per_token(5) == doctest::Approx(compacted.bert.encoder_flops_per_token(5)));
+
+  token_batch b = test_batch();
+  b.labels = {ignore_label, 3, ignore_label, 7, 11, ignore_label, 12, ignore_label, ignore_label, ignore_label};
+  tape<scalar> t;
+  const auto m = masked.forward(t, b, false, 0);
+  const auto c = compacted.forward(t, b, false, 0);
+  check_near(m.logits.value(), c.logits.value(), 1e-12, "logits");
+  t.backward(add(t, m.loss, c.loss));
+  const auto& mq = masked.bert.layers[1].self_attention.query.weight.gradient;
+  check_near(mq.topRows(4), compacted.bert.layers[1].self_attention.query.weight.gradient, 1e-12, "query gradient");
+  CHECK(mq.bottomRows(4).isZero(0));
+  check_near(masked.bert.embedding.word.gradient, compacted.bert.embedding.word.gradient, 1e-12, "embedding gradient");
+
+  // The pruned model rebuilt from its config holds the same structure.
+  bert_for_masked_lm<scalar, test_shape> rebuilt(pruned);
+  CHECK(rebuilt.bert.layers[0].ffn.neurons() == 9);
+  CHECK(rebuilt.bert.layers[1].self_attention.output.inputs() == 4);
+}
+
+TEST_CASE("bert: dropout is deterministic for a key and differs between keys") {
+  bert_for_sequence_classification<float, test_shape> model([] {
+    bert_config c = test_config();
+    c.hidden_dropout = 0.3;
+    c.attention_dropout = 0.3;
+    return c;
+  }());
+  rng random(5);
+  model.initialise(random);
+  tape<float> t;
+  const token_batch b = test_batch();
+  const matrix<float> first = model.logits(t, b, true, 17).value();
+  const matrix<float> again = model.logits(t, b, true, 17).value();
+  const matrix<float> other = model.logits(t, b, true, 18).value();
+  const matrix<float> evaluation = model.logits(t, b, false, 17).value();
+  check_near(first, again, 0);
+  CHECK_FALSE(first.isApprox(other));
+  CHECK_FALSE(first.isApprox(evaluation));
+}
+
+TEST_CASE("bert: inputs that do not fit are shape errors") {
+  bert_for_sequence_classification<float, test_shape> model(test_config());
+  tape<float> t;
+  token_batch b = test_batch();
+  b.ids[3] = 13;
+  CHECK_THROWS_WITH_AS(model.logits(t, b, false, 0),
+                       "bert_model: token id 13 at position 3 is outside the vocabulary [0, 13)", shape_error);
+  b = test_batch();
+  b.type_ids[0] = 2;
+  CHECK_THROWS_WITH_AS(model.logits(t, b, false, 0), "bert_model: token type 2 at position 0 is outside [0, 2)",
+                       shape_error);
+  b.seq = 7;
+  b.batch = 1;
+  b.ids.assign(7, 1);
+  b.type_ids.assign(7, 0);
+  b.attention.assign(7, 1);
+  CHECK_THROWS_WITH_AS(model.logits(t, b, false, 0),
+                       "bert_model: sequence length 7 exceeds max_position_embeddings = 6", shape_error);
+  b.ids.pop_back();
+  CHECK_THROWS_WITH_AS(model.logits(t, b, false, 0),
+                       "bert_model: batch holds 6 ids, 7 type ids and 7 attention flags, expected 7 each", shape_error);
+  bert_config wrong = test_config();
+  wrong.hidden = 16;
+  using classifier = bert_for_sequence_classification<float, test_shape>;
+  CHECK_THROWS_WITH_AS(classifier{wrong},
+                       "bert_config: 'hidden_size' is 16, expected 8 for this shape", config_error);
+}
