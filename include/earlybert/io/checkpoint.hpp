@@ -1,0 +1,298 @@
+// SPDX-License-Identifier: Apache-2.0
+#pragma once
+// Checkpoints: a directory that HuggingFace's from_pretrained() reads, and that this library reads back.
+//
+//   config.json         HuggingFace BertConfig keys (hidden_size, num_hidden_layers, ...), the
+//                       architecture, and for a pruned model the structure it keeps:
+//                         "pruned_heads"        {"layer": [removed heads]}, HuggingFace's own key, so
+//                                               from_pretrained() prunes the same heads before loading
+//                         "earlybert_kept_heads" [[kept head indices] per layer]
+//                         "earlybert_kept_ffn"   [[kept FFN neuron indices] per layer]
+//                       and "earlybert_format": {"name": "earlybert-checkpoint", "version": 1}.
+//   model.safetensors   every parameter under its HuggingFace name, F32; metadata "format": "pt" (which
+//                       transformers requires) and the kept structure again ("earlybert.kept_heads",
+//                       "earlybert.kept_ffn", as JSON text). The MLM decoder weight is tied to the word
+//                       embeddings and, as HuggingFace saves it, not stored twice.
+//   vocab.txt           the vocabulary the model was trained with.
+//
+// A model whose FFN widths differ between layers has no HuggingFace equivalent (BertConfig has one
+// intermediate_size); it reloads here, and from_pretrained() reports the size mismatch.
+//
+// Loading a checkpoint of another task into a model is allowed as HuggingFace allows it: encoder
+// parameters must all be present (the pooler may be absent, coming from a masked-LM checkpoint);
+// task-head parameters that are absent keep their initialisation, and the report lists them.
+
+#include <algorithm>
+#include <filesystem>
+#include <string>
+#include <utility>
+#include <string_view>
+#include <vector>
+
+#include <fmt/format.h>
+#include <fmt/ranges.h>
+#include <nlohmann/json.hpp>
+
+#include "earlybert/core/error.hpp"
+#include "earlybert/io/files.hpp"
+#include "earlybert/io/safetensors.hpp"
+#include "earlybert/io/vocabulary.hpp"
+#include "earlybert/nn/bert.hpp"
+#include "earlybert/nn/config.hpp"
+
+namespace earlybert {
+
+inline constexpr std::string_view checkpoint_format_name = "earlybert-checkpoint";
+inline constexpr int checkpoint_format_version = 1;
+
+// What a checkpoint's config.json says.
+struct checkpoint_config {
+  bert_config model;
+  std::string architecture;  // "BertForMaskedLM", "BertForSequenceClassification", ... ("" if absent)
+};
+
+namespace detail {
+template <class T>
+T config_value(const nlohmann::json& j, const std::string& path, const char* key, const T& fallback, bool required) {
+  if (!j.contains(key)) {
+    if (required) throw io_error(fmt::format("config '{}': key '{}' is missing", path, key));
+    return fallback;
+  }
+  try {
+    return j.at(key).get<T>();
+  } catch (const nlohmann::json::exception&) {
+    throw io_error(fmt::format("config '{}': key '{}' is {}, expected a {}", path, key, j.at(key).dump(),
+                               std::is_floating_point_v<T> ? "number" : std::is_integral_v<T> ? "whole number" : "value"));
+  }
+}
+
+inline std::vector<std::vector<index_t>> kept_lists(const nlohmann::json& j, const std::string& path, const char* key) {
+  if (!j.contains(key)) return {};
+  try {
+    return j.at(key).get<std::vector<std::vector<index_t>>>();
+  } catch (const nlohmann::json::exception&) {
+    throw io_error(fmt::format("config '{}': key '{}' is not a list of index lists", path, key));
+  }
+}
+}  // namespace detail
+
+inline nlohmann::ordered_json config_to_json(const bert_config& c, const std::string& architecture) {
+  nlohmann::ordered_json j;
+  j["architectures"] = {architecture};
+  j["model_type"] = "bert";
+  j["hidden_size"] = c.hidden;
+  j["num_hidden_layers"] = c.layers;
+  j["num_attention_heads"] = c.heads;
+  j["intermediate_size"] = c.ffn;
+  j["hidden_act"] = "gelu";
+  j["vocab_size"] = c.vocab_size;
+  j["max_position_embeddings"] = c.max_positions;
+  j["type_vocab_size"] = c.type_vocab_size;
+  j["layer_norm_eps"] = c.layer_norm_eps;
+  j["hidden_dropout_prob"] = c.hidden_dropout;
+  j["attention_probs_dropout_prob"] = c.attention_dropout;
+  j["initializer_range"] = c.initializer_range;
+  j["pad_token_id"] = c.pad_token_id;
+  j["position_embedding_type"] = "absolute";
+  j["num_labels"] = c.num_labels;
+  nlohmann::ordered_json id2label, label2id;
+  for (int i = 0; i < c.num_labels; ++i) {
+    id2label[std::to_string(i)] = fmt::format("LABEL_{}", i);
+    label2id[fmt::format("LABEL_{}", i)] = i;
+  }
+  j["id2label"] = id2label;
+  j["label2id"] = label2id;
+  if (c.pruned()) {
+    nlohmann::ordered_json pruned = nlohmann::ordered_json::object();
+    for (std::size_t l = 0; l < c.kept_heads.size(); ++l) {
+      std::vector<index_t> removed;
+      for (index_t h = 0, k = 0; h < c.heads; ++h) {
+        if (k < static_cast<index_t>(c.kept_heads[l].size()) && c.kept_heads[l][static_cast<std::size_t>(k)] == h) ++k;
+        else removed.push_back(h);
+      }
+      if (!removed.empty()) pruned[std::to_string(l)] = removed;
+    }
+    j["pruned_heads"] = pruned;
+    j["earlybert_kept_heads"] = c.kept_heads;
+    j["earlybert_kept_ffn"] = c.kept_ffn;
+  }
+  j["earlybert_format"] = {{"name", checkpoint_format_name}, {"version", checkpoint_format_version}};
+  return j;
+}
+
+// Parses config.json. Missing optional keys take BertConfig's defaults; values are range-checked.
+inline checkpoint_config read_config(const std::filesystem::path& path) {
+  const std::string p = path.string();
+  nlohmann::json j;
+  try {
+    j = nlohmann::json::parse(read_file(path, "config"));
+  } catch (const nlohmann::json::exception& e) {
+    throw io_error(fmt::format("config '{}': not valid JSON ({})", p, e.what()));
+  }
+  if (!j.is_object()) throw io_error(fmt::format("config '{}': expected a JSON object", p));
+  if (j.contains("earlybert_format")) {
+    const auto version = j["earlybert_format"].value("version", 0);
+    if (version != checkpoint_format_version) {
+      throw io_error(fmt::format("config '{}': earlybert checkpoint format version {}, expected {} (written by another "
+                                 "release; re-save it with that release)", p, version, checkpoint_format_version));
+    }
+  }
+  checkpoint_config out;
+  bert_config& c = out.model;
+  using detail::config_value;
+  c.hidden = config_value<int>(j, p, "hidden_size", 0, true);
+  c.layers = config_value<int>(j, p, "num_hidden_layers", 0, true);
+  c.heads = config_value<int>(j, p, "num_attention_heads", 0, true);
+  c.ffn = config_value<int>(j, p, "intermediate_size", 0, true);
+  c.vocab_size = config_value<index_t>(j, p, "vocab_size", 0, true);
+  c.max_positions = config_value<index_t>(j, p, "max_position_embeddings", 512, false);
+  c.type_vocab_size = config_value<index_t>(j, p, "type_vocab_size", 2, false);
+  c.layer_norm_eps = config_value<double>(j, p, "layer_norm_eps", 1e-12, false);
+  c.hidden_dropout = config_value<double>(j, p, "hidden_dropout_prob", 0.1, false);
+  c.attention_dropout = config_value<double>(j, p, "attention_probs_dropout_prob", 0.1, false);
+  c.initializer_range = config_value<double>(j, p, "initializer_range", 0.02, false);
+  c.pad_token_id = config_value<token_id>(j, p, "pad_token_id", 0, false);
+  const auto activation = config_value<std::string>(j, p, "hidden_act", "gelu", false);
+  if (activation != "gelu") {
+    throw io_error(fmt::format("config '{}': hidden_act is '{}', expected 'gelu' (the exact erf form, the only one "
+                               "implemented)", p, activation));
+  }
+  const auto position = config_value<std::string>(j, p, "position_embedding_type", "absolute", false);
+  if (position != "absolute") {
+    throw io_error(fmt::format("config '{}': position_embedding_type is '{}', expected 'absolute'", p, position));
+  }
+  if (j.contains("num_labels")) c.num_labels = config_value<int>(j, p, "num_labels", 2, false);
+  else if (j.contains("id2label") && j["id2label"].is_object()) c.num_labels = static_cast<int>(j["id2label"].size());
+  if (j.contains("architectures") && j["architectures"].is_array() && !j["architectures"].empty() &&
+      j["architectures"][0].is_string()) {
+    out.architecture = j["architectures"][0].get<std::string>();
+  }
+  c.kept_heads = detail::kept_lists(j, p, "earlybert_kept_heads");
+  c.kept_ffn = detail::kept_lists(j, p, "earlybert_kept_ffn");
+  // A checkpoint pruned by HuggingFace records only the removed heads.
+  if (c.kept_heads.empty() && j.contains("pruned_heads") && j["pruned_heads"].is_object() && !j["pruned_heads"].empty()) {
+    for (int l = 0; l < c.layers; ++l) {
+      std::vector<index_t> removed;
+      if (j["pruned_heads"].contains(std::to_string(l))) removed = j["pruned_heads"][std::to_string(l)].get<std::vector<index_t>>();
+      std::vector<index_t> kept;
+      for (index_t h = 0; h < c.heads; ++h) {
+        if (std::find(removed.begin(), removed.end(), h) == removed.end()) kept.push_back(h);
+      }
+      c.kept_heads.push_back(kept);
+    }
+  }
+  if (c.kept_heads.empty() != c.kept_ffn.empty()) {
+    // One of the two is pruned: the other keeps everything.
+    const auto all = [&](int n) {
+      std::vector<index_t> v(static_cast<std::size_t>(n));
+      for (int i = 0; i < n; ++i) v[static_cast<std::size_t>(i)] = i;
+      return std::vector<std::vector<index_t>>(static_cast<std::size_t>(c.layers), v);
+    };
+    if (c.kept_heads.empty()) c.kept_heads = all(c.heads);
+    else c.kept_ffn = all(c.ffn);
+  }
+  if (c.hidden <= 0 || c.layers <= 0 || c.heads <= 0 || c.ffn <= 0 || c.hidden % c.heads != 0) {
+    throw io_error(fmt::format("config '{}': hidden_size {}, num_hidden_layers {}, num_attention_heads {} and "
+                               "intermediate_size {} do not describe a BERT (all positive, heads dividing hidden)",
+                               p, c.hidden, c.layers, c.heads, c.ffn));
+  }
+  try {
+    c.check();
+  } catch (const config_error& e) {
+    throw io_error(fmt::format("config '{}': {}", p, e.what()));
+  }
+  return out;
+}
+
+template <class Model>
+std::string architecture_of() {
+  using scalar = typename decltype(std::declval<Model&>().bert.embedding.word.value)::Scalar;
+  using shape = typename Model::shape;
+  if constexpr (std::is_same_v<Model, bert_for_masked_lm<scalar, shape>>) return "BertForMaskedLM";
+  else if constexpr (std::is_same_v<Model, bert_for_sequence_classification<scalar, shape>>) return "BertForSequenceClassification";
+  else return "BertForTokenClassification";
+}
+
+// Writes config.json, model.safetensors and vocab.txt into `directory` (created if needed), each atomically.
+template <class Model>
+void save_checkpoint(const std::filesystem::path& directory, Model& model, const vocabulary& vocab) {
+  std::error_code ec;
+  std::filesystem::create_directories(directory, ec);
+  if (ec || !std::filesystem::is_directory(directory)) {
+    throw io_error(fmt::format("checkpoint '{}': cannot create the directory ({})", directory.string(), ec.message()));
+  }
+  const bert_config config = model.bert.config();
+  if (vocab.size() != config.vocab_size) {
+    throw config_error(fmt::format("save_checkpoint: the vocabulary has {} tokens, the model {}", vocab.size(), config.vocab_size));
+  }
+  safetensors_writer tensors;
+  tensors.set_metadata("format", "pt");
+  if (config.pruned()) {
+    tensors.set_metadata("earlybert.kept_heads", nlohmann::json(config.kept_heads).dump());
+    tensors.set_metadata("earlybert.kept_ffn", nlohmann::json(config.kept_ffn).dump());
+  }
+  using scalar = typename decltype(model.bert.embedding.word.value)::Scalar;
+  model.for_each_parameter([&](parameter<scalar>& p) {
+    std::vector<std::int64_t> shape = p.rows() == 1 ? std::vector<std::int64_t>{p.cols()}
+                                                    : std::vector<std::int64_t>{p.rows(), p.cols()};
+    tensors.add(p.name, p.value, shape);
+  });
+  tensors.write(directory / "model.safetensors");
+  write_file_atomically(directory / "config.json", config_to_json(config, architecture_of<Model>()).dump(2) + "\n");
+  vocab.save(directory / "vocab.txt");
+}
+
+struct load_report {
+  std::vector<std::string> initialised;  // parameters absent from the checkpoint, left as initialised
+  std::vector<std::string> unused;       // tensors in the checkpoint that the model does not have
+};
+
+// Fills `model` from `directory`/model.safetensors. The model must have been built from the
+// checkpoint's config (so a pruned checkpoint's structure is already in place).
+template <class Model>
+load_report load_weights(const std::filesystem::path& directory, Model& model) {
+  const auto file = safetensors_reader::open(directory / "model.safetensors");
+  load_report report;
+  std::vector<std::string> used;
+  // The structure recorded beside the tensors must be the one the model was built with.
+  const bert_config built = model.bert.config();
+  for (const auto& [key, kept] : {std::pair{"earlybert.kept_heads", &built.kept_heads}, std::pair{"earlybert.kept_ffn", &built.kept_ffn}}) {
+    const auto it = file.metadata().find(key);
+    const std::string recorded = it == file.metadata().end() ? "" : it->second;
+    const std::string expected = kept->empty() ? "" : nlohmann::json(*kept).dump();
+    if (recorded != expected) {
+      throw io_error(fmt::format("safetensors '{}': metadata '{}' is '{}', but config.json describes '{}'", file.path(),
+                                 key, recorded, expected));
+    }
+  }
+  using scalar = typename decltype(model.bert.embedding.word.value)::Scalar;
+  model.for_each_parameter([&](parameter<scalar>& p) {
+    // HuggingFace names, with the aliases older checkpoints use: no "bert." prefix (a bare BertModel)
+    // and LayerNorm gamma/beta.
+    std::vector<std::string> candidates{p.name};
+    if (p.name.starts_with("bert.")) candidates.push_back(p.name.substr(5));
+    for (std::size_t i = 0, n = candidates.size(); i < n; ++i) {
+      const std::string c = candidates[i];  // a copy: push_back below may reallocate
+      if (c.ends_with("LayerNorm.weight")) candidates.push_back(c.substr(0, c.size() - 6) + "gamma");
+      if (c.ends_with("LayerNorm.bias")) candidates.push_back(c.substr(0, c.size() - 4) + "beta");
+    }
+    for (const auto& c : candidates) {
+      if (file.find(c) != nullptr) {
+        file.read(c, p.value);
+        used.push_back(c);
+        return;
+      }
+    }
+    const bool optional = !p.name.starts_with("bert.") || p.name.starts_with("bert.pooler.");
+    if (!optional) {
+      throw io_error(fmt::format("safetensors '{}': no tensor '{}', which the model needs", file.path(), p.name));
+    }
+    report.initialised.push_back(p.name);
+  });
+  for (const auto& t : file.tensors()) {
+    if (std::find(used.begin(), used.end(), t.name) == used.end()) report.unused.push_back(t.name);
+  }
+  return report;
+}
+
+}  // namespace earlybert

@@ -1,0 +1,232 @@
+// SPDX-License-Identifier: Apache-2.0
+#include "earlybert/io/checkpoint.hpp"
+
+#include <cstring>
+#include <filesystem>
+#include <string>
+#include <vector>
+
+#include <doctest/doctest.h>
+#include <nlohmann/json.hpp>
+
+#include "support/test_support.hpp"
+
+using namespace earlybert;
+using earlybert::testing::check_near;
+using earlybert::testing::random_matrix;
+namespace fs = std::filesystem;
+
+namespace {
+using test_shape = bert_shape<2, 8, 2, 12>;
+
+// A fresh, empty directory under the system's temporary folder, removed at the end of the test.
+struct scratch_directory {
+  fs::path path;
+  explicit scratch_directory(const std::string& name) : path(fs::temp_directory_path() / ("earlybert_test_" + name)) {
+    fs::remove_all(path);
+    fs::create_directories(path);
+  }
+  ~scratch_directory() { fs::remove_all(path); }
+};
+
+vocabulary test_vocabulary() {
+  std::vector<std::string> tokens{"[PAD]", "[UNK]", "[CLS]", "[SEP]", "[MASK]"};
+  for (int i = 0; tokens.size() < 13; ++i) tokens.push_back("w" + std::to_string(i));
+  return vocabulary(tokens);
+}
+
+bert_config test_config() {
+  bert_config c = bert_config::for_shape<test_shape>(13);
+  c.max_positions = 6;
+  c.num_labels = 3;
+  return c;
+}
+
+// A safetensors file from a header and data given as text.
+void write_raw(const fs::path& path, const std::string& header, std::size_t data_bytes) {
+  std::string bytes(8, '\0');
+  const std::uint64_t n = header.size();
+  std::memcpy(bytes.data(), &n, 8);
+  bytes += header;
+  bytes += std::string(data_bytes, '\0');
+  write_file_atomically(path, bytes);
+}
+}  // namespace
+
+TEST_CASE("safetensors: tensors round-trip with their shapes, dtype F32 and metadata") {
+  scratch_directory dir("safetensors_roundtrip");
+  const matrix<double> a = random_matrix<double>(3, 4, 1);
+  const matrix<double> b = random_matrix<double>(1, 5, 2);
+  safetensors_writer w;
+  w.set_metadata("format", "pt");
+  w.add("a", a, {3, 4});
+  w.add("b", b, {5});
+  w.write(dir.path / "x.safetensors");
+  CHECK_FALSE(fs::exists(dir.path / "x.safetensors.tmp"));
+
+  const auto r = safetensors_reader::open(dir.path / "x.safetensors");
+  CHECK(r.metadata().at("format") == "pt");
+  REQUIRE(r.tensors().size() == 2);
+  matrix<float> a_read(3, 4), b_read(1, 5);
+  r.read("a", a_read);
+  r.read("b", b_read);
+  check_near(a_read, a.cast<float>(), 0);
+  check_near(b_read, b.cast<float>(), 0);
+  matrix<float> wrong(4, 3);
+  CHECK_THROWS_WITH_AS(r.read("a", wrong),
+                       fmt::format("safetensors '{}': tensor 'a' has shape [3, 4], expected [4, 3]", r.path()).c_str(),
+                       io_error);
+  CHECK_THROWS_WITH_AS(r.read("c", wrong), fmt::format("safetensors '{}': no tensor 'c'", r.path()).c_str(), io_error);
+  // The header is padded so that the data starts 8-byte aligned.
+  const std::string bytes = read_file(dir.path / "x.safetensors", "x");
+  std::uint64_t header = 0;
+  std::memcpy(&header, bytes.data(), 8);
+  CHECK(header % 8 == 0);
+}
+
+TEST_CASE("safetensors: F16, BF16 and F64 tensors convert exactly") {
+  scratch_directory dir("safetensors_dtypes");
+  const fs::path path = dir.path / "d.safetensors";
+  // F16: 1.0 = 0x3C00, -2.5 = 0xC100; BF16: 1.0 = 0x3F80, 0.5 = 0x3F00; F64: 0.25.
+  const std::string header = R"({"h":{"dtype":"F16","shape":[2],"data_offsets":[0,4]},)"
+                             R"("g":{"dtype":"BF16","shape":[2],"data_offsets":[4,8]},)"
+                             R"("d":{"dtype":"F64","shape":[1,1],"data_offsets":[8,16]}})";
+  std::string bytes(8, '\0');
+  const std::uint64_t n = header.size();
+  std::memcpy(bytes.data(), &n, 8);
+  bytes += header;
+  const std::uint16_t halves[4] = {0x3C00, 0xC100, 0x3F80, 0x3F00};
+  bytes.append(reinterpret_cast<const char*>(halves), 8);
+  const double quarter = 0.25;
+  bytes.append(reinterpret_cast<const char*>(&quarter), 8);
+  write_file_atomically(path, bytes);
+  const auto r = safetensors_reader::open(path);
+  matrix<float> h(1, 2), g(1, 2), d(1, 1);
+  r.read("h", h);
+  r.read("g", g);
+  r.read("d", d);
+  CHECK(h(0, 0) == 1.0f);
+  CHECK(h(0, 1) == -2.5f);
+  CHECK(g(0, 0) == 1.0f);
+  CHECK(g(0, 1) == 0.5f);
+  CHECK(d(0, 0) == 0.25f);
+}
+
+TEST_CASE("safetensors: malformed files are io_errors that say what is wrong") {
+  scratch_directory dir("safetensors_bad");
+  const fs::path path = dir.path / "bad.safetensors";
+  const std::string p = path.string();
+  const auto message = [&](const std::string& what) { return fmt::format("safetensors '{}': {}", p, what); };
+
+  write_file_atomically(path, "abc");
+  CHECK_THROWS_WITH_AS(safetensors_reader::open(path), message("the file has 3 bytes, expected at least 8 (the header length)").c_str(), io_error);
+
+  std::string bytes(8, '\0');
+  bytes[0] = 100;
+  write_file_atomically(path, bytes + "{}");
+  CHECK_THROWS_WITH_AS(safetensors_reader::open(path), message("the header length is 100 bytes, but only 2 bytes follow it").c_str(), io_error);
+
+  write_raw(path, R"({"a":{"dtype":"F32","shape":[2],"data_offsets":[0,12]}})", 8);
+  CHECK_THROWS_WITH_AS(safetensors_reader::open(path), message("tensor 'a' has data_offsets [0, 12], outside the 8 data bytes").c_str(), io_error);
+
+  write_raw(path, R"({"a":{"dtype":"F32","shape":[2],"data_offsets":[0,8]},"b":{"dtype":"F32","shape":[1],"data_offsets":[4,8]}})", 8);
+  CHECK_THROWS_WITH_AS(safetensors_reader::open(path), message("tensors 'a' and 'b' overlap").c_str(), io_error);
+
+  write_raw(path, R"({"a":{"dtype":"F32","shape":[3],"data_offsets":[0,8]}})", 8);
+  CHECK_THROWS_WITH_AS(safetensors_reader::open(path), message("tensor 'a' spans 8 bytes, expected 12 for shape [3] of F32").c_str(), io_error);
+
+  write_raw(path, R"({"a":{"dtype":"Q4","shape":[2],"data_offsets":[0,8]}})", 8);
+  CHECK_THROWS_WITH_AS(safetensors_reader::open(path),
+                       message("tensor 'a' has dtype \"Q4\", expected one of F32, F64, F16, BF16, I32, I64").c_str(), io_error);
+
+  write_raw(path, R"({"a":{"dtype":"F32","shape":[-2],"data_offsets":[0,8]}})", 8);
+  CHECK_THROWS_WITH_AS(safetensors_reader::open(path), message("tensor 'a' has shape [-2], expected non-negative extents").c_str(), io_error);
+
+  write_raw(path, R"({"a": )", 0);
+  CHECK_THROWS_AS(safetensors_reader::open(path), io_error);
+
+  CHECK_THROWS_WITH_AS(safetensors_reader::open(dir.path / "missing.safetensors"),
+                       fmt::format("safetensors '{}': cannot open the file for reading (No such file or directory)",
+                                   (dir.path / "missing.safetensors").string()).c_str(), io_error);
+}
+
+TEST_CASE("checkpoint: save then load gives identical parameters and outputs") {
+  scratch_directory dir("checkpoint_roundtrip");
+  bert_for_sequence_classification<float, test_shape> model(test_config());
+  rng random(3);
+  model.initialise(random);
+  save_checkpoint(dir.path, model, test_vocabulary());
+  for (const char* file : {"config.json", "model.safetensors", "vocab.txt"}) CHECK(fs::exists(dir.path / file));
+
+  const checkpoint_config config = read_config(dir.path / "config.json");
+  CHECK(config.architecture == "BertForSequenceClassification");
+  CHECK(config.model.num_labels == 3);
+  CHECK(config.model.max_positions == 6);
+  bert_for_sequence_classification<float, test_shape> loaded(config.model);
+  const load_report report = load_weights(dir.path, loaded);
+  CHECK(report.initialised.empty());
+  CHECK(report.unused.empty());
+  auto original = parameters_of(model), reread = parameters_of(loaded);
+  REQUIRE(original.size() == reread.size());
+  for (std::size_t i = 0; i < original.size(); ++i) check_near(reread[i]->value, original[i]->value, 0, original[i]->name.c_str());
+}
+
+TEST_CASE("checkpoint: a pruned model records its structure in config.json and the metadata, and reloads") {
+  scratch_directory dir("checkpoint_pruned");
+  bert_for_masked_lm<float, test_shape> model(test_config());
+  rng random(4);
+  model.initialise(random);
+  model.bert.layers[0].self_attention.set_active_heads(std::vector<std::uint8_t>{0, 1});
+  std::vector<std::uint8_t> neurons(12, 1);
+  neurons[3] = neurons[7] = 0;
+  model.bert.layers[1].ffn.set_active_neurons(neurons);
+  for (auto& layer : model.bert.layers) {
+    layer.self_attention.compact();
+    layer.ffn.compact();
+  }
+  save_checkpoint(dir.path, model, test_vocabulary());
+
+  const auto json = nlohmann::json::parse(read_file(dir.path / "config.json", "config"));
+  CHECK(json["pruned_heads"] == nlohmann::json::parse(R"({"0": [0]})"));
+  CHECK(json["earlybert_kept_heads"] == nlohmann::json::parse("[[1], [0, 1]]"));
+  CHECK(json["earlybert_kept_ffn"][1] == nlohmann::json::parse("[0, 1, 2, 4, 5, 6, 8, 9, 10, 11]"));
+  CHECK(safetensors_reader::open(dir.path / "model.safetensors").metadata().at("earlybert.kept_heads") == "[[1],[0,1]]");
+
+  const checkpoint_config config = read_config(dir.path / "config.json");
+  bert_for_masked_lm<float, test_shape> loaded(config.model);
+  load_weights(dir.path, loaded);
+  CHECK(loaded.bert.layers[0].self_attention.heads() == 1);
+  CHECK(loaded.bert.layers[1].ffn.neurons() == 10);
+  check_near(loaded.bert.layers[1].ffn.output.weight.value, model.bert.layers[1].ffn.output.weight.value, 0);
+
+  // A masked-LM checkpoint initialises a classifier: the pooler and classifier are reported, cls.* unused.
+  bert_config classifier_config = config.model;
+  bert_for_sequence_classification<float, test_shape> classifier(classifier_config);
+  const load_report report = load_weights(dir.path, classifier);
+  CHECK(report.initialised == std::vector<std::string>{"bert.pooler.dense.weight", "bert.pooler.dense.bias",
+                                                         "classifier.weight", "classifier.bias"});
+  CHECK(report.unused.size() == 5);
+}
+
+TEST_CASE("checkpoint: config.json errors name the file and the key") {
+  scratch_directory dir("checkpoint_config");
+  const fs::path path = dir.path / "config.json";
+  const std::string p = path.string();
+  write_file_atomically(path, R"({"hidden_size": 8, "num_hidden_layers": 2, "num_attention_heads": 2})");
+  CHECK_THROWS_WITH_AS(read_config(path), fmt::format("config '{}': key 'intermediate_size' is missing", p).c_str(), io_error);
+  write_file_atomically(path, R"({"hidden_size": 8, "num_hidden_layers": 2, "num_attention_heads": 3, "intermediate_size": 12, "vocab_size": 5})");
+  CHECK_THROWS_WITH_AS(read_config(path),
+                       fmt::format("config '{}': hidden_size 8, num_hidden_layers 2, num_attention_heads 3 and intermediate_size "
+                                   "12 do not describe a BERT (all positive, heads dividing hidden)", p).c_str(), io_error);
+  write_file_atomically(path, R"({"hidden_size": "8"})");
+  CHECK_THROWS_WITH_AS(read_config(path), fmt::format("config '{}': key 'hidden_size' is \"8\", expected a whole number", p).c_str(), io_error);
+  write_file_atomically(path, R"({"hidden_size": 8, "num_hidden_layers": 2, "num_attention_heads": 2, "intermediate_size": 12, "vocab_size": 5, "hidden_act": "relu"})");
+  CHECK_THROWS_WITH_AS(read_config(path),
+                       fmt::format("config '{}': hidden_act is 'relu', expected 'gelu' (the exact erf form, the only one implemented)", p).c_str(),
+                       io_error);
+  write_file_atomically(path, R"({"hidden_size": 8, "num_hidden_layers": 2, "num_attention_heads": 2, "intermediate_size": 12, "vocab_size": 5, "hidden_dropout_prob": 1.5})");
+  CHECK_THROWS_WITH_AS(read_config(path),
+                       fmt::format("config '{}': bert_config: 'hidden_dropout_prob' is 1.5, expected a value in [0, 1)", p).c_str(), io_error);
+  write_file_atomically(path, "{not json");
+  CHECK_THROWS_AS(read_config(path), io_error);
+}
