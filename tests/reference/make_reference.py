@@ -1,0 +1,303 @@
+#!/usr/bin/python3
+# SPDX-License-Identifier: Apache-2.0
+"""Writes the PyTorch reference that tests/reference/parity_test.cpp checks earlybert against.
+
+A small BERT is written here in plain PyTorch, module for module as HuggingFace's modeling_bert.py
+(post-LN layers, exact-erf GELU, additive padding mask of -10000, padding_idx on the word embeddings,
+the masked-LM decoder tied to the word embeddings), so that its state_dict carries HuggingFace's
+tensor names. The script writes, into tests/reference/tiny_bert/:
+
+  config.json, model.safetensors, vocab.txt   the checkpoint (F32), as earlybert saves one
+  golden.safetensors                          F64 outputs and every gradient, for one batch
+  golden.json                                 that batch (ids, token types, attention, labels)
+
+The golden values are computed in float64 from the F32 weights (exactly representable), with dropout
+off, for two heads on the same encoder: sequence classification (pooler + classifier) and masked LM
+(only the labelled positions go through the decoder, as earlybert computes them).
+
+Run with Debian's PyTorch (python3-torch), which only /usr/bin/python3 has:
+    /usr/bin/python3 tests/reference/make_reference.py
+The test suite itself never needs torch: the outputs are committed.
+"""
+import json
+import math
+import os
+import struct
+
+import torch
+from torch import nn
+import torch.nn.functional as F
+
+HERE = os.path.dirname(os.path.abspath(__file__))
+OUT = os.path.join(HERE, "tiny_bert")
+
+# The shape: tests/reference/parity_test.cpp instantiates bert_shape<2, 32, 4, 64>.
+CONFIG = dict(
+    hidden_size=32, num_hidden_layers=2, num_attention_heads=4, intermediate_size=64,
+    vocab_size=64, max_position_embeddings=16, type_vocab_size=2, layer_norm_eps=1e-12,
+    hidden_act="gelu", hidden_dropout_prob=0.1, attention_probs_dropout_prob=0.1,
+    initializer_range=0.02, pad_token_id=0, num_labels=3,
+)
+
+
+class Embeddings(nn.Module):
+    def __init__(self, c):
+        super().__init__()
+        self.word_embeddings = nn.Embedding(c["vocab_size"], c["hidden_size"], padding_idx=c["pad_token_id"])
+        self.position_embeddings = nn.Embedding(c["max_position_embeddings"], c["hidden_size"])
+        self.token_type_embeddings = nn.Embedding(c["type_vocab_size"], c["hidden_size"])
+        self.LayerNorm = nn.LayerNorm(c["hidden_size"], eps=c["layer_norm_eps"])
+
+    def forward(self, ids, types):
+        positions = torch.arange(ids.shape[1]).unsqueeze(0).expand_as(ids)
+        x = self.word_embeddings(ids) + self.position_embeddings(positions) + self.token_type_embeddings(types)
+        return self.LayerNorm(x)
+
+
+class SelfAttention(nn.Module):
+    def __init__(self, c):
+        super().__init__()
+        self.heads = c["num_attention_heads"]
+        self.head_dim = c["hidden_size"] // self.heads
+        self.query = nn.Linear(c["hidden_size"], c["hidden_size"])
+        self.key = nn.Linear(c["hidden_size"], c["hidden_size"])
+        self.value = nn.Linear(c["hidden_size"], c["hidden_size"])
+
+    def split(self, x):  # [batch, seq, hidden] -> [batch, heads, seq, head_dim]
+        b, s, _ = x.shape
+        return x.view(b, s, self.heads, self.head_dim).permute(0, 2, 1, 3)
+
+    def forward(self, x, additive_mask):
+        q, k, v = self.split(self.query(x)), self.split(self.key(x)), self.split(self.value(x))
+        scores = q @ k.transpose(-1, -2) / math.sqrt(self.head_dim) + additive_mask
+        context = torch.softmax(scores, dim=-1) @ v
+        b, h, s, d = context.shape
+        return context.permute(0, 2, 1, 3).reshape(b, s, h * d)
+
+
+class SelfOutput(nn.Module):
+    def __init__(self, c):
+        super().__init__()
+        self.dense = nn.Linear(c["hidden_size"], c["hidden_size"])
+        self.LayerNorm = nn.LayerNorm(c["hidden_size"], eps=c["layer_norm_eps"])
+
+    def forward(self, context, x):
+        return self.LayerNorm(self.dense(context) + x)
+
+
+class Attention(nn.Module):
+    def __init__(self, c):
+        super().__init__()
+        self.self = SelfAttention(c)
+        self.output = SelfOutput(c)
+
+    def forward(self, x, additive_mask):
+        return self.output(self.self(x, additive_mask), x)
+
+
+class Intermediate(nn.Module):
+    def __init__(self, c):
+        super().__init__()
+        self.dense = nn.Linear(c["hidden_size"], c["intermediate_size"])
+
+    def forward(self, x):
+        return F.gelu(self.dense(x))
+
+
+class Output(nn.Module):
+    def __init__(self, c):
+        super().__init__()
+        self.dense = nn.Linear(c["intermediate_size"], c["hidden_size"])
+        self.LayerNorm = nn.LayerNorm(c["hidden_size"], eps=c["layer_norm_eps"])
+
+    def forward(self, h, x):
+        return self.LayerNorm(self.dense(h) + x)
+
+
+class Layer(nn.Module):
+    def __init__(self, c):
+        super().__init__()
+        self.attention = Attention(c)
+        self.intermediate = Intermediate(c)
+        self.output = Output(c)
+
+    def forward(self, x, additive_mask):
+        a = self.attention(x, additive_mask)
+        return self.output(self.intermediate(a), a)
+
+
+class Encoder(nn.Module):
+    def __init__(self, c):
+        super().__init__()
+        self.layer = nn.ModuleList([Layer(c) for _ in range(c["num_hidden_layers"])])
+
+    def forward(self, x, additive_mask):
+        for layer in self.layer:
+            x = layer(x, additive_mask)
+        return x
+
+
+class Pooler(nn.Module):
+    def __init__(self, c):
+        super().__init__()
+        self.dense = nn.Linear(c["hidden_size"], c["hidden_size"])
+
+    def forward(self, hidden):
+        return torch.tanh(self.dense(hidden[:, 0]))
+
+
+class BertModel(nn.Module):
+    def __init__(self, c):
+        super().__init__()
+        self.embeddings = Embeddings(c)
+        self.encoder = Encoder(c)
+        self.pooler = Pooler(c)
+
+    def forward(self, ids, types, attention):
+        additive_mask = ((1.0 - attention.to(self.embeddings.LayerNorm.weight.dtype)) * -10000.0)[:, None, None, :]
+        return self.encoder(self.embeddings(ids, types), additive_mask)
+
+
+class PredictionHeadTransform(nn.Module):
+    def __init__(self, c):
+        super().__init__()
+        self.dense = nn.Linear(c["hidden_size"], c["hidden_size"])
+        self.LayerNorm = nn.LayerNorm(c["hidden_size"], eps=c["layer_norm_eps"])
+
+    def forward(self, x):
+        return self.LayerNorm(F.gelu(self.dense(x)))
+
+
+class LMPredictionHead(nn.Module):
+    def __init__(self, c, word_embeddings):
+        super().__init__()
+        self.transform = PredictionHeadTransform(c)
+        self.decoder = nn.Linear(c["hidden_size"], c["vocab_size"], bias=False)
+        self.decoder.weight = word_embeddings.weight  # tied
+        self.bias = nn.Parameter(torch.zeros(c["vocab_size"]))
+
+    def forward(self, x):
+        return self.decoder(self.transform(x)) + self.bias
+
+
+class OnlyMLMHead(nn.Module):
+    def __init__(self, c, word_embeddings):
+        super().__init__()
+        self.predictions = LMPredictionHead(c, word_embeddings)
+
+
+class BertWithHeads(nn.Module):
+    """BertModel with both task heads, named as BertForSequenceClassification and BertForMaskedLM name them."""
+
+    def __init__(self, c):
+        super().__init__()
+        self.bert = BertModel(c)
+        self.classifier = nn.Linear(c["hidden_size"], c["num_labels"])
+        self.cls = OnlyMLMHead(c, self.bert.embeddings.word_embeddings)
+
+    def classify(self, ids, types, attention):
+        return self.classifier(self.bert.pooler(self.bert(ids, types, attention)))
+
+    def masked_lm(self, ids, types, attention, labels):
+        hidden = self.bert(ids, types, attention).reshape(-1, CONFIG["hidden_size"])
+        picked = (labels.reshape(-1) != -100).nonzero().squeeze(1)
+        logits = self.cls.predictions(hidden[picked])
+        return logits, F.cross_entropy(logits, labels.reshape(-1)[picked])
+
+
+def initialise(model, generator):
+    """BERT's initialisation, with LayerNorm and biases randomised too so that every path is tested."""
+    for name, p in model.named_parameters():
+        with torch.no_grad():
+            if name.endswith("LayerNorm.weight"):
+                p.copy_(1.0 + 0.1 * torch.randn(p.shape, generator=generator))
+            elif name.endswith("bias"):
+                p.copy_(0.05 * torch.randn(p.shape, generator=generator))
+            else:
+                p.copy_(0.2 * torch.randn(p.shape, generator=generator))
+
+
+def write_safetensors(path, tensors, dtype, metadata=None):
+    """The safetensors format: u64 header length, JSON header, raw little-endian data."""
+    code, torch_dtype = {"F32": ("F32", torch.float32), "F64": ("F64", torch.float64)}[dtype]
+    header, blobs, offset = {}, [], 0
+    if metadata:
+        header["__metadata__"] = metadata
+    for name, t in tensors.items():
+        data = t.detach().to(torch_dtype).contiguous().numpy().tobytes()
+        header[name] = {"dtype": code, "shape": list(t.shape), "data_offsets": [offset, offset + len(data)]}
+        blobs.append(data)
+        offset += len(data)
+    text = json.dumps(header, separators=(",", ":"))
+    text += " " * ((8 - len(text) % 8) % 8)
+    with open(path, "wb") as f:
+        f.write(struct.pack("<Q", len(text)))
+        f.write(text.encode())
+        for b in blobs:
+            f.write(b)
+
+
+def main():
+    os.makedirs(OUT, exist_ok=True)
+    generator = torch.Generator().manual_seed(20210101)
+    model = BertWithHeads(CONFIG)
+    initialise(model, generator)
+    with torch.no_grad():
+        model.bert.embeddings.word_embeddings.weight[CONFIG["pad_token_id"]].zero_()
+
+    # The checkpoint, F32, without the tied decoder weight (HuggingFace does not store it twice).
+    state = {k: v for k, v in model.state_dict().items() if k != "cls.predictions.decoder.weight"}
+    write_safetensors(os.path.join(OUT, "model.safetensors"), state, "F32", {"format": "pt"})
+    config = dict(architectures=["BertForSequenceClassification"], model_type="bert", **CONFIG)
+    with open(os.path.join(OUT, "config.json"), "w") as f:
+        json.dump(config, f, indent=2)
+        f.write("\n")
+    with open(os.path.join(OUT, "vocab.txt"), "w") as f:
+        specials = ["[PAD]", "[UNK]", "[CLS]", "[SEP]", "[MASK]"]
+        for token in specials + [f"w{i}" for i in range(CONFIG["vocab_size"] - len(specials))]:
+            f.write(token + "\n")
+
+    # One batch: 3 sequences of 7 positions, two of them padded, token types 0 and 1.
+    ids = torch.tensor([[2, 10, 11, 12, 3, 20, 3], [2, 30, 31, 3, 0, 0, 0], [2, 40, 4, 42, 43, 3, 0]])
+    types = torch.tensor([[0, 0, 0, 0, 0, 1, 1], [0, 0, 0, 0, 0, 0, 0], [0, 0, 0, 0, 0, 0, 0]])
+    attention = (ids != 0).long()
+    class_labels = torch.tensor([0, 2, 1])
+    mlm_labels = torch.full_like(ids, -100)
+    mlm_labels[0, 2] = 11
+    mlm_labels[0, 5] = 63
+    mlm_labels[1, 1] = 30
+    mlm_labels[2, 2] = 41
+
+    model = model.double()
+    golden = {}
+
+    model.zero_grad()
+    logits = model.classify(ids, types, attention)
+    loss = F.cross_entropy(logits, class_labels)
+    loss.backward()
+    golden["classification.logits"] = logits
+    golden["classification.loss"] = loss.reshape(1)
+    for name, p in model.named_parameters():
+        if p.grad is not None and not name.startswith("cls."):
+            golden["classification.grad." + name] = p.grad.clone()
+
+    model.zero_grad()
+    logits, loss = model.masked_lm(ids, types, attention, mlm_labels)
+    loss.backward()
+    golden["masked_lm.logits"] = logits
+    golden["masked_lm.loss"] = loss.reshape(1)
+    for name, p in model.named_parameters():
+        if p.grad is not None and not name.startswith(("classifier.", "bert.pooler.")):
+            golden["masked_lm.grad." + name] = p.grad.clone()
+
+    write_safetensors(os.path.join(OUT, "golden.safetensors"), golden, "F64")
+    with open(os.path.join(OUT, "golden.json"), "w") as f:
+        json.dump(dict(batch=3, seq=7, ids=ids.reshape(-1).tolist(), type_ids=types.reshape(-1).tolist(),
+                       attention=attention.reshape(-1).tolist(), classification_labels=class_labels.tolist(),
+                       masked_lm_labels=mlm_labels.reshape(-1).tolist(), torch_version=torch.__version__), f)
+        f.write("\n")
+    print(f"wrote {OUT}: {len(state)} tensors, {len(golden)} golden tensors (torch {torch.__version__})")
+
+
+if __name__ == "__main__":
+    main()
