@@ -1,0 +1,183 @@
+// SPDX-License-Identifier: Apache-2.0
+#pragma once
+// What the subcommands of the `earlybert` program share: their options, the tokenizer set-up, the
+// progress display and evaluation.
+
+#include <chrono>
+#include <cstdint>
+#include <filesystem>
+#include <optional>
+#include <string>
+#include <vector>
+
+#include <fmt/format.h>
+#include <unistd.h>
+
+#include <earlybert/earlybert.hpp>
+
+namespace earlybert::cli {
+
+namespace fs = std::filesystem;
+
+// ---- Options -----------------------------------------------------------------------------------
+
+struct common_options {
+  int threads = 0;  // 0: every core
+  std::uint64_t seed = 42;
+  std::string metrics;  // JSON-lines file, or "" for none
+};
+
+struct pretrain_options {
+  common_options common;
+  std::string corpus, eval_corpus, vocab, shape, out;
+  long steps = 2000;
+  index_t batch = 32;
+  index_t seq = 128;
+  double lr = 1e-3;
+  double warmup_ratio = 0.05;
+  double weight_decay = 0.01;
+  double max_grad_norm = 1.0;
+  int accumulation = 1;
+  long eval_every = 250;
+  index_t eval_sequences = 256;
+};
+
+struct finetune_options {
+  common_options common;
+  std::string train, dev, vocab, shape, out, init;
+  int epochs = 2;
+  index_t batch = 32;
+  index_t max_seq = 128;
+  std::optional<double> lr;  // default: 1e-3 from random initialisation, 3e-4 from a checkpoint
+  double warmup_ratio = 0.1;
+  double weight_decay = 0.01;
+  double max_grad_norm = 1.0;
+  int accumulation = 1;
+  int num_labels = 2;
+  long eval_every = 0;  // 0: at the end of every epoch
+};
+
+struct predict_options {
+  common_options common;
+  std::string checkpoint, input, out;
+  index_t batch = 64;
+  index_t max_seq = 128;
+};
+
+struct inspect_options {
+  std::string directory;
+  bool json = false;
+  index_t seq = 128;
+};
+
+int run_pretrain(const pretrain_options& o);
+int run_finetune(const finetune_options& o);
+int run_predict(const predict_options& o);
+int run_inspect(const inspect_options& o);
+
+// ---- Set-up ------------------------------------------------------------------------------------
+
+inline void apply_threads(int threads) {
+  if (threads < 0) throw config_error(fmt::format("--threads is {}, expected at least 1 (or 0 for every core)", threads));
+  set_num_threads(threads == 0 ? static_cast<int>(std::max(1L, ::sysconf(_SC_NPROCESSORS_ONLN))) : threads);
+}
+
+// The tokenizer for a vocabulary: uncased vocabularies lower-case and strip accents; the special
+// tokens are never split (HuggingFace's BertTokenizer keeps them whole, too).
+inline wordpiece_tokenizer make_tokenizer(const vocabulary& vocab) {
+  tokenizer_options options;
+  options.lower_case = vocab.looks_uncased();
+  options.never_split = {"[PAD]", "[UNK]", "[CLS]", "[SEP]", "[MASK]"};
+  return wordpiece_tokenizer(vocab, options);
+}
+
+// Refuses to overwrite something that is not a checkpoint directory.
+inline void check_output_directory(const fs::path& out) {
+  if (fs::exists(out) && !fs::is_directory(out)) {
+    throw io_error(fmt::format("--out '{}' exists and is not a directory", out.string()));
+  }
+  std::error_code ec;
+  fs::create_directories(out, ec);
+  if (ec) throw io_error(fmt::format("--out '{}': cannot create the directory ({})", out.string(), ec.message()));
+  const fs::path probe = out / ".earlybert-write-test";
+  write_file_atomically(probe, "");
+  fs::remove(probe);
+}
+
+// ---- Progress ----------------------------------------------------------------------------------
+
+// A progress bar on a terminal (step, loss, tokens/s, ETA), redrawn in place; plain lines every
+// tenth of the run (or 30 s) when stderr is not a terminal.
+class progress_display {
+ public:
+  progress_display(std::string label, long total) : label_(std::move(label)), total_(total), terminal_(::isatty(2) != 0) {}
+
+  void update(long step, double loss, double tokens_per_s, double elapsed_s) {
+    const double eta = step > 0 ? elapsed_s / static_cast<double>(step) * static_cast<double>(total_ - step) : 0;
+    if (terminal_) {
+      constexpr int width = 24;
+      const int filled = static_cast<int>(width * step / std::max(total_, 1L));
+      fmt::print(stderr, "\r{} [{}{}] {}/{}  loss {:.4f}  {:.0f} tok/s  ETA {}   ", label_, std::string(static_cast<std::size_t>(filled), '='),
+                 std::string(static_cast<std::size_t>(width - filled), ' '), step, total_, loss, tokens_per_s, clock(eta));
+      std::fflush(stderr);
+      return;
+    }
+    const long every = std::max(total_ / 10, 1L);
+    if (step == total_ || step % every == 0 || elapsed_s - last_line_s_ >= 30) {
+      fmt::print(stderr, "{} step {}/{}  loss {:.4f}  {:.0f} tok/s  elapsed {}  ETA {}\n", label_, step, total_, loss,
+                 tokens_per_s, clock(elapsed_s), clock(eta));
+      last_line_s_ = elapsed_s;
+    }
+  }
+
+  // Ends the in-place line before other output.
+  void interrupt() const {
+    if (terminal_) fmt::print(stderr, "\n");
+  }
+
+ private:
+  static std::string clock(double seconds) {
+    const long s = static_cast<long>(seconds + 0.5);
+    return s >= 3600 ? fmt::format("{}:{:02}:{:02}", s / 3600, s / 60 % 60, s % 60) : fmt::format("{}:{:02}", s / 60, s % 60);
+  }
+
+  std::string label_;
+  long total_;
+  bool terminal_;
+  double last_line_s_ = 0;
+};
+
+class stopwatch {
+ public:
+  double seconds() const { return std::chrono::duration<double>(std::chrono::steady_clock::now() - start_).count(); }
+
+ private:
+  std::chrono::steady_clock::time_point start_ = std::chrono::steady_clock::now();
+};
+
+// ---- Evaluation --------------------------------------------------------------------------------
+
+// Accuracy of a sequence classifier on a labelled dataset, in batches, without dropout or recording.
+template <class Model>
+double classification_accuracy(Model& model, const classification_dataset& data, index_t batch, token_id pad) {
+  tape<float> t;
+  no_recording<float> inference(t);
+  token_batch b;
+  std::vector<std::size_t> indices;
+  index_t correct = 0;
+  for (std::size_t start = 0; start < data.examples.size(); start += static_cast<std::size_t>(batch)) {
+    indices.clear();
+    for (std::size_t i = start; i < std::min(data.examples.size(), start + static_cast<std::size_t>(batch)); ++i) indices.push_back(i);
+    make_classification_batch(data, indices, pad, b);
+    t.rewind();
+    const auto logits = model.logits(t, b, false, 0);
+    for (index_t r = 0; r < logits.rows(); ++r) {
+      index_t best = 0;
+      logits.value().row(r).maxCoeff(&best);
+      correct += best == b.labels[static_cast<std::size_t>(r)];
+    }
+  }
+  return static_cast<double>(correct) / static_cast<double>(data.examples.size());
+}
+
+}  // namespace earlybert::cli

@@ -1,0 +1,74 @@
+// SPDX-License-Identifier: Apache-2.0
+// `earlybert inspect`: what a checkpoint holds. The weights are read and validated too.
+#include <nlohmann/json.hpp>
+
+#include "cli/common.hpp"
+
+namespace earlybert::cli {
+
+namespace {
+template <class Model>
+int describe(const inspect_options& o, const checkpoint_config& config) {
+  Model model(config.model);
+  load_weights(o.directory, model);
+  index_t parameters = 0;
+  model.for_each_parameter([&](const parameter<float>& p) { parameters += p.size(); });
+  bert_config dense_config = config.model;
+  dense_config.kept_heads.clear();
+  dense_config.kept_ffn.clear();
+  const bert_model<float, typename Model::shape> dense(dense_config, false);
+  const double flops = model.bert.encoder_flops_per_token(o.seq), dense_flops = dense.encoder_flops_per_token(o.seq);
+  std::vector<index_t> heads_kept, ffn_kept;
+  std::vector<std::vector<index_t>> head_indices;
+  for (const auto& layer : model.bert.layers) {
+    heads_kept.push_back(layer.self_attention.heads());
+    ffn_kept.push_back(layer.ffn.neurons());
+    head_indices.emplace_back(layer.self_attention.kept_heads().begin(), layer.self_attention.kept_heads().end());
+  }
+  using shape = typename Model::shape;
+  const std::string name = shape_name_of(config.model);
+  if (o.json) {
+    nlohmann::ordered_json j{{"directory", o.directory},
+                             {"architecture", config.architecture},
+                             {"shape", name},
+                             {"layers", shape::layers},
+                             {"hidden", shape::hidden},
+                             {"heads", shape::heads},
+                             {"ffn", shape::ffn},
+                             {"vocab_size", config.model.vocab_size},
+                             {"parameters", parameters},
+                             {"seq", o.seq},
+                             {"encoder_flops_per_token", flops},
+                             {"dense_encoder_flops_per_token", dense_flops},
+                             {"flops_ratio", flops / dense_flops},
+                             {"heads_kept", heads_kept},
+                             {"ffn_kept", ffn_kept},
+                             {"kept_heads", head_indices}};
+    fmt::print("{}\n", j.dump());
+    return 0;
+  }
+  fmt::print("{}: {} of shape {} ({} layers, hidden {}, {} heads, ffn {}), vocabulary {}\n", o.directory,
+             config.architecture.empty() ? "BERT" : config.architecture, name, shape::layers, shape::hidden, shape::heads,
+             shape::ffn, config.model.vocab_size);
+  fmt::print("parameters: {}\n", parameters);
+  fmt::print("encoder forward FLOPs per token at seq {}: {:.4g} ({:.3f} of the unpruned {:.4g})\n", o.seq, flops,
+             flops / dense_flops, dense_flops);
+  for (std::size_t l = 0; l < heads_kept.size(); ++l) {
+    fmt::print("layer {}: heads kept {}/{} [{}], FFN kept {}/{}\n", l, heads_kept[l], shape::heads,
+               fmt::join(head_indices[l], ", "), ffn_kept[l], shape::ffn);
+  }
+  return 0;
+}
+}  // namespace
+
+int run_inspect(const inspect_options& o) {
+  if (o.seq < 1) throw config_error(fmt::format("--seq is {}, expected at least 1", o.seq));
+  const checkpoint_config config = read_config(fs::path(o.directory) / "config.json");
+  return with_shape_of(config.model, [&]<class Shape>() {
+    if (config.architecture == "BertForMaskedLM") return describe<bert_for_masked_lm<float, Shape>>(o, config);
+    if (config.architecture == "BertForTokenClassification") return describe<bert_for_token_classification<float, Shape>>(o, config);
+    return describe<bert_for_sequence_classification<float, Shape>>(o, config);
+  });
+}
+
+}  // namespace earlybert::cli

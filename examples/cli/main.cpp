@@ -1,0 +1,98 @@
+// SPDX-License-Identifier: Apache-2.0
+// `earlybert`: the command-line program. Every subcommand has --help.
+//
+//   earlybert pretrain  --corpus FILE --vocab FILE --shape NAME --out DIR [...]   masked-LM pre-training
+//   earlybert finetune  --train FILE --dev FILE --vocab FILE --shape NAME --out DIR [...]
+//   earlybert predict   --checkpoint DIR --input FILE.tsv --out FILE.jsonl
+//   earlybert inspect   DIR [--json]
+//
+// Errors are one line on stderr, "earlybert <subcommand>: <what>", and exit status 1 (2 for usage).
+#include <CLI/CLI.hpp>
+
+#include "cli/common.hpp"
+
+namespace {
+using namespace earlybert::cli;
+
+void add_common(CLI::App& command, common_options& o, bool metrics = true) {
+  command.add_option("--threads", o.threads, "Threads to use (0: every core)")->capture_default_str();
+  command.add_option("--seed", o.seed, "Seed for initialisation, shuffling, masking and dropout")->capture_default_str();
+  if (metrics) command.add_option("--metrics", o.metrics, "Write JSON-lines metrics to this file");
+}
+}  // namespace
+
+int main(int argc, char** argv) {
+  CLI::App app{"earlybert: BERT training made cheaper with early-bird lottery tickets"};
+  app.require_subcommand(1);
+  app.set_version_flag("--version", "earlybert 0.1.0");
+
+  pretrain_options pretrain;
+  auto* p = app.add_subcommand("pretrain", "Pre-train a BERT with the masked-LM objective on a raw-text corpus");
+  p->add_option("--corpus", pretrain.corpus, "Training text, one paragraph per line (WikiText layout)")->required();
+  p->add_option("--eval-corpus", pretrain.eval_corpus, "Held-out text for evaluation (default: the last sequences of --corpus)");
+  p->add_option("--vocab", pretrain.vocab, "WordPiece vocabulary (vocab.txt)")->required();
+  p->add_option("--shape", pretrain.shape, "Model shape: tiny, mini, small, medium or base")->required();
+  p->add_option("--out", pretrain.out, "Checkpoint directory to write")->required();
+  p->add_option("--steps", pretrain.steps, "Optimizer steps")->capture_default_str();
+  p->add_option("--batch", pretrain.batch, "Sequences per step")->capture_default_str();
+  p->add_option("--seq", pretrain.seq, "Tokens per sequence, [CLS] and [SEP] included")->capture_default_str();
+  p->add_option("--lr", pretrain.lr, "Peak learning rate")->capture_default_str();
+  p->add_option("--warmup-ratio", pretrain.warmup_ratio, "Warm-up as a fraction of the steps")->capture_default_str();
+  p->add_option("--weight-decay", pretrain.weight_decay, "AdamW's decoupled weight decay")->capture_default_str();
+  p->add_option("--max-grad-norm", pretrain.max_grad_norm, "Gradient-norm clipping (0: none)")->capture_default_str();
+  p->add_option("--accumulation", pretrain.accumulation, "Micro-batches per step")->capture_default_str();
+  p->add_option("--eval-every", pretrain.eval_every, "Evaluate every N steps (0: only at the end)")->capture_default_str();
+  p->add_option("--eval-sequences", pretrain.eval_sequences, "Held-out sequences to evaluate on")->capture_default_str();
+  add_common(*p, pretrain.common);
+
+  finetune_options finetune;
+  auto* f = app.add_subcommand("finetune", "Fine-tune a sequence classifier on a TSV dataset (GLUE layout)");
+  f->add_option("--train", finetune.train, "Training TSV (header; text column(s) and 'label')")->required();
+  f->add_option("--dev", finetune.dev, "Dev TSV, same layout")->required();
+  f->add_option("--vocab", finetune.vocab, "WordPiece vocabulary (vocab.txt)")->required();
+  f->add_option("--shape", finetune.shape, "Model shape: tiny, mini, small, medium or base (from --init if given)");
+  f->add_option("--out", finetune.out, "Checkpoint directory to write")->required();
+  f->add_option("--init", finetune.init, "Start from this checkpoint directory instead of random weights");
+  f->add_option("--epochs", finetune.epochs, "Passes over the training set")->capture_default_str();
+  f->add_option("--batch", finetune.batch, "Examples per step")->capture_default_str();
+  f->add_option("--max-seq", finetune.max_seq, "Longest encoded example; longer ones are truncated")->capture_default_str();
+  f->add_option("--lr", finetune.lr, "Peak learning rate (default 1e-3 from scratch, 3e-4 with --init)");
+  f->add_option("--warmup-ratio", finetune.warmup_ratio, "Warm-up as a fraction of the steps")->capture_default_str();
+  f->add_option("--weight-decay", finetune.weight_decay, "AdamW's decoupled weight decay")->capture_default_str();
+  f->add_option("--max-grad-norm", finetune.max_grad_norm, "Gradient-norm clipping (0: none)")->capture_default_str();
+  f->add_option("--accumulation", finetune.accumulation, "Micro-batches per step")->capture_default_str();
+  f->add_option("--num-labels", finetune.num_labels, "Classes")->capture_default_str();
+  f->add_option("--eval-every", finetune.eval_every, "Evaluate every N steps (0: after every epoch)")->capture_default_str();
+  add_common(*f, finetune.common);
+
+  predict_options predict;
+  auto* r = app.add_subcommand("predict", "Classify every row of a TSV file with a fine-tuned checkpoint");
+  r->add_option("--checkpoint", predict.checkpoint, "Checkpoint directory (config.json, model.safetensors, vocab.txt)")->required();
+  r->add_option("--input", predict.input, "TSV with the checkpoint's text column(s); a label column is optional")->required();
+  r->add_option("--out", predict.out, "JSON-lines output, one {\"index\", \"logits\", \"label\"} per row")->required();
+  r->add_option("--batch", predict.batch, "Rows per forward pass")->capture_default_str();
+  r->add_option("--max-seq", predict.max_seq, "Longest encoded row; longer ones are truncated")->capture_default_str();
+  add_common(*r, predict.common, false);
+
+  inspect_options inspect;
+  auto* i = app.add_subcommand("inspect", "Describe a checkpoint: shape, parameters, FLOPs, kept structure");
+  i->add_option("directory", inspect.directory, "Checkpoint directory")->required();
+  i->add_flag("--json", inspect.json, "Print one JSON object instead of text");
+  i->add_option("--seq", inspect.seq, "Sequence length for the FLOPs count")->capture_default_str();
+
+  try {
+    app.parse(argc, argv);
+  } catch (const CLI::ParseError& e) {
+    return app.exit(e);
+  }
+  const std::string name = app.get_subcommands().front()->get_name();
+  try {
+    if (name == "pretrain") return run_pretrain(pretrain);
+    if (name == "finetune") return run_finetune(finetune);
+    if (name == "predict") return run_predict(predict);
+    return run_inspect(inspect);
+  } catch (const std::exception& e) {
+    fmt::print(stderr, "\nearlybert {}: {}\n", name, e.what());
+    return 1;
+  }
+}

@@ -1,0 +1,59 @@
+// SPDX-License-Identifier: Apache-2.0
+// `earlybert predict`: classify every row of a TSV file with a fine-tuned checkpoint; one JSON line
+// per row, {"index": i, "logits": [...], "label": predicted}, written atomically.
+#include <nlohmann/json.hpp>
+
+#include "cli/common.hpp"
+
+namespace earlybert::cli {
+
+namespace {
+template <class Shape>
+int predict(const predict_options& o, const checkpoint_config& config, const vocabulary& vocab) {
+  bert_for_sequence_classification<float, Shape> model(config.model);
+  load_weights(o.checkpoint, model);
+  const wordpiece_tokenizer tokenizer = make_tokenizer(vocab);
+  const special_tokens special = special_tokens::of(vocab);
+  const index_t max_seq = std::min(o.max_seq, config.model.max_positions);
+  const classification_dataset data = read_classification_tsv(o.input, tokenizer, max_seq, config.model.num_labels, false);
+
+  tape<float> t;
+  no_recording<float> inference(t);
+  token_batch b;
+  std::vector<std::size_t> indices;
+  std::string lines;
+  for (std::size_t start = 0; start < data.examples.size(); start += static_cast<std::size_t>(o.batch)) {
+    indices.clear();
+    for (std::size_t i = start; i < std::min(data.examples.size(), start + static_cast<std::size_t>(o.batch)); ++i) indices.push_back(i);
+    make_classification_batch(data, indices, special.pad, b);
+    t.rewind();
+    const auto logits = model.logits(t, b, false, 0);
+    for (index_t r = 0; r < logits.rows(); ++r) {
+      index_t best = 0;
+      logits.value().row(r).maxCoeff(&best);
+      std::vector<float> row(logits.value().row(r).begin(), logits.value().row(r).end());
+      nlohmann::ordered_json line{{"index", start + static_cast<std::size_t>(r)}, {"logits", row}, {"label", best}};
+      lines += line.dump() + "\n";
+    }
+  }
+  write_file_atomically(o.out, lines);
+  fmt::print(stderr, "predict: {} rows classified into '{}'\n", data.examples.size(), o.out);
+  return 0;
+}
+}  // namespace
+
+int run_predict(const predict_options& o) {
+  apply_threads(o.common.threads);
+  if (o.batch < 1) throw config_error(fmt::format("--batch is {}, expected at least 1", o.batch));
+  if (o.max_seq < 3) throw config_error(fmt::format("--max-seq is {}, expected at least 3", o.max_seq));
+  const fs::path directory(o.checkpoint);
+  const checkpoint_config config = read_config(directory / "config.json");
+  if (config.architecture != "BertForSequenceClassification") {
+    throw config_error(fmt::format("--checkpoint '{}' holds a {}, expected a BertForSequenceClassification (fine-tune it first)",
+                                   o.checkpoint, config.architecture.empty() ? "model of unknown architecture" : config.architecture));
+  }
+  const vocabulary vocab = vocabulary::load(directory / "vocab.txt");
+  return with_shape_of(config.model, [&]<class Shape>() { return predict<Shape>(o, config, vocab); });
+}
+
+}  // namespace earlybert::cli

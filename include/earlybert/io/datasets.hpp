@@ -1,0 +1,282 @@
+// SPDX-License-Identifier: Apache-2.0
+#pragma once
+// Datasets: GLUE-style TSV classification files, raw-text corpora for masked-LM pre-training, and
+// the batching that turns either into token_batch (padded to the longest sequence of the batch).
+//
+// TSV classification (read_classification_tsv):
+//   - a header line names the columns; a UTF-8 byte-order mark before it is skipped;
+//   - fields are split on tabs only, with no quote handling (MRPC's sentences hold unmatched '"');
+//   - the label column is 'label' or 'Quality'; text columns are the first one or two of 'sentence',
+//     'sentence1', 'sentence2', 'question', 'question1', 'question2', 'text', 'text_a', 'text_b',
+//     '#1 String', '#2 String', in file order; two text columns make a sentence-pair task;
+//   - every row must have as many fields as the header, an integer label in [0, num_labels) and valid
+//     UTF-8; any violation is an io_error naming the file and line.
+// Each example is encoded as [CLS] a [SEP] (b [SEP]) and truncated longest-first to max_seq tokens.
+//
+// Raw-text corpus (read_corpus, WikiText-2's layout): every non-blank line is tokenised and the
+// tokens of all lines are concatenated; the literal WikiText token "<unk>" becomes [UNK]. Sequence i
+// of length L is [CLS] tokens[i(L-2), (i+1)(L-2)) [SEP].
+// Masked-LM masking (mask_tokens), as BERT and HuggingFace's data collator: every real, non-special
+// token is chosen with probability 0.15; a chosen token becomes [MASK] with probability 0.8, a
+// uniformly random id with probability 0.1, and stays itself otherwise; its label is the original id
+// and every other position's label is ignore_label.
+
+#include <algorithm>
+#include <charconv>
+#include <cstdint>
+#include <filesystem>
+#include <optional>
+#include <span>
+#include <string>
+#include <string_view>
+#include <vector>
+
+#include <fmt/format.h>
+#include <fmt/ranges.h>
+
+#include "earlybert/core/error.hpp"
+#include "earlybert/core/rng.hpp"
+#include "earlybert/io/files.hpp"
+#include "earlybert/io/tokenizer.hpp"
+#include "earlybert/nn/config.hpp"
+#include "earlybert/ops/loss.hpp"
+
+namespace earlybert {
+
+struct encoded_example {
+  std::vector<token_id> ids;       // [CLS] a [SEP] (b [SEP])
+  std::vector<token_id> type_ids;  // 0 for a and its delimiters, 1 for b and its [SEP]
+  token_id label = ignore_label;   // ignore_label when the file has no label column
+};
+
+struct classification_dataset {
+  std::vector<encoded_example> examples;
+  bool sentence_pairs = false;
+  bool labelled = false;
+  std::vector<std::string> text_columns;
+};
+
+namespace detail {
+inline std::vector<std::string_view> split_tabs(std::string_view line) {
+  std::vector<std::string_view> fields;
+  std::size_t start = 0;
+  while (true) {
+    const auto tab = line.find('\t', start);
+    fields.push_back(line.substr(start, tab == std::string_view::npos ? std::string_view::npos : tab - start));
+    if (tab == std::string_view::npos) break;
+    start = tab + 1;
+  }
+  return fields;
+}
+
+// Lines of a text file, without their '\n' (or "\r\n"); a final line without '\n' counts.
+inline std::vector<std::string_view> split_lines(std::string_view text) {
+  std::vector<std::string_view> lines;
+  std::size_t start = 0;
+  while (start < text.size()) {
+    auto end = text.find('\n', start);
+    if (end == std::string_view::npos) end = text.size();
+    std::string_view line = text.substr(start, end - start);
+    if (!line.empty() && line.back() == '\r') line.remove_suffix(1);
+    lines.push_back(line);
+    start = end + 1;
+  }
+  return lines;
+}
+
+// Drops tokens from the longer of the two texts until both fit in `budget` (HuggingFace's
+// "longest_first" truncation).
+inline void truncate_pair(std::vector<token_id>& a, std::vector<token_id>& b, std::size_t budget) {
+  while (a.size() + b.size() > budget) {
+    if (a.size() >= b.size()) a.pop_back();
+    else b.pop_back();
+  }
+}
+}  // namespace detail
+
+// Encodes one text or pair with [CLS]/[SEP], truncated to max_seq tokens (>= 3 for a pair, 2 otherwise).
+inline encoded_example encode_example(const wordpiece_tokenizer& tokenizer, const special_tokens& special,
+                                      std::string_view a, std::string_view b, bool pair, index_t max_seq) {
+  const auto ids_of = [&](std::string_view text) {
+    std::vector<token_id> ids;
+    for (const auto& p : tokenizer.tokenize(text)) ids.push_back(p.id);
+    return ids;
+  };
+  std::vector<token_id> first = ids_of(a), second = pair ? ids_of(b) : std::vector<token_id>{};
+  const auto budget = static_cast<std::size_t>(std::max<index_t>(max_seq - (pair ? 3 : 2), 0));
+  detail::truncate_pair(first, second, budget);
+  encoded_example e;
+  e.ids.push_back(special.cls);
+  e.ids.insert(e.ids.end(), first.begin(), first.end());
+  e.ids.push_back(special.sep);
+  e.type_ids.assign(e.ids.size(), 0);
+  if (pair) {
+    e.ids.insert(e.ids.end(), second.begin(), second.end());
+    e.ids.push_back(special.sep);
+    e.type_ids.resize(e.ids.size(), 1);
+  }
+  return e;
+}
+
+// Reads a GLUE-style TSV file (see above). With require_labels, a file without a label column is an
+// error; without it (prediction inputs), labels are read when present.
+inline classification_dataset read_classification_tsv(const std::filesystem::path& path, const wordpiece_tokenizer& tokenizer,
+                                                      index_t max_seq, int num_labels, bool require_labels = true) {
+  const std::string p = path.string();
+  if (max_seq < 3) throw config_error(fmt::format("read_classification_tsv: max_seq is {}, expected at least 3", max_seq));
+  std::string text = read_file(path, "dataset");
+  std::string_view view(text);
+  if (view.starts_with("\xEF\xBB\xBF")) view.remove_prefix(3);
+  const auto lines = detail::split_lines(view);
+  if (lines.empty()) throw io_error(fmt::format("dataset '{}': the file is empty, expected a header line and examples", p));
+
+  const auto header = detail::split_tabs(lines[0]);
+  static const std::vector<std::string_view> text_names{"sentence", "sentence1", "sentence2", "question", "question1",
+                                                        "question2", "text", "text_a", "text_b", "#1 String", "#2 String"};
+  std::vector<std::size_t> text_columns;
+  std::optional<std::size_t> label_column;
+  classification_dataset data;
+  for (std::size_t c = 0; c < header.size(); ++c) {
+    if (header[c] == "label" || header[c] == "Quality") label_column = c;
+    else if (std::find(text_names.begin(), text_names.end(), header[c]) != text_names.end() && text_columns.size() < 2) {
+      text_columns.push_back(c);
+      data.text_columns.emplace_back(header[c]);
+    }
+  }
+  if (text_columns.empty()) {
+    throw io_error(fmt::format("dataset '{}': line 1: the header has no text column (found '{}', expected one of sentence, "
+                               "sentence1, sentence2, question, text, #1 String, ...)", p, fmt::join(header, "', '")));
+  }
+  if (require_labels && !label_column) {
+    throw io_error(fmt::format("dataset '{}': line 1: the header has no label column (found '{}', expected 'label' or 'Quality')",
+                               p, fmt::join(header, "', '")));
+  }
+  data.sentence_pairs = text_columns.size() == 2;
+  data.labelled = label_column.has_value();
+  const special_tokens special = special_tokens::of(tokenizer.vocab());
+  data.examples.reserve(lines.size() - 1);
+  for (std::size_t l = 1; l < lines.size(); ++l) {
+    if (lines[l].empty() && l + 1 == lines.size()) break;
+    const auto fields = detail::split_tabs(lines[l]);
+    if (fields.size() != header.size()) {
+      throw io_error(fmt::format("dataset '{}': line {}: found {} tab-separated fields, expected {} as in the header",
+                                 p, l + 1, fields.size(), header.size()));
+    }
+    encoded_example e;
+    try {
+      e = encode_example(tokenizer, special, fields[text_columns[0]], data.sentence_pairs ? fields[text_columns[1]] : "",
+                         data.sentence_pairs, max_seq);
+    } catch (const io_error& error) {
+      throw io_error(fmt::format("dataset '{}': line {}: {}", p, l + 1, error.what()));
+    }
+    if (label_column) {
+      const std::string_view field = fields[*label_column];
+      int label = -1;
+      const auto [end, ec] = std::from_chars(field.data(), field.data() + field.size(), label);
+      if (ec != std::errc() || end != field.data() + field.size()) {
+        throw io_error(fmt::format("dataset '{}': line {}: label '{}' is not an integer", p, l + 1, field));
+      }
+      if (label < 0 || label >= num_labels) {
+        throw io_error(fmt::format("dataset '{}': line {}: label {} is outside [0, {})", p, l + 1, label, num_labels));
+      }
+      e.label = label;
+    }
+    data.examples.push_back(std::move(e));
+  }
+  if (data.examples.empty()) throw io_error(fmt::format("dataset '{}': the file has a header but no examples", p));
+  return data;
+}
+
+// Fills `out` with the examples at `indices`, padded to the longest: reuses out's capacity.
+inline void make_classification_batch(const classification_dataset& data, std::span<const std::size_t> indices,
+                                      token_id pad, token_batch& out) {
+  std::size_t longest = 0;
+  for (auto i : indices) longest = std::max(longest, data.examples[i].ids.size());
+  out.batch = static_cast<index_t>(indices.size());
+  out.seq = static_cast<index_t>(longest);
+  const std::size_t tokens = indices.size() * longest;
+  out.ids.assign(tokens, pad);
+  out.type_ids.assign(tokens, 0);
+  out.attention.assign(tokens, 0);
+  out.labels.resize(indices.size());
+  for (std::size_t b = 0; b < indices.size(); ++b) {
+    const auto& e = data.examples[indices[b]];
+    std::copy(e.ids.begin(), e.ids.end(), out.ids.begin() + static_cast<std::ptrdiff_t>(b * longest));
+    std::copy(e.type_ids.begin(), e.type_ids.end(), out.type_ids.begin() + static_cast<std::ptrdiff_t>(b * longest));
+    std::fill_n(out.attention.begin() + static_cast<std::ptrdiff_t>(b * longest), e.ids.size(), std::uint8_t{1});
+    out.labels[b] = e.label;
+  }
+}
+
+// A tokenised raw-text corpus (see above).
+struct text_corpus {
+  std::vector<token_id> tokens;
+  index_t lines = 0;
+
+  // Sequences of length `seq` (with [CLS] and [SEP]) the corpus holds.
+  index_t sequences(index_t seq) const { return static_cast<index_t>(tokens.size()) / std::max<index_t>(seq - 2, 1); }
+};
+
+inline text_corpus read_corpus(const std::filesystem::path& path, const wordpiece_tokenizer& tokenizer) {
+  const std::string p = path.string();
+  const std::string text = read_file(path, "corpus");
+  const token_id unk = tokenizer.vocab().require("[UNK]");
+  text_corpus corpus;
+  const auto lines = detail::split_lines(text);
+  for (std::size_t l = 0; l < lines.size(); ++l) {
+    std::string_view line = lines[l];
+    if (line.find_first_not_of(" \t") == std::string_view::npos) continue;
+    try {
+      // Between the literal "<unk>" markers, ordinary text.
+      while (true) {
+        const auto marker = line.find("<unk>");
+        for (const auto& piece : tokenizer.tokenize(line.substr(0, marker))) corpus.tokens.push_back(piece.id);
+        if (marker == std::string_view::npos) break;
+        corpus.tokens.push_back(unk);
+        line.remove_prefix(marker + 5);
+      }
+    } catch (const io_error& error) {
+      throw io_error(fmt::format("corpus '{}': line {}: {}", p, l + 1, error.what()));
+    }
+    ++corpus.lines;
+  }
+  if (corpus.tokens.empty()) throw io_error(fmt::format("corpus '{}': no text, expected lines of text", p));
+  return corpus;
+}
+
+// Fills `out` with the corpus sequences at `indices` (each of length seq), with [CLS]/[SEP].
+inline void make_corpus_batch(const text_corpus& corpus, std::span<const std::size_t> indices, index_t seq,
+                              const special_tokens& special, token_batch& out) {
+  const auto body = static_cast<std::size_t>(seq - 2);
+  out.batch = static_cast<index_t>(indices.size());
+  out.seq = seq;
+  const std::size_t tokens = indices.size() * static_cast<std::size_t>(seq);
+  out.ids.resize(tokens);
+  out.type_ids.assign(tokens, 0);
+  out.attention.assign(tokens, 1);
+  for (std::size_t b = 0; b < indices.size(); ++b) {
+    token_id* row = out.ids.data() + b * static_cast<std::size_t>(seq);
+    row[0] = special.cls;
+    std::copy_n(corpus.tokens.begin() + static_cast<std::ptrdiff_t>(indices[b] * body), body, row + 1);
+    row[seq - 1] = special.sep;
+  }
+}
+
+// Masks a batch for the masked-LM objective in place (see above); deterministic for the rng's state.
+// Positions with attention 0 and the special tokens are never chosen.
+inline void mask_tokens(token_batch& b, rng& random, const special_tokens& special, index_t vocab_size,
+                        double probability = 0.15) {
+  b.labels.assign(b.ids.size(), ignore_label);
+  for (std::size_t i = 0; i < b.ids.size(); ++i) {
+    const token_id id = b.ids[i];
+    const bool special_token = id == special.cls || id == special.sep || id == special.pad || id == special.mask;
+    if (b.attention[i] == 0 || special_token) continue;
+    if (random.uniform() >= probability) continue;
+    b.labels[i] = id;
+    const double action = random.uniform();
+    if (action < 0.8) b.ids[i] = special.mask;
+    else if (action < 0.9) b.ids[i] = static_cast<token_id>(random.below(static_cast<std::uint64_t>(vocab_size)));
+  }
+}
+
+}  // namespace earlybert

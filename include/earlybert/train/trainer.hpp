@@ -1,0 +1,94 @@
+// SPDX-License-Identifier: Apache-2.0
+#pragma once
+// One optimizer step at a time: gradient accumulation over micro-batches, gradient-norm clipping,
+// AdamW with a linear warm-up/decay schedule.
+//
+// step(micro_batch_loss) runs, for k = 0 .. accumulation_steps - 1:
+//   rewind the tape; loss_k = micro_batch_loss(tape, k); backward(loss_k / accumulation_steps)
+// so the gradient is that of the mean loss over the micro-batches; then clips the global gradient
+// norm, takes one AdamW step at the schedule's rate and clears the gradients for the next step.
+// Parameters without weight decay (biases, LayerNorm weights) say so themselves (parameter::weight_decay).
+// After the first step nothing here touches the heap.
+
+#include <span>
+#include <vector>
+
+#include <fmt/format.h>
+
+#include "earlybert/core/error.hpp"
+#include "earlybert/core/parameter.hpp"
+#include "earlybert/core/tape.hpp"
+#include "earlybert/ops/arithmetic.hpp"
+#include "earlybert/train/adamw.hpp"
+#include "earlybert/train/schedule.hpp"
+
+namespace earlybert {
+
+struct optimization_options {
+  double learning_rate = 1e-4;  // the schedule's peak
+  double warmup_ratio = 0.1;    // warm-up steps as a fraction of all steps
+  double weight_decay = 0.01;
+  double max_grad_norm = 1.0;   // <= 0: no clipping
+  int accumulation_steps = 1;
+
+  void check() const {
+    const auto require = [](bool ok, const char* name, double value, const char* expected) {
+      if (!ok) throw config_error(fmt::format("optimization: '{}' is {}, expected {}", name, value, expected));
+    };
+    require(learning_rate > 0, "learning_rate", learning_rate, "a positive value");
+    require(warmup_ratio >= 0 && warmup_ratio <= 1, "warmup_ratio", warmup_ratio, "a value in [0, 1]");
+    require(weight_decay >= 0, "weight_decay", weight_decay, "a non-negative value");
+    require(accumulation_steps >= 1, "accumulation_steps", accumulation_steps, "at least 1");
+  }
+};
+
+struct step_report {
+  double loss;           // mean of the micro-batches' losses
+  double learning_rate;  // the rate this step used
+  double gradient_norm;  // before clipping
+};
+
+template <class Scalar>
+class trainer {
+ public:
+  trainer(std::vector<parameter<Scalar>*> parameters, const optimization_options& options, long total_steps)
+      : parameters_(std::move(parameters)),
+        options_((options.check(), options)),
+        optimizer_(adamw_options{.weight_decay = options.weight_decay}),
+        schedule_(options.learning_rate, static_cast<long>(options.warmup_ratio * static_cast<double>(total_steps)), total_steps) {
+    for (auto* p : parameters_) p->zero_gradient();
+  }
+
+  template <class MicroBatchLoss>
+  step_report step(MicroBatchLoss&& micro_batch_loss) {
+    const int micro_batches = options_.accumulation_steps;
+    double loss_sum = 0;
+    for (int k = 0; k < micro_batches; ++k) {
+      tape_.rewind();
+      const var<Scalar> loss = micro_batch_loss(tape_, k);
+      loss_sum += static_cast<double>(loss.item());
+      tape_.backward(micro_batches == 1 ? loss : scale(tape_, loss, Scalar(1) / static_cast<Scalar>(micro_batches)));
+    }
+    const double norm = clip_gradient_norm<Scalar>(parameters_, options_.max_grad_norm);
+    const double rate = schedule_.rate(steps_);
+    optimizer_.step(parameters_, rate);
+    for (auto* p : parameters_) p->zero_gradient();
+    ++steps_;
+    return {loss_sum / micro_batches, rate, norm};
+  }
+
+  long steps_taken() const noexcept { return steps_; }
+  const linear_schedule& schedule() const noexcept { return schedule_; }
+  tape<Scalar>& step_tape() noexcept { return tape_; }
+  std::span<parameter<Scalar>* const> parameters() const noexcept { return parameters_; }
+
+ private:
+  std::vector<parameter<Scalar>*> parameters_;
+  optimization_options options_;
+  adamw<Scalar> optimizer_;
+  linear_schedule schedule_;
+  tape<Scalar> tape_;
+  long steps_ = 0;
+};
+
+}  // namespace earlybert
