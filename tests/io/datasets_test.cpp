@@ -1,0 +1,180 @@
+// SPDX-License-Identifier: Apache-2.0
+#include "earlybert/io/datasets.hpp"
+
+#include <filesystem>
+#include <map>
+#include <string>
+#include <vector>
+
+#include <doctest/doctest.h>
+#include <fmt/format.h>
+
+using namespace earlybert;
+namespace fs = std::filesystem;
+
+namespace {
+const std::string data_dir = EARLYBERT_DATA_DIR;
+
+const wordpiece_tokenizer& uncased() {
+  static const wordpiece_tokenizer tokenizer(vocabulary::load(data_dir + "/vocab/bert-base-uncased-vocab.txt"),
+                                             tokenizer_options{.lower_case = true, .never_split = {"[UNK]", "[MASK]"}});
+  return tokenizer;
+}
+
+struct scratch_file {
+  fs::path path;
+  scratch_file(const std::string& name, const std::string& contents) : path(fs::temp_directory_path() / ("earlybert_test_" + name)) {
+    write_file_atomically(path, contents);
+  }
+  ~scratch_file() { fs::remove(path); }
+};
+
+std::vector<token_id> ids_of(const std::string& text) {
+  std::vector<token_id> ids;
+  for (const auto& p : uncased().tokenize(text)) ids.push_back(p.id);
+  return ids;
+}
+}  // namespace
+
+TEST_CASE("datasets: the bundled SST-2 files read as single sentences with labels") {
+  const auto train = read_classification_tsv(data_dir + "/sst2/train_subset.tsv", uncased(), 128, 2);
+  CHECK(train.examples.size() == 8419);
+  CHECK_FALSE(train.sentence_pairs);
+  CHECK(train.text_columns == std::vector<std::string>{"sentence"});
+  // "hide new secretions from the parental units " with label 0.
+  const auto& first = train.examples[0];
+  std::vector<token_id> expected{101};
+  for (token_id id : ids_of("hide new secretions from the parental units")) expected.push_back(id);
+  expected.push_back(102);
+  CHECK(first.ids == expected);
+  CHECK(first.label == 0);
+  const auto dev = read_classification_tsv(data_dir + "/sst2/dev.tsv", uncased(), 128, 2);
+  CHECK(dev.examples.size() == 872);
+}
+
+TEST_CASE("datasets: the MRPC layout: a byte-order mark, five columns, unmatched quotes, sentence pairs") {
+  const scratch_file file("mrpc.tsv",
+                          "\xEF\xBB\xBFQuality\t#1 ID\t#2 ID\t#1 String\t#2 String\n"
+                          "1\t702876\t702977\tHe said \"the witness, of his.\tReferring to him as \"the witness\".\n"
+                          "0\t2108705\t2108831\tYucaipa owned.\tYucaipa bought.\n");
+  const auto data = read_classification_tsv(file.path, uncased(), 128, 2);
+  REQUIRE(data.examples.size() == 2);
+  CHECK(data.sentence_pairs);
+  CHECK(data.text_columns == std::vector<std::string>{"#1 String", "#2 String"});
+  const auto& e = data.examples[1];
+  std::vector<token_id> expected{101};
+  for (token_id id : ids_of("Yucaipa owned.")) expected.push_back(id);
+  expected.push_back(102);
+  const std::size_t first_part = expected.size();
+  for (token_id id : ids_of("Yucaipa bought.")) expected.push_back(id);
+  expected.push_back(102);
+  CHECK(e.ids == expected);
+  CHECK(e.type_ids == [&] {
+    std::vector<token_id> t(expected.size(), 1);
+    std::fill_n(t.begin(), first_part, 0);
+    return t;
+  }());
+  CHECK(e.label == 0);
+  CHECK(data.examples[0].label == 1);
+}
+
+TEST_CASE("datasets: pairs are truncated longest first to max_seq") {
+  const special_tokens special = special_tokens::of(uncased().vocab());
+  const auto e = encode_example(uncased(), special, "one two three four five six", "seven", true, 7);
+  CHECK(e.ids.size() == 7);
+  CHECK(e.ids == std::vector<token_id>{101, ids_of("one")[0], ids_of("two")[0], ids_of("three")[0], 102, ids_of("seven")[0], 102});
+}
+
+TEST_CASE("datasets: bad TSV files are io_errors naming the file and line") {
+  const auto error_of = [](const std::string& name, const std::string& contents) {
+    const scratch_file file(name, contents);
+    try {
+      read_classification_tsv(file.path, uncased(), 128, 2);
+    } catch (const io_error& e) {
+      return std::string(e.what());
+    }
+    return std::string("no error");
+  };
+  const std::string prefix = fmt::format("dataset '{}", (fs::temp_directory_path() / "earlybert_test_").string());
+  CHECK(error_of("empty.tsv", "") == prefix + "empty.tsv': the file is empty, expected a header line and examples");
+  CHECK(error_of("header.tsv", "sentence\tlabel\n") == prefix + "header.tsv': the file has a header but no examples");
+  CHECK(error_of("columns.tsv", "sentence\tlabel\na b\t1\nc d\n") ==
+        prefix + "columns.tsv': line 3: found 1 tab-separated fields, expected 2 as in the header");
+  CHECK(error_of("label.tsv", "sentence\tlabel\na b\tyes\n") == prefix + "label.tsv': line 2: label 'yes' is not an integer");
+  CHECK(error_of("range.tsv", "sentence\tlabel\na b\t2\n") == prefix + "range.tsv': line 2: label 2 is outside [0, 2)");
+  CHECK(error_of("utf8.tsv", "sentence\tlabel\nab\xC3\t1\n") == prefix + "utf8.tsv': line 2: invalid UTF-8 at byte 2");
+  CHECK(error_of("nolabel.tsv", "sentence\tscore\na\t1\n") ==
+        prefix + "nolabel.tsv': line 1: the header has no label column (found 'sentence', 'score', expected 'label' or 'Quality')");
+  CHECK(error_of("notext.tsv", "id\tlabel\n1\t1\n").starts_with(prefix + "notext.tsv': line 1: the header has no text column"));
+}
+
+TEST_CASE("datasets: batches pad to the longest example and mark padding") {
+  classification_dataset data;
+  data.examples = {{{101, 5, 102}, {0, 0, 0}, 1}, {{101, 5, 6, 7, 102}, {0, 0, 0, 0, 0}, 0}};
+  token_batch b;
+  const std::vector<std::size_t> order{1, 0};
+  make_classification_batch(data, order, 0, b);
+  CHECK(b.batch == 2);
+  CHECK(b.seq == 5);
+  CHECK(b.ids == std::vector<token_id>{101, 5, 6, 7, 102, 101, 5, 102, 0, 0});
+  CHECK(b.attention == std::vector<std::uint8_t>{1, 1, 1, 1, 1, 1, 1, 1, 0, 0});
+  CHECK(b.labels == std::vector<token_id>{0, 1});
+  CHECK(b.real_tokens() == 8);
+}
+
+TEST_CASE("datasets: the corpus reader maps WikiText's <unk> to [UNK] and skips blank lines") {
+  const scratch_file file("corpus.txt", " = Title = \n \n the <unk> cat sat \n");
+  const text_corpus corpus = read_corpus(file.path, uncased());
+  CHECK(corpus.lines == 2);
+  std::vector<token_id> expected = ids_of("= Title =");
+  for (token_id id : ids_of("the")) expected.push_back(id);
+  expected.push_back(100);
+  for (token_id id : ids_of("cat sat")) expected.push_back(id);
+  CHECK(corpus.tokens == expected);
+  token_batch b;
+  make_corpus_batch(corpus, std::vector<std::size_t>{1}, 5, special_tokens::of(uncased().vocab()), b);
+  CHECK(b.ids == std::vector<token_id>{101, expected[3], expected[4], expected[5], 102});
+}
+
+TEST_CASE("datasets: masking picks 15% of real tokens, 80% [MASK], 10% random, 10% unchanged, never specials") {
+  const special_tokens special = special_tokens::of(uncased().vocab());
+  token_batch b;
+  b.batch = 400;
+  b.seq = 128;
+  rng words(1);
+  for (index_t s = 0; s < b.batch; ++s) {
+    for (index_t i = 0; i < b.seq; ++i) {
+      const bool padding = i >= 120;
+      b.ids.push_back(i == 0 ? special.cls : i == 119 ? special.sep : padding ? special.pad : static_cast<token_id>(1000 + words.below(20000)));
+      b.type_ids.push_back(0);
+      b.attention.push_back(padding ? 0 : 1);
+    }
+  }
+  const std::vector<token_id> original = b.ids;
+  rng random(7);
+  mask_tokens(b, random, special, 30522);
+  std::map<std::string, double> counts;
+  for (std::size_t i = 0; i < b.ids.size(); ++i) {
+    const bool candidate = b.attention[i] != 0 && original[i] != special.cls && original[i] != special.sep;
+    if (b.labels[i] == ignore_label) {
+      CHECK(b.ids[i] == original[i]);
+      continue;
+    }
+    REQUIRE(candidate);
+    CHECK(b.labels[i] == original[i]);
+    counts["masked"] += 1;
+    counts[b.ids[i] == special.mask ? "mask" : b.ids[i] == original[i] ? "same" : "random"] += 1;
+  }
+  const double candidates = 400.0 * 118;
+  CHECK(counts["masked"] / candidates == doctest::Approx(0.15).epsilon(0.05));
+  CHECK(counts["mask"] / counts["masked"] == doctest::Approx(0.8).epsilon(0.03));
+  CHECK(counts["random"] / counts["masked"] == doctest::Approx(0.1).epsilon(0.15));
+  CHECK(counts["same"] / counts["masked"] == doctest::Approx(0.1).epsilon(0.15));
+  // The same rng state masks the same way.
+  token_batch again = b;
+  again.ids = original;
+  rng same(7);
+  mask_tokens(again, same, special, 30522);
+  CHECK(again.ids == b.ids);
+  CHECK(again.labels == b.labels);
+}

@@ -1,0 +1,77 @@
+// SPDX-License-Identifier: Apache-2.0
+#include "earlybert/train/trainer.hpp"
+
+#include <vector>
+
+#include <doctest/doctest.h>
+
+#include "earlybert/nn/linear.hpp"
+#include "earlybert/ops/reduce.hpp"
+#include "support/test_support.hpp"
+
+using namespace earlybert;
+using earlybert::testing::check_near;
+using earlybert::testing::random_matrix;
+
+TEST_CASE("linear_schedule: warm-up from 0, then linear decay to 0, as HuggingFace's") {
+  const linear_schedule s(1.0, 4, 12);
+  CHECK(s.rate(0) == 0.0);
+  CHECK(s.rate(2) == 0.5);
+  CHECK(s.rate(4) == 1.0);
+  CHECK(s.rate(8) == 0.5);
+  CHECK(s.rate(12) == 0.0);
+  CHECK(s.rate(20) == 0.0);
+  const linear_schedule no_warmup(2.0, 0, 4);
+  CHECK(no_warmup.rate(0) == 2.0);
+  CHECK(no_warmup.rate(3) == 0.5);
+  CHECK_THROWS_WITH_AS(linear_schedule(1.0, 5, 4), "linear_schedule: warm-up is 5 steps, expected a value in [0, 4]", config_error);
+  CHECK_THROWS_WITH_AS(linear_schedule(1.0, 0, 0), "linear_schedule: total steps is 0, expected at least 1", config_error);
+}
+
+TEST_CASE("clip_gradient_norm: scales every gradient by max_norm / norm when the global norm exceeds it") {
+  parameter<double> a("a", 1, 2), b("b", 1, 1);
+  a.gradient << 3, 0;
+  b.gradient << 4;
+  std::vector<parameter<double>*> all{&a, &b};
+  CHECK(clip_gradient_norm<double>(all, 10.0) == 5.0);
+  CHECK(a.gradient(0, 0) == 3.0);
+  CHECK(clip_gradient_norm<double>(all, 1.0) == 5.0);
+  CHECK(a.gradient(0, 0) == doctest::Approx(0.6));
+  CHECK(b.gradient(0, 0) == doctest::Approx(0.8));
+  b.trainable = false;
+  b.gradient << 100;
+  CHECK(clip_gradient_norm<double>(all, 0.0) == doctest::Approx(0.6));
+}
+
+TEST_CASE("trainer: two accumulated half batches give the same step as one full batch") {
+  const matrix<double> x = random_matrix<double>(8, 5, 1), target = random_matrix<double>(8, 3, 2);
+  const auto run = [&](int accumulation) {
+    linear<double> l("l", 5, 3);
+    l.weight.value = random_matrix<double>(3, 5, 3);
+    optimization_options options;
+    options.learning_rate = 0.1;
+    options.warmup_ratio = 0;
+    options.max_grad_norm = 0.5;  // clipping acts on the accumulated gradient
+    options.accumulation_steps = accumulation;
+    trainer<double> train({&l.weight, &l.bias}, options, 5);
+    for (int step = 0; step < 3; ++step) {
+      train.step([&](tape<double>& t, int k) {
+        const index_t rows = 8 / accumulation;
+        const auto y = l.forward(t, t.constant(x.middleRows(k * rows, rows)));
+        const auto error = add(t, y, t.constant(-target.middleRows(k * rows, rows)));
+        return mean(t, multiply(t, error, error));
+      });
+    }
+    return l.weight.value;
+  };
+  check_near(run(2), run(1), 1e-12);
+}
+
+TEST_CASE("trainer: options outside their ranges are config errors") {
+  optimization_options o;
+  o.accumulation_steps = 0;
+  CHECK_THROWS_WITH_AS(o.check(), "optimization: 'accumulation_steps' is 0, expected at least 1", config_error);
+  o = {};
+  o.learning_rate = -1;
+  CHECK_THROWS_WITH_AS(o.check(), "optimization: 'learning_rate' is -1, expected a positive value", config_error);
+}
