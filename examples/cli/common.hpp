@@ -91,17 +91,20 @@ inline wordpiece_tokenizer make_tokenizer(const vocabulary& vocab) {
   return wordpiece_tokenizer(vocab, options);
 }
 
-// Refuses to overwrite something that is not a checkpoint directory.
+// Checks, before any work, that the checkpoint directory can be written: it must be a writable
+// directory, or not exist yet under a writable parent. Nothing is created until the end of the run.
 inline void check_output_directory(const fs::path& out) {
-  if (fs::exists(out) && !fs::is_directory(out)) {
-    throw io_error(fmt::format("--out '{}' exists and is not a directory", out.string()));
+  if (fs::exists(out)) {
+    if (!fs::is_directory(out)) throw io_error(fmt::format("--out '{}' exists and is not a directory", out.string()));
+    if (::access(out.c_str(), W_OK) != 0) throw io_error(fmt::format("--out '{}' is not writable", out.string()));
+    return;
   }
-  std::error_code ec;
-  fs::create_directories(out, ec);
-  if (ec) throw io_error(fmt::format("--out '{}': cannot create the directory ({})", out.string(), ec.message()));
-  const fs::path probe = out / ".earlybert-write-test";
-  write_file_atomically(probe, "");
-  fs::remove(probe);
+  fs::path parent = out.parent_path();
+  if (parent.empty()) parent = ".";
+  while (!fs::exists(parent) && parent.has_parent_path() && parent != parent.parent_path()) parent = parent.parent_path();
+  if (!fs::is_directory(parent) || ::access(parent.c_str(), W_OK) != 0) {
+    throw io_error(fmt::format("--out '{}' cannot be created: '{}' is not a writable directory", out.string(), parent.string()));
+  }
 }
 
 // ---- Progress ----------------------------------------------------------------------------------

@@ -131,6 +131,38 @@ TEST_CASE("allocation: after warm-up, a training step using every op and AdamW m
   }
 }
 
+TEST_CASE("allocation: after warm-up, a BERT training step (masked LM, pruned heads, trainer) makes no heap allocation") {
+  using shape = bert_shape<2, 64, 4, 128>;
+  for (int threads : {1, 2}) {
+    CAPTURE(threads);
+    set_num_threads(threads);
+    bert_config config = bert_config::for_shape<shape>(300);
+    bert_for_masked_lm<float, shape> model(config);
+    rng random(5);
+    model.initialise(random);
+    model.bert.layers[1].self_attention.set_active_heads(std::vector<std::uint8_t>{1, 0, 1, 1});
+    token_batch b;
+    b.batch = 8;
+    b.seq = 64;
+    for (index_t i = 0; i < b.tokens(); ++i) {
+      b.ids.push_back(static_cast<token_id>(1 + random.below(299)));
+      b.type_ids.push_back(0);
+      b.attention.push_back(i % b.seq < 60 ? 1 : 0);
+      b.labels.push_back(i % 7 == 0 ? b.ids.back() : ignore_label);
+    }
+    optimization_options options;
+    options.accumulation_steps = 2;
+    trainer<float> train(parameters_of(model), options, 100);
+    const auto step = [&](std::uint64_t n) {
+      train.step([&](tape<float>& t, int k) { return model.forward(t, b, true, derive_key(n, static_cast<std::uint64_t>(k))).loss; });
+    };
+    for (std::uint64_t n = 0; n < 3; ++n) step(n);  // warm-up
+    const long before = heap_allocations.load();
+    for (std::uint64_t n = 3; n < 8; ++n) step(n);
+    CHECK(heap_allocations.load() - before == 0);
+  }
+}
+
 TEST_CASE("allocation: the counter sees allocations (the check above can fail)") {
   const long before = heap_allocations.load();
   std::vector<int> grows;

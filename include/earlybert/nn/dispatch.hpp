@@ -40,22 +40,16 @@ inline std::string compiled_shape_list() {
   return list;
 }
 
-template <class Match, class F>
-decltype(auto) with_matching_shape(Match&& match, F&& f, const std::string& asked) {
-  using result = decltype(f.template operator()<shapes::tiny>());
-  if constexpr (std::is_void_v<result>) {
-    bool found = false;
-    std::apply([&](const auto&... s) {
-      ((!found && match(s) ? (f.template operator()<typename std::remove_cvref_t<decltype(s)>::shape>(), found = true) : false), ...);
-    }, compiled_shapes);
-    if (!found) throw config_error(fmt::format("{}, which is not a compiled shape; the compiled shapes are {}", asked, compiled_shape_list()));
+// Tries the compiled shapes in order, from the I-th on.
+template <std::size_t I = 0, class Match, class F>
+auto with_matching_shape(Match&& match, F&& f, const std::string& asked)
+    -> decltype(std::declval<F&>().template operator()<shapes::tiny>()) {
+  if constexpr (I == std::tuple_size_v<std::remove_const_t<decltype(compiled_shapes)>>) {
+    throw config_error(fmt::format("{}, which is not a compiled shape; the compiled shapes are {}", asked, compiled_shape_list()));
   } else {
-    std::optional<result> out;
-    std::apply([&](const auto&... s) {
-      ((!out && match(s) ? (out.emplace(f.template operator()<typename std::remove_cvref_t<decltype(s)>::shape>()), true) : false), ...);
-    }, compiled_shapes);
-    if (!out) throw config_error(fmt::format("{}, which is not a compiled shape; the compiled shapes are {}", asked, compiled_shape_list()));
-    return *std::move(out);
+    const auto& candidate = std::get<I>(compiled_shapes);
+    if (match(candidate)) return f.template operator()<typename std::remove_cvref_t<decltype(candidate)>::shape>();
+    return with_matching_shape<I + 1>(match, f, asked);
   }
 }
 

@@ -1,0 +1,83 @@
+#!/usr/bin/env bash
+# End-to-end tests of the `earlybert` program on the bundled data, one case per invocation:
+#   cli_test.sh CASE EARLYBERT DATA_DIR WORK_DIR
+# A case prints what it checks and exits non-zero at the first failure.
+set -euo pipefail
+case_name=$1 earlybert=$2 data=$3 work=$4/$1
+rm -rf "$work" && mkdir -p "$work" && cd "$work"
+
+fail() { echo "FAIL: $*" >&2; exit 1; }
+# expect_error "message fragment" command...: the command must exit 1 and print the fragment on stderr.
+expect_error() {
+  local fragment=$1; shift
+  local status=0
+  "$@" >out.txt 2>err.txt || status=$?
+  [[ $status -eq 1 ]] || fail "exit status $status, expected 1: $*"
+  grep -qF -- "$fragment" err.txt || fail "stderr lacks '$fragment': $(cat err.txt)"
+  [[ $(grep -c . err.txt) -le 2 ]] || fail "more than one error line: $(cat err.txt)"
+}
+
+head -n 301 "$data/sst2/train_subset.tsv" > train.tsv
+head -n 101 "$data/sst2/dev.tsv" > dev.tsv
+vocab=$data/vocab/bert-base-uncased-vocab.txt
+common=(--dev dev.tsv --vocab "$vocab" --epochs 1 --batch 16 --threads 2)
+finetune=("$earlybert" finetune --train train.tsv "${common[@]}" --shape tiny --seed 7)
+
+case $case_name in
+deterministic)
+  # The same seed and thread count give bit-identical checkpoints and metrics (but for timing fields).
+  "${finetune[@]}" --out a --metrics a.jsonl
+  "${finetune[@]}" --out b --metrics b.jsonl
+  cmp a/model.safetensors b/model.safetensors || fail "two runs with the same seed differ"
+  diff <(sed 's/"tokens_per_s".*//' a.jsonl) <(sed 's/"tokens_per_s".*//' b.jsonl) || fail "metrics differ"
+  grep -q '"event":"eval","step":19,"accuracy":' a.jsonl || fail "no eval line in the metrics"
+  "$earlybert" finetune --train train.tsv "${common[@]}" --shape tiny --seed 8 --out c
+  ! cmp -s a/model.safetensors c/model.safetensors || fail "another seed gives the same weights"
+  ;;
+predict)
+  # A checkpoint round-trips: loading it again gives the same predictions, one JSON line per row.
+  "${finetune[@]}" --out model
+  "$earlybert" predict --checkpoint model --input dev.tsv --out first.jsonl
+  "$earlybert" predict --checkpoint model --input dev.tsv --out second.jsonl
+  cmp first.jsonl second.jsonl || fail "predictions differ between two loads of the checkpoint"
+  [[ $(wc -l < first.jsonl) -eq 100 ]] || fail "expected 100 prediction lines"
+  head -n 1 first.jsonl | grep -Eq '^\{"index":0,"logits":\[[-0-9.e]+,[-0-9.e]+\],"label":[01]\}$' || fail "bad line: $(head -n 1 first.jsonl)"
+  "$earlybert" inspect model --json | grep -q '"architecture":"BertForSequenceClassification","shape":"tiny"' || fail "inspect"
+  ;;
+pretrain-then-finetune)
+  # A masked-LM checkpoint initialises a classifier (pooler and classifier start fresh).
+  "$earlybert" pretrain --corpus "$data/wikitext2/train_head.txt" --vocab "$vocab" --shape tiny --out mlm --steps 4 \
+    --batch 8 --seq 32 --eval-every 2 --eval-sequences 16 --metrics mlm.jsonl --threads 2
+  [[ $(grep -c '"event":"eval"' mlm.jsonl) -eq 3 ]] || fail "expected evaluations at steps 0, 2 and 4"
+  grep -q '"event":"eval","step":4,"mlm_accuracy":' mlm.jsonl || fail "no masked-LM evaluation"
+  "$earlybert" inspect mlm | grep -q "BertForMaskedLM of shape tiny" || fail "inspect of the masked-LM checkpoint"
+  "$earlybert" finetune --train train.tsv --dev dev.tsv --vocab "$vocab" --init mlm --epochs 1 --batch 16 --out cls 2> log.txt
+  grep -q "freshly initialised: bert.pooler.dense.weight, bert.pooler.dense.bias, classifier.weight, classifier.bias" log.txt \
+    || fail "the fresh task head was not reported: $(cat log.txt)"
+  ;;
+bad-input)
+  # One clear error line, exit status 1, and no output left behind.
+  expect_error "shape 'huge' was asked for, which is not a compiled shape; the compiled shapes are tiny (2/128/2/512)" \
+    "$earlybert" finetune --train train.tsv "${common[@]}" --out x --shape huge
+  expect_error "--batch is 0, expected at least 1" \
+    "$earlybert" finetune --train train.tsv --dev dev.tsv --vocab "$vocab" --shape tiny --out x --batch 0
+  expect_error "vocabulary 'missing.txt': cannot open the file for reading" \
+    "$earlybert" finetune --train train.tsv --dev dev.tsv --vocab missing.txt --shape tiny --out x
+  expect_error "dataset 'nothing.tsv': cannot open the file for reading" \
+    "$earlybert" finetune --train nothing.tsv "${common[@]}" --shape tiny --out x
+  printf 'sentence\tlabel\ngood\t7\n' > badlabel.tsv
+  expect_error "dataset 'badlabel.tsv': line 2: label 7 is outside [0, 2)" \
+    "$earlybert" finetune --train badlabel.tsv "${common[@]}" --shape tiny --out x
+  [[ ! -e x ]] || fail "an output directory was created despite the errors"
+  expect_error "config 'nowhere/config.json': cannot open the file for reading" \
+    "$earlybert" predict --checkpoint nowhere --input dev.tsv --out p.jsonl
+  [[ ! -e p.jsonl ]] || fail "predict left an output behind"
+  expect_error "--seq is 600, but the model has only 512 positions" \
+    "$earlybert" pretrain --corpus "$data/wikitext2/train_head.txt" --vocab "$vocab" --shape tiny --out y --seq 600
+  expect_error "--threads is -1" "$earlybert" finetune --train train.tsv --dev dev.tsv --vocab "$vocab" --shape tiny --out x --threads -1
+  touch notdir
+  expect_error "--out 'notdir' exists and is not a directory" "${finetune[@]}" --out notdir
+  ;;
+*) fail "unknown case $case_name" ;;
+esac
+echo "cli $case_name: passed"
