@@ -31,6 +31,7 @@
 #include "earlybert/ops/loss.hpp"
 #include "earlybert/ops/matmul.hpp"
 #include "earlybert/ops/reduce.hpp"
+#include "earlybert/ops/scale_columns.hpp"
 #include "earlybert/ops/softmax.hpp"
 #include "earlybert/train/adamw.hpp"
 #include "earlybert/train/schedule.hpp"

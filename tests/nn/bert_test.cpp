@@ -175,3 +175,77 @@ TEST_CASE("bert: inputs that do not fit are shape errors") {
   CHECK_THROWS_WITH_AS(classifier{wrong},
                        "bert_config: 'hidden_size' is 16, expected 8 for this shape", config_error);
 }
+
+TEST_CASE("bert: with slimming coefficients every gradient matches finite differences, the L1 penalty included") {
+  bert_for_sequence_classification<double, test_shape> model(test_config());
+  model.bert.set_slimming(true);
+  randomise(model, 500);  // coefficients away from 1 and from 0
+  token_batch b = test_batch();
+  b.labels = {2, 0};
+  const auto parameters = parameters_of(model);
+  CHECK(parameters.size() == 41 + 4);  // two coefficient vectors per layer
+  check_gradients([&](tape<double>& t, auto&) {
+    return add(t, model.loss(t, model.logits(t, b, false, 0), b), model.bert.slimming_penalty(t, 0.3, 0.2));
+  }, parameters);
+}
+
+TEST_CASE("bert: coefficients at 1 change nothing; folding them keeps the function; the penalty is the plain L1 sum") {
+  bert_for_sequence_classification<double, test_shape> model(test_config());
+  randomise(model, 600);
+  const token_batch b = test_batch();
+  tape<double> t;
+  const matrix<double> plain = model.logits(t, b, false, 0).value();
+  model.bert.set_slimming(true);
+  check_near(model.logits(t, b, false, 0).value(), plain, 0);
+  for (auto& layer : model.bert.layers) {
+    layer.self_attention.coefficients.value = random_matrix<double>(1, 2, 601, -1, 1);
+    layer.ffn.coefficients.value = random_matrix<double>(1, 12, 602, -1, 1);
+  }
+  const double expected_penalty = [&] {
+    double p = 0;
+    for (auto& layer : model.bert.layers) {
+      p += 0.5 * layer.self_attention.coefficients.value.cwiseAbs().sum() + 0.25 * layer.ffn.coefficients.value.cwiseAbs().sum();
+    }
+    return p;
+  }();
+  CHECK(model.bert.slimming_penalty(t, 0.5, 0.25).item() == doctest::Approx(expected_penalty).epsilon(1e-14));
+  const matrix<double> scaled = model.logits(t, b, false, 0).value();
+  CHECK_FALSE(scaled.isApprox(plain));
+  model.bert.fold_slimming();
+  CHECK_FALSE(model.bert.slimming());
+  check_near(model.logits(t, b, false, 0).value(), scaled, 1e-12);
+}
+
+TEST_CASE("bert: masking and compacting carry the coefficients along") {
+  bert_for_masked_lm<double, test_shape> masked(test_config());
+  randomise(masked, 700);
+  masked.bert.set_slimming(true);
+  for (auto& layer : masked.bert.layers) {
+    layer.self_attention.coefficients.value = random_matrix<double>(1, 2, 701, 0.5, 1.5);
+    layer.ffn.coefficients.value = random_matrix<double>(1, 12, 702, 0.5, 1.5);
+  }
+  masked.bert.layers[0].self_attention.set_active_heads(std::vector<std::uint8_t>{1, 0});
+  std::vector<std::uint8_t> neurons(12, 1);
+  neurons[2] = neurons[9] = 0;
+  masked.bert.layers[1].ffn.set_active_neurons(neurons);
+  CHECK(masked.bert.layers[0].self_attention.coefficients.value(0, 1) == 0.0);
+  CHECK(masked.bert.layers[1].ffn.coefficients.value(0, 9) == 0.0);
+  auto compacted = masked;
+  for (auto& layer : compacted.bert.layers) {
+    layer.self_attention.compact();
+    layer.ffn.compact();
+  }
+  CHECK(compacted.bert.layers[0].self_attention.coefficients.cols() == 1);
+  CHECK(compacted.bert.layers[1].ffn.coefficients.cols() == 10);
+  CHECK(compacted.bert.layers[1].ffn.coefficients.value(0, 2) == masked.bert.layers[1].ffn.coefficients.value(0, 3));
+  token_batch b = test_batch();
+  b.labels = {ignore_label, 3, ignore_label, 7, 11, ignore_label, 12, ignore_label, ignore_label, ignore_label};
+  tape<double> t;
+  const auto m = masked.forward(t, b, false, 0);
+  const auto c = compacted.forward(t, b, false, 0);
+  check_near(m.logits.value(), c.logits.value(), 1e-12, "logits");
+  t.backward(add(t, m.loss, c.loss));
+  check_near(compacted.bert.layers[0].self_attention.coefficients.gradient,
+             masked.bert.layers[0].self_attention.coefficients.gradient.leftCols(1), 1e-12, "head coefficient gradient");
+  CHECK(masked.bert.layers[0].self_attention.coefficients.gradient(0, 1) == 0.0);
+}

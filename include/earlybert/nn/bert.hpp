@@ -28,6 +28,7 @@
 #include "earlybert/ops/gather.hpp"
 #include "earlybert/ops/loss.hpp"
 #include "earlybert/ops/matmul.hpp"
+#include "earlybert/ops/reduce.hpp"
 
 namespace earlybert {
 
@@ -123,6 +124,34 @@ class bert_model {
     for (index_t i = 0; i < c.batch; ++i) first[i] = static_cast<token_id>(i * c.seq);
     const var<Scalar> cls = gather_rows(t, hidden, std::span<const token_id>(first, static_cast<std::size_t>(c.batch)));
     return earlybert::tanh(t, pooler.forward(t, cls));
+  }
+
+  // ---- EarlyBERT's slimming coefficients (nn/encoder.hpp) ----
+
+  void set_slimming(bool on) {
+    for (auto& layer : layers) {
+      layer.self_attention.set_slimming(on);
+      layer.ffn.set_slimming(on);
+    }
+  }
+  bool slimming() const noexcept { return !layers.empty() && layers.front().self_attention.slimming(); }
+  // Folds every coefficient into W_O / W_2 (the function is unchanged) and turns slimming off.
+  void fold_slimming() {
+    for (auto& layer : layers) {
+      layer.self_attention.fold_slimming();
+      layer.ffn.fold_slimming();
+    }
+  }
+  // The L1 penalty  l1_heads * sum |c_head| + l1_ffn * sum |c_neuron|  over all layers, [1, 1]: a plain
+  // sum, added to the batch-mean task loss (subgradient sign(c), 0 at 0).
+  var<Scalar> slimming_penalty(tape<Scalar>& t, double l1_heads, double l1_ffn) {
+    if (!slimming()) throw config_error("bert_model::slimming_penalty: slimming is off (set_slimming(true) first)");
+    var<Scalar> total = t.constant(matrix<Scalar>::Zero(1, 1));
+    for (auto& layer : layers) {
+      total = add(t, total, scale(t, l1_norm(t, t.watch(layer.self_attention.coefficients)), static_cast<Scalar>(l1_heads)));
+      total = add(t, total, scale(t, l1_norm(t, t.watch(layer.ffn.coefficients)), static_cast<Scalar>(l1_ffn)));
+    }
+    return total;
   }
 
   template <class F>

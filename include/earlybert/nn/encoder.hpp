@@ -12,6 +12,10 @@
 // Heads and FFN neurons are the structures of the mask-aware linear layers (nn/linear.hpp): the
 // attention runs on however many heads its projections hold, so a compacted layer does less work.
 // Every forward accumulates gradients through the tape; nothing is cached outside it.
+//
+// EarlyBERT's slimming coefficients (one per head, one per FFN neuron) live in the blocks and join the
+// model while set_slimming(true): a head's coefficient scales its context columns before W_O, a
+// neuron's its GELU output before W_2 (ops/scale_columns.hpp).
 
 #include <cmath>
 #include <cstdint>
@@ -32,9 +36,31 @@
 #include "earlybert/ops/heads.hpp"
 #include "earlybert/ops/layer_norm.hpp"
 #include "earlybert/ops/matmul.hpp"
+#include "earlybert/ops/scale_columns.hpp"
 #include "earlybert/ops/softmax.hpp"
 
 namespace earlybert {
+
+// Zeroes the coefficients (and their moments) of masked groups; with a zero gradient (their inputs are
+// zero) and AdamW, they stay zero.
+template <class Scalar>
+void zero_masked_coefficients(parameter<Scalar>& c, std::span<const std::uint8_t> active) {
+  for (std::size_t g = 0; g < active.size(); ++g) {
+    if (active[g] != 0) continue;
+    for (matrix<Scalar>* m : {&c.value, &c.gradient, &c.first_moment, &c.second_moment}) {
+      if (m->size() != 0) (*m)(0, static_cast<index_t>(g)) = Scalar(0);
+    }
+  }
+}
+
+// Positions of the active entries of a mask.
+inline std::vector<index_t> active_positions(std::span<const std::uint8_t> active) {
+  std::vector<index_t> positions;
+  for (std::size_t g = 0; g < active.size(); ++g) {
+    if (active[g] != 0) positions.push_back(static_cast<index_t>(g));
+  }
+  return positions;
+}
 
 // What every block's forward needs besides its input: the batch layout, the padding mask, and the
 // dropout settings of this step.
@@ -125,6 +151,9 @@ class attention {
   linear<Scalar> query, key, value;  // [kept_heads * head_dim, hidden], structured by output rows
   linear<Scalar> output;             // [hidden, kept_heads * head_dim], structured by input columns
   layer_norm_parameters<Scalar> norm;
+  // EarlyBERT's slimming coefficient of each held head, [1, kept_heads]: scales the head's context.
+  // Part of the model (and of for_each_parameter) only while slimming() is on.
+  parameter<Scalar> coefficients;
 
   attention(const std::string& prefix, const bert_config& c)
       : query(prefix + ".attention.self.query", Shape::hidden, Shape::hidden, structure_axis::outputs, head_dim),
@@ -132,6 +161,7 @@ class attention {
         value(prefix + ".attention.self.value", Shape::hidden, Shape::hidden, structure_axis::outputs, head_dim),
         output(prefix + ".attention.output.dense", Shape::hidden, Shape::hidden, structure_axis::inputs, head_dim),
         norm(prefix + ".attention.output.LayerNorm", Shape::hidden),
+        coefficients(prefix + ".attention.self.slimming_coefficients", 1, Shape::heads, false),
         epsilon_(c.layer_norm_eps) {}
 
   // Heads held (all of them until compacted) and their original indices.
@@ -141,12 +171,35 @@ class attention {
 
   void set_active_heads(std::span<const std::uint8_t> active) {
     for (linear<Scalar>* l : {&query, &key, &value, &output}) l->set_active_groups(active);
+    if (slimming_) zero_masked_coefficients(coefficients, active_heads());
   }
   void compact() {
+    const std::vector<index_t> positions = active_positions(active_heads());
     for (linear<Scalar>* l : {&query, &key, &value, &output}) l->compact();
+    if (slimming_) detail::keep_parameter_columns(coefficients, positions);
   }
   void keep_heads(std::span<const index_t> originals) {
+    const std::vector<index_t> positions = detail::positions_of(kept_heads(), originals);
     for (linear<Scalar>* l : {&query, &key, &value, &output}) l->keep_original_groups(originals);
+    if (slimming_) detail::keep_parameter_columns(coefficients, positions);
+  }
+
+  // Slimming on: coefficients of 1 for the active heads (0 for masked ones), trained with the model.
+  // Off: the coefficients leave the model; fold_slimming() first keeps the function unchanged.
+  bool slimming() const noexcept { return slimming_; }
+  void set_slimming(bool on) {
+    slimming_ = on;
+    coefficients = parameter<Scalar>(coefficients.name, 1, heads(), false);
+    if (on) {
+      coefficients.value.setOnes();
+      zero_masked_coefficients(coefficients, active_heads());
+    }
+  }
+  // Multiplies each head's columns of W_O by its coefficient and turns slimming off.
+  void fold_slimming() {
+    if (!slimming_) return;
+    for (index_t h = 0; h < heads(); ++h) output.weight.value.middleCols(h * head_dim, head_dim) *= coefficients.value(0, h);
+    set_slimming(false);
   }
 
   // x [tokens, hidden] -> [tokens, hidden]. `site` numbers this layer's dropout streams.
@@ -161,7 +214,8 @@ class attention {
     const var<Scalar> scores = scale(t, batched_matmul(t, q, k, batch * h, transpose::no, transpose::yes), inverse_sqrt_dim);
     var<Scalar> probabilities = softmax(t, scores, context.additive_mask, h * seq);
     probabilities = dropout(t, probabilities, context.attention_dropout, derive_key(context.dropout_key, site));
-    const var<Scalar> heads_context = merge_heads(t, batched_matmul(t, probabilities, v, batch * h), batch, seq, h);
+    var<Scalar> heads_context = merge_heads(t, batched_matmul(t, probabilities, v, batch * h), batch, seq, h);
+    if (slimming_) heads_context = scale_columns(t, heads_context, t.watch(coefficients), head_dim);
     const var<Scalar> projected = context.hidden_dropout_of(t, output.forward(t, heads_context), site + 1);
     return norm.forward(t, add(t, projected, x), epsilon_);
   }
@@ -174,10 +228,12 @@ class attention {
     }
     f(norm.gamma);
     f(norm.beta);
+    if (slimming_) f(coefficients);
   }
 
  private:
   double epsilon_;
+  bool slimming_ = false;
 };
 
 template <class Scalar, bert_shape_type Shape>
@@ -186,11 +242,14 @@ class feed_forward {
   linear<Scalar> intermediate;  // W_1 [kept_ffn, hidden], structured by output rows
   linear<Scalar> output;        // W_2 [hidden, kept_ffn], structured by input columns
   layer_norm_parameters<Scalar> norm;
+  // EarlyBERT's slimming coefficient of each held neuron, [1, kept_ffn]: scales its GELU output.
+  parameter<Scalar> coefficients;
 
   feed_forward(const std::string& prefix, const bert_config& c)
       : intermediate(prefix + ".intermediate.dense", Shape::hidden, Shape::ffn, structure_axis::outputs, 1),
         output(prefix + ".output.dense", Shape::ffn, Shape::hidden, structure_axis::inputs, 1),
         norm(prefix + ".output.LayerNorm", Shape::hidden),
+        coefficients(prefix + ".intermediate.slimming_coefficients", 1, Shape::ffn, false),
         epsilon_(c.layer_norm_eps) {}
 
   index_t neurons() const noexcept { return intermediate.groups(); }
@@ -200,19 +259,41 @@ class feed_forward {
   void set_active_neurons(std::span<const std::uint8_t> active) {
     intermediate.set_active_groups(active);
     output.set_active_groups(active);
+    if (slimming_) zero_masked_coefficients(coefficients, active_neurons());
   }
   void compact() {
+    const std::vector<index_t> positions = active_positions(active_neurons());
     intermediate.compact();
     output.compact();
+    if (slimming_) detail::keep_parameter_columns(coefficients, positions);
   }
   void keep_neurons(std::span<const index_t> originals) {
+    const std::vector<index_t> positions = detail::positions_of(kept_neurons(), originals);
     intermediate.keep_original_groups(originals);
     output.keep_original_groups(originals);
+    if (slimming_) detail::keep_parameter_columns(coefficients, positions);
+  }
+
+  bool slimming() const noexcept { return slimming_; }
+  void set_slimming(bool on) {
+    slimming_ = on;
+    coefficients = parameter<Scalar>(coefficients.name, 1, neurons(), false);
+    if (on) {
+      coefficients.value.setOnes();
+      zero_masked_coefficients(coefficients, active_neurons());
+    }
+  }
+  // Multiplies each neuron's column of W_2 by its coefficient and turns slimming off.
+  void fold_slimming() {
+    if (!slimming_) return;
+    for (index_t j = 0; j < neurons(); ++j) output.weight.value.col(j) *= coefficients.value(0, j);
+    set_slimming(false);
   }
 
   var<Scalar> forward(tape<Scalar>& t, const var<Scalar>& x, const forward_context<Scalar>& context,
                       std::uint64_t site) {
-    const var<Scalar> activation = gelu(t, intermediate.forward(t, x));  // [tokens, kept_ffn]
+    var<Scalar> activation = gelu(t, intermediate.forward(t, x));  // [tokens, kept_ffn]
+    if (slimming_) activation = scale_columns(t, activation, t.watch(coefficients), 1);
     const var<Scalar> projected = context.hidden_dropout_of(t, output.forward(t, activation), site);
     return norm.forward(t, add(t, projected, x), epsilon_);
   }
@@ -225,10 +306,12 @@ class feed_forward {
     f(output.bias);
     f(norm.gamma);
     f(norm.beta);
+    if (slimming_) f(coefficients);
   }
 
  private:
   double epsilon_;
+  bool slimming_ = false;
 };
 
 template <class Scalar, bert_shape_type Shape>

@@ -45,6 +45,29 @@ namespace earlybert {
 
 enum class structure_axis { none, outputs, inputs };
 
+namespace detail {
+// Keeps the columns `positions` (ascending) of a [1, n] parameter's value, gradient and AdamW moments.
+template <class Scalar>
+void keep_parameter_columns(parameter<Scalar>& p, std::span<const index_t> positions) {
+  for (matrix<Scalar>* m : {&p.value, &p.gradient, &p.first_moment, &p.second_moment}) {
+    if (m->size() == 0) continue;
+    matrix<Scalar> kept(m->rows(), static_cast<index_t>(positions.size()));
+    for (std::size_t i = 0; i < positions.size(); ++i) kept.col(static_cast<index_t>(i)) = m->col(positions[i]);
+    *m = std::move(kept);
+  }
+}
+
+// Positions (in `held`) of the listed original indices; both ascending, every listed one held.
+inline std::vector<index_t> positions_of(std::span<const index_t> held, std::span<const index_t> originals) {
+  std::vector<index_t> positions;
+  for (index_t original : originals) {
+    const auto it = std::lower_bound(held.begin(), held.end(), original);
+    if (it != held.end() && *it == original) positions.push_back(it - held.begin());
+  }
+  return positions;
+}
+}  // namespace detail
+
 template <class Scalar>
 class linear {
  public:
