@@ -42,9 +42,32 @@ struct pretrain_options {
   index_t eval_sequences = 256;
 };
 
+// EarlyBERT's settings (docs/earlybert.md); the defaults are the method's.
+struct earlybert_cli_options {
+  bool enabled = false;
+  double prune_heads = 1.0 / 3.0;    // fraction of heads pruned, per layer
+  double prune_ffn = 0.4;            // fraction of FFN neurons pruned, across layers
+  std::string heads_scope = "layerwise", ffn_scope = "global", counting = "exact";
+  index_t min_kept = 1;
+  double l1_heads = 1e-4, l1_ffn = 1e-4;
+  std::string ticket = "slimming";   // slimming | random | magnitude | gradient | taylor
+  bool absolute = false;             // slimming: rank |c| instead of the signed c
+  std::string detector = "mask-distance";  // mask-distance | fixed | fraction | never
+  int window = 5;
+  double epsilon = 0.1;
+  bool joint = false;
+  long interval = 0;                 // 0: a 50th of an epoch
+  double draw_step = 0.2;            // fixed: a step (>= 1); fraction: of the first epoch (0, 1)
+  std::string restart_from = "init";
+  std::optional<double> efficient_epochs;  // default: two thirds of --epochs (the paper's 2 of 3)
+  std::optional<long> efficient_steps;
+  std::optional<double> efficient_lr;      // default: twice --lr (the paper's 4e-5 against 2e-5)
+};
+
 struct finetune_options {
   common_options common;
   std::string train, dev, vocab, shape, out, init;
+  earlybert_cli_options earlybert;
   int epochs = 2;
   index_t batch = 32;
   index_t max_seq = 128;

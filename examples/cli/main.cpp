@@ -64,6 +64,32 @@ int main(int argc, char** argv) {
   f->add_option("--num-labels", finetune.num_labels, "Classes")->capture_default_str();
   f->add_option("--eval-every", finetune.eval_every, "Evaluate every N steps (0: after every epoch)")->capture_default_str();
   add_common(*f, finetune.common);
+  auto& eb = finetune.earlybert;
+  const auto earlybert_group = "EarlyBERT (with --earlybert)";
+  f->add_flag("--earlybert", eb.enabled, "Train through the EarlyBERT pipeline: search, draw the ticket, efficient training");
+  f->add_option("--prune-heads", eb.prune_heads, "Fraction of heads pruned")->capture_default_str()->group(earlybert_group);
+  f->add_option("--prune-ffn", eb.prune_ffn, "Fraction of FFN neurons pruned")->capture_default_str()->group(earlybert_group);
+  f->add_option("--heads-scope", eb.heads_scope, "layerwise or global")->capture_default_str()->group(earlybert_group);
+  f->add_option("--ffn-scope", eb.ffn_scope, "layerwise or global")->capture_default_str()->group(earlybert_group);
+  f->add_option("--counting", eb.counting, "exact (round(n r) lowest) or quantile (numpy, as the official scripts)")
+      ->capture_default_str()->group(earlybert_group);
+  f->add_option("--min-kept", eb.min_kept, "Heads and neurons every layer keeps at least")->capture_default_str()->group(earlybert_group);
+  f->add_option("--l1-heads", eb.l1_heads, "L1 penalty on the head coefficients")->capture_default_str()->group(earlybert_group);
+  f->add_option("--l1-ffn", eb.l1_ffn, "L1 penalty on the FFN coefficients")->capture_default_str()->group(earlybert_group);
+  f->add_option("--ticket", eb.ticket, "Importance: slimming, random, magnitude, gradient or taylor")->capture_default_str()->group(earlybert_group);
+  f->add_flag("--absolute", eb.absolute, "Rank slimming coefficients by |c| instead of the signed value")->group(earlybert_group);
+  f->add_option("--detector", eb.detector, "When to draw: mask-distance, fixed, fraction or never")->capture_default_str()->group(earlybert_group);
+  f->add_option("--eb-window", eb.window, "Masks compared by the mask-distance detector")->capture_default_str()->group(earlybert_group);
+  f->add_option("--eb-eps", eb.epsilon, "Largest mask distance that counts as settled")->capture_default_str()->group(earlybert_group);
+  f->add_flag("--eb-joint", eb.joint, "Track heads and FFN as one mask instead of separately")->group(earlybert_group);
+  f->add_option("--eb-interval", eb.interval, "Steps between mask checks (0: a 50th of an epoch)")->capture_default_str()->group(earlybert_group);
+  f->add_option("--draw-step", eb.draw_step, "fixed: the step to draw at; fraction: the fraction of the first epoch")
+      ->capture_default_str()->group(earlybert_group);
+  f->add_option("--restart-from", eb.restart_from, "init (step-0 weights) or draw (weights and moments at the draw)")
+      ->capture_default_str()->group(earlybert_group);
+  f->add_option("--efficient-epochs", eb.efficient_epochs, "Efficient-stage epochs (default two thirds of --epochs)")->group(earlybert_group);
+  f->add_option("--efficient-steps", eb.efficient_steps, "Efficient-stage steps (instead of --efficient-epochs)")->group(earlybert_group);
+  f->add_option("--efficient-lr", eb.efficient_lr, "Efficient-stage peak learning rate (default twice --lr)")->group(earlybert_group);
 
   predict_options predict;
   auto* r = app.add_subcommand("predict", "Classify every row of a TSV file with a fine-tuned checkpoint");

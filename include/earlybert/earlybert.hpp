@@ -39,5 +39,6 @@
 #include "earlybert/prune/structures.hpp"
 #include "earlybert/prune/ticket.hpp"
 #include "earlybert/train/adamw.hpp"
+#include "earlybert/train/earlybert.hpp"
 #include "earlybert/train/schedule.hpp"
 #include "earlybert/train/trainer.hpp"

@@ -276,6 +276,15 @@ class bert_for_masked_lm {
     return {cross_entropy(t, logits, std::span<const token_id>(labels, n)), logits, labels, labelled};
   }
 
+  // Forward FLOPs of a batch (the method's cost model): the encoder on every token, the head (transform
+  // and decoder, 2 d^2 + 2 d V) on the labelled positions only.
+  double forward_flops(const token_batch& b) const {
+    index_t labelled = 0;
+    for (token_id label : b.labels) labelled += label != ignore_label;
+    const double d = Shape::hidden, v = static_cast<double>(decoder_bias.cols());
+    return static_cast<double>(b.tokens()) * bert.encoder_flops_per_token(b.seq) + static_cast<double>(labelled) * (2 * d * d + 2 * d * v);
+  }
+
   template <class F>
   void for_each_parameter(F&& f) {
     bert.for_each_parameter(f);
@@ -311,6 +320,13 @@ class bert_for_sequence_classification {
     const var<Scalar> pooled = bert.pool(t, bert.encode(t, b, c), c);
     const auto site = static_cast<std::uint64_t>(1 + 3 * Shape::layers);
     return classifier.forward(t, c.hidden_dropout_of(t, pooled, site));
+  }
+
+  // Forward FLOPs of a batch: the encoder on every token, the pooler and classifier per sequence.
+  double forward_flops(const token_batch& b) const {
+    const double d = Shape::hidden;
+    return static_cast<double>(b.tokens()) * bert.encoder_flops_per_token(b.seq) +
+           static_cast<double>(b.batch) * (2 * d * d + 2 * d * static_cast<double>(classifier.outputs()));
   }
 
   // Mean cross-entropy against b.labels [batch].

@@ -75,6 +75,12 @@ class adamw {
   }
 
   long steps_taken() const noexcept { return steps_; }
+  // Continues the bias correction of moments carried over from another optimizer (EarlyBERT's
+  // restart from the draw step keeps the sliced moments and their step count).
+  void set_steps_taken(long steps) {
+    if (steps < 0) throw config_error(fmt::format("adamw: steps taken is {}, expected a non-negative count", steps));
+    steps_ = steps;
+  }
   const adamw_options& options() const noexcept { return options_; }
 
  private:

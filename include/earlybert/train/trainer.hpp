@@ -59,8 +59,10 @@ class trainer {
     for (auto* p : parameters_) p->zero_gradient();
   }
 
-  template <class MicroBatchLoss>
-  step_report step(MicroBatchLoss&& micro_batch_loss) {
+  // after_backward() runs once the step's gradients are complete, before clipping and the update
+  // (gradient-based importance criteria read them there).
+  template <class MicroBatchLoss, class AfterBackward = void (*)()>
+  step_report step(MicroBatchLoss&& micro_batch_loss, AfterBackward&& after_backward = [] {}) {
     const int micro_batches = options_.accumulation_steps;
     double loss_sum = 0;
     for (int k = 0; k < micro_batches; ++k) {
@@ -69,6 +71,7 @@ class trainer {
       loss_sum += static_cast<double>(loss.item());
       tape_.backward(micro_batches == 1 ? loss : scale(tape_, loss, Scalar(1) / static_cast<Scalar>(micro_batches)));
     }
+    after_backward();
     const double norm = clip_gradient_norm<Scalar>(parameters_, options_.max_grad_norm);
     const double rate = schedule_.rate(steps_);
     optimizer_.step(parameters_, rate);
@@ -78,6 +81,7 @@ class trainer {
   }
 
   long steps_taken() const noexcept { return steps_; }
+  adamw<Scalar>& optimizer() noexcept { return optimizer_; }
   const linear_schedule& schedule() const noexcept { return schedule_; }
   tape<Scalar>& step_tape() noexcept { return tape_; }
   std::span<parameter<Scalar>* const> parameters() const noexcept { return parameters_; }
