@@ -80,6 +80,20 @@ struct finetune_options {
   long eval_every = 0;  // 0: at the end of every epoch
 };
 
+struct demo_options {
+  common_options common;
+  std::string out = "runs/demo";
+  std::string data = EARLYBERT_DATA_DIR;
+  std::string plot_script = EARLYBERT_PLOT_SCRIPT;
+  std::string shape = "tiny";
+  int epochs = 3;
+  double efficient_epochs = 2;
+  double efficient_lr = 1e-3;  // the search's rate: from random weights, the paper's doubling (meant for a
+                               // pre-trained ticket) overshoots
+  std::string restart_from = "draw";
+  index_t max_seq = 64;
+};
+
 struct predict_options {
   common_options common;
   std::string checkpoint, input, out;
@@ -97,6 +111,7 @@ int run_pretrain(const pretrain_options& o);
 int run_finetune(const finetune_options& o);
 int run_predict(const predict_options& o);
 int run_inspect(const inspect_options& o);
+int run_demo(const demo_options& o);
 
 // ---- Set-up ------------------------------------------------------------------------------------
 

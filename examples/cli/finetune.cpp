@@ -309,7 +309,8 @@ finetune_result finetune_model(const finetune_options& o, const vocabulary& voca
       checks.push_back(c);
     }
     result.ticket_record = {{"ticket_step", report.ticket_step}, {"detected", report.detected}, {"steps_per_epoch", steps_per_epoch},
-                            {"ticket", masks_json(report.ticket)}, {"checks", checks}};
+                            {"ticket", masks_json(report.ticket)}, {"checks", checks},
+                            {"head_coefficients", report.head_coefficients}, {"ffn_coefficients", report.ffn_coefficients}};
   }
   if (!o.out.empty()) {
     save_checkpoint(o.out, model, vocab);

@@ -5,6 +5,7 @@
 //   earlybert finetune  --train FILE --dev FILE --vocab FILE --shape NAME --out DIR [...]
 //   earlybert predict   --checkpoint DIR --input FILE.tsv --out FILE.jsonl
 //   earlybert inspect   DIR [--json]
+//   earlybert demo      [--out DIR]                                           the main job
 //
 // Errors are one line on stderr, "earlybert <subcommand>: <what>", and exit status 1 (2 for usage).
 #include <CLI/CLI.hpp>
@@ -100,6 +101,18 @@ int main(int argc, char** argv) {
   r->add_option("--max-seq", predict.max_seq, "Longest encoded row; longer ones are truncated")->capture_default_str();
   add_common(*r, predict.common, false);
 
+  demo_options demo;
+  auto* d = app.add_subcommand("demo", "The main job: dense BERT, EarlyBERT and a random ticket on bundled SST-2, side by side");
+  d->add_option("--out", demo.out, "Directory for summary.json, metrics, checkpoints and pictures")->capture_default_str();
+  d->add_option("--data", demo.data, "The bundled data directory")->capture_default_str();
+  d->add_option("--shape", demo.shape, "Model shape")->capture_default_str();
+  d->add_option("--epochs", demo.epochs, "Dense training epochs")->capture_default_str();
+  d->add_option("--efficient-epochs", demo.efficient_epochs, "EarlyBERT's efficient-stage epochs")->capture_default_str();
+  d->add_option("--efficient-lr", demo.efficient_lr, "EarlyBERT's efficient-stage peak learning rate")->capture_default_str();
+  d->add_option("--restart-from", demo.restart_from, "init or draw")->capture_default_str();
+  d->add_option("--max-seq", demo.max_seq, "Longest encoded sentence")->capture_default_str();
+  add_common(*d, demo.common, false);
+
   inspect_options inspect;
   auto* i = app.add_subcommand("inspect", "Describe a checkpoint: shape, parameters, FLOPs, kept structure");
   i->add_option("directory", inspect.directory, "Checkpoint directory")->required();
@@ -116,6 +129,7 @@ int main(int argc, char** argv) {
     if (name == "pretrain") return run_pretrain(pretrain);
     if (name == "finetune") return run_finetune(finetune);
     if (name == "predict") return run_predict(predict);
+    if (name == "demo") return run_demo(demo);
     return run_inspect(inspect);
   } catch (const std::exception& e) {
     fmt::print(stderr, "\nearlybert {}: {}\n", name, e.what());

@@ -55,6 +55,26 @@ pretrain-then-finetune)
   grep -q "freshly initialised: bert.pooler.dense.weight, bert.pooler.dense.bias, classifier.weight, classifier.bias" log.txt \
     || fail "the fresh task head was not reported: $(cat log.txt)"
   ;;
+earlybert)
+  # The pipeline end to end: checks, a ticket, a compacted checkpoint that reloads and predicts.
+  "$earlybert" finetune --train train.tsv "${common[@]}" --shape tiny --seed 3 --earlybert --eb-interval 2 --eb-window 3 \
+    --eb-eps 1 --efficient-steps 5 --out eb --metrics eb.jsonl
+  grep -q '"event":"eb_check","step":2,"head_distance":null,"ffn_distance":null' eb.jsonl || fail "no first eb_check line"
+  grep -q '"event":"ticket","step":6,"detected":true,"heads_kept":\[1,1\],"ffn_kept":\[' eb.jsonl || fail "no ticket at the third check"
+  grep -q '"event":"step","stage":"efficient","step":5,' eb.jsonl || fail "no efficient steps"
+  grep -q '"event":"summary","mode":"earlybert","ticket":"slimming","dev_accuracy":' eb.jsonl || fail "no summary"
+  [[ -s eb/earlybert_ticket.json ]] || fail "the recorded masks were not saved"
+  "$earlybert" inspect eb --json | grep -q '"heads_kept":\[1,1\]' || fail "the pruned checkpoint does not reload with its heads"
+  "$earlybert" predict --checkpoint eb --input dev.tsv --out eb.jsonl.out
+  [[ $(wc -l < eb.jsonl.out) -eq 100 ]] || fail "the pruned checkpoint does not predict"
+  expect_error "--prune-ffn is 1, expected a value in [0, 1)" \
+    "$earlybert" finetune --train train.tsv "${common[@]}" --shape tiny --earlybert --prune-ffn 1 --out z
+  expect_error "--l1-heads is -1, expected a non-negative value" \
+    "$earlybert" finetune --train train.tsv "${common[@]}" --shape tiny --earlybert --l1-heads -1 --out z
+  expect_error "--ticket is 'best', expected slimming, random, magnitude, gradient or taylor" \
+    "$earlybert" finetune --train train.tsv "${common[@]}" --shape tiny --earlybert --ticket best --out z
+  [[ ! -e z ]] || fail "an output directory was created despite the errors"
+  ;;
 bad-input)
   # One clear error line, exit status 1, and no output left behind.
   expect_error "shape 'huge' was asked for, which is not a compiled shape; the compiled shapes are tiny (2/128/2/512)" \

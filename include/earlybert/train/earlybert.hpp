@@ -99,6 +99,8 @@ struct earlybert_report {
   double search_wall_s = 0, draw_wall_s = 0, efficient_wall_s = 0;
   double search_flops = 0, efficient_flops = 0;  // training FLOPs (3 x forward)
   double encoder_flops_ratio = 0;                // pruned / dense encoder forward FLOPs per token
+  per_layer_scores head_coefficients;            // the slimming coefficients when the ticket was drawn
+  per_layer_scores ffn_coefficients;
 
   double total_wall_s() const { return search_wall_s + draw_wall_s + efficient_wall_s; }
   double total_flops() const { return search_flops + efficient_flops; }
@@ -186,6 +188,12 @@ earlybert_report run_earlybert(Model& model, Criterion& criterion, const Selecto
 
   // ---- 2. Draw ----
   start = std::chrono::steady_clock::now();
+  for (const auto& layer : model.bert.layers) {
+    const auto& h = layer.self_attention.coefficients.value;
+    const auto& f = layer.ffn.coefficients.value;
+    report.head_coefficients.emplace_back(h.data(), h.data() + h.size());
+    report.ffn_coefficients.emplace_back(f.data(), f.data() + f.size());
+  }
   if (options.restart_from == restart_point::init) {
     model.bert.set_slimming(false);  // the coefficients were 1 at step 0
     std::size_t i = 0;
