@@ -9,6 +9,7 @@ packages=(
   nlohmann-json3-dev libutf8proc-dev      # config.json and safetensors headers; Unicode tables
   libcli11-dev                            # the command-line program's argument parsing
   doctest-dev                             # the tests
+  python3-matplotlib                      # the demo's pictures (scripts/plot_earlybert.py); C++ never needs it
 )
 
 missing=()
