@@ -122,7 +122,7 @@ TEST_CASE("datasets: batches pad to the longest example and mark padding") {
   CHECK(b.real_tokens() == 8);
 }
 
-TEST_CASE("datasets: the corpus reader maps WikiText's <unk> to [UNK] and skips blank lines") {
+TEST_CASE("datasets: the corpus reader maps WikiText's <unk> to the UNK token and skips blank lines") {
   const scratch_file file("corpus.txt", " = Title = \n \n the <unk> cat sat \n");
   const text_corpus corpus = read_corpus(file.path, uncased());
   CHECK(corpus.lines == 2);
@@ -136,7 +136,7 @@ TEST_CASE("datasets: the corpus reader maps WikiText's <unk> to [UNK] and skips 
   CHECK(b.ids == std::vector<token_id>{101, expected[3], expected[4], expected[5], 102});
 }
 
-TEST_CASE("datasets: masking picks 15% of real tokens, 80% [MASK], 10% random, 10% unchanged, never specials") {
+TEST_CASE("datasets: masking picks 15% of real tokens, 80% MASK, 10% random, 10% unchanged, never specials") {
   const special_tokens special = special_tokens::of(uncased().vocab());
   token_batch b;
   b.batch = 400;

@@ -60,7 +60,7 @@ TEST_CASE("selection: EarlyBERT's defaults on a BERT-base-like layout prune 4 of
   CHECK(total == 3600 - 1440);
 }
 
-TEST_CASE("selection: ratios outside [0, 1) and a zero minimum are config errors") {
+TEST_CASE("selection: ratios outside 0 to 1 (1 excluded) and a zero minimum are config errors") {
   CHECK_THROWS_WITH_AS(select_structures({{1.0}}, {1.0}), "select_structures: pruning ratio is 1, expected a value in [0, 1)", config_error);
   CHECK_THROWS_WITH_AS(select_structures({{1.0}}, {-0.1}), "select_structures: pruning ratio is -0.1, expected a value in [0, 1)", config_error);
   CHECK_THROWS_WITH_AS(select_structures({{1.0}}, {0.5, selection_scope::global, counting_rule::exact, 0}),
