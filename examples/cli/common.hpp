@@ -137,8 +137,7 @@ inline void check_output_directory(const fs::path& out) {
     if (::access(out.c_str(), W_OK) != 0) throw io_error(fmt::format("--out '{}' is not writable", out.string()));
     return;
   }
-  fs::path parent = out.parent_path();
-  if (parent.empty()) parent = ".";
+  fs::path parent = fs::absolute(out).parent_path();
   while (!fs::exists(parent) && parent.has_parent_path() && parent != parent.parent_path()) parent = parent.parent_path();
   if (!fs::is_directory(parent) || ::access(parent.c_str(), W_OK) != 0) {
     throw io_error(fmt::format("--out '{}' cannot be created: '{}' is not a writable directory", out.string(), parent.string()));

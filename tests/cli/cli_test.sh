@@ -38,7 +38,8 @@ deterministic)
   ;;
 predict)
   # A checkpoint round-trips: loading it again gives the same predictions, one JSON line per row.
-  "${finetune[@]}" --out model
+  "${finetune[@]}" --out runs/nested/model  # missing parents are created
+  mv runs/nested/model model
   "$earlybert" predict --checkpoint model --input dev.tsv --out first.jsonl
   "$earlybert" predict --checkpoint model --input dev.tsv --out second.jsonl
   cmp first.jsonl second.jsonl || fail "predictions differ between two loads of the checkpoint"
