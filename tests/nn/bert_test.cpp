@@ -198,13 +198,13 @@ TEST_CASE("bert: coefficients at 1 change nothing; folding them keeps the functi
   model.bert.set_slimming(true);
   check_near(model.logits(t, b, false, 0).value(), plain, 0);
   for (auto& layer : model.bert.layers) {
-    layer.self_attention.coefficients.value = random_matrix<double>(1, 2, 601, -1, 1);
-    layer.ffn.coefficients.value = random_matrix<double>(1, 12, 602, -1, 1);
+    layer.self_attention.coefficients.values.value = random_matrix<double>(1, 2, 601, -1, 1);
+    layer.ffn.coefficients.values.value = random_matrix<double>(1, 12, 602, -1, 1);
   }
   const double expected_penalty = [&] {
     double p = 0;
     for (auto& layer : model.bert.layers) {
-      p += 0.5 * layer.self_attention.coefficients.value.cwiseAbs().sum() + 0.25 * layer.ffn.coefficients.value.cwiseAbs().sum();
+      p += 0.5 * layer.self_attention.coefficients.values.value.cwiseAbs().sum() + 0.25 * layer.ffn.coefficients.values.value.cwiseAbs().sum();
     }
     return p;
   }();
@@ -221,23 +221,23 @@ TEST_CASE("bert: masking and compacting carry the coefficients along") {
   randomise(masked, 700);
   masked.bert.set_slimming(true);
   for (auto& layer : masked.bert.layers) {
-    layer.self_attention.coefficients.value = random_matrix<double>(1, 2, 701, 0.5, 1.5);
-    layer.ffn.coefficients.value = random_matrix<double>(1, 12, 702, 0.5, 1.5);
+    layer.self_attention.coefficients.values.value = random_matrix<double>(1, 2, 701, 0.5, 1.5);
+    layer.ffn.coefficients.values.value = random_matrix<double>(1, 12, 702, 0.5, 1.5);
   }
   masked.bert.layers[0].self_attention.set_active_heads(std::vector<std::uint8_t>{1, 0});
   std::vector<std::uint8_t> neurons(12, 1);
   neurons[2] = neurons[9] = 0;
   masked.bert.layers[1].ffn.set_active_neurons(neurons);
-  CHECK(masked.bert.layers[0].self_attention.coefficients.value(0, 1) == 0.0);
-  CHECK(masked.bert.layers[1].ffn.coefficients.value(0, 9) == 0.0);
+  CHECK(masked.bert.layers[0].self_attention.coefficients.values.value(0, 1) == 0.0);
+  CHECK(masked.bert.layers[1].ffn.coefficients.values.value(0, 9) == 0.0);
   auto compacted = masked;
   for (auto& layer : compacted.bert.layers) {
     layer.self_attention.compact();
     layer.ffn.compact();
   }
-  CHECK(compacted.bert.layers[0].self_attention.coefficients.cols() == 1);
-  CHECK(compacted.bert.layers[1].ffn.coefficients.cols() == 10);
-  CHECK(compacted.bert.layers[1].ffn.coefficients.value(0, 2) == masked.bert.layers[1].ffn.coefficients.value(0, 3));
+  CHECK(compacted.bert.layers[0].self_attention.coefficients.values.cols() == 1);
+  CHECK(compacted.bert.layers[1].ffn.coefficients.values.cols() == 10);
+  CHECK(compacted.bert.layers[1].ffn.coefficients.values.value(0, 2) == masked.bert.layers[1].ffn.coefficients.values.value(0, 3));
   token_batch b = test_batch();
   b.labels = {ignore_label, 3, ignore_label, 7, 11, ignore_label, 12, ignore_label, ignore_label, ignore_label};
   tape<double> t;
@@ -245,7 +245,7 @@ TEST_CASE("bert: masking and compacting carry the coefficients along") {
   const auto c = compacted.forward(t, b, false, 0);
   check_near(m.logits.value(), c.logits.value(), 1e-12, "logits");
   t.backward(add(t, m.loss, c.loss));
-  check_near(compacted.bert.layers[0].self_attention.coefficients.gradient,
-             masked.bert.layers[0].self_attention.coefficients.gradient.leftCols(1), 1e-12, "head coefficient gradient");
-  CHECK(masked.bert.layers[0].self_attention.coefficients.gradient(0, 1) == 0.0);
+  check_near(compacted.bert.layers[0].self_attention.coefficients.values.gradient,
+             masked.bert.layers[0].self_attention.coefficients.values.gradient.leftCols(1), 1e-12, "head coefficient gradient");
+  CHECK(masked.bert.layers[0].self_attention.coefficients.values.gradient(0, 1) == 0.0);
 }

@@ -71,8 +71,8 @@ TEST_CASE("slimming_criterion: signed or absolute coefficients") {
   CHECK_THROWS_WITH_AS(slimming_criterion{}.score(m),
                        "slimming_criterion: the model has no slimming coefficients (set_slimming(true) before the search)", config_error);
   m.set_slimming(true);
-  m.layers[0].self_attention.coefficients.value << -0.9, 0.2;
-  m.layers[0].ffn.coefficients.value << 0.5, -0.1, 0.3, 0.0;
+  m.layers[0].self_attention.coefficients.values.value << -0.9, 0.2;
+  m.layers[0].ffn.coefficients.values.value << 0.5, -0.1, 0.3, 0.0;
   const structure_scores signed_scores = slimming_criterion{}.score(m);
   CHECK(signed_scores.heads[0] == std::vector<double>{-0.9, 0.2});
   CHECK(ticket_selector{}.select(signed_scores).heads[0] == std::vector<std::uint8_t>{0, 1});
@@ -88,10 +88,10 @@ TEST_CASE("gradient and Taylor criteria accumulate over batches; heads normalise
   gradient_criterion gradient;
   taylor_criterion taylor;
   for (int batch = 0; batch < 2; ++batch) {
-    m.layers[0].self_attention.coefficients.gradient << 3.0, -4.0;
-    m.layers[1].self_attention.coefficients.gradient << 0.0, 1.0;
-    m.layers[0].ffn.coefficients.gradient << 1, -2, 0, 0;
-    m.layers[1].ffn.coefficients.gradient.setZero();
+    m.layers[0].self_attention.coefficients.values.gradient << 3.0, -4.0;
+    m.layers[1].self_attention.coefficients.values.gradient << 0.0, 1.0;
+    m.layers[0].ffn.coefficients.values.gradient << 1, -2, 0, 0;
+    m.layers[1].ffn.coefficients.values.gradient.setZero();
     gradient.observe(m);
     for (auto& layer : m.layers) {
       for (linear<double>* l : {&layer.self_attention.query, &layer.self_attention.key, &layer.self_attention.value,

@@ -148,8 +148,8 @@ class bert_model {
     if (!slimming()) throw config_error("bert_model::slimming_penalty: slimming is off (set_slimming(true) first)");
     var<Scalar> total = t.constant(matrix<Scalar>::Zero(1, 1));
     for (auto& layer : layers) {
-      total = add(t, total, scale(t, l1_norm(t, t.watch(layer.self_attention.coefficients)), static_cast<Scalar>(l1_heads)));
-      total = add(t, total, scale(t, l1_norm(t, t.watch(layer.ffn.coefficients)), static_cast<Scalar>(l1_ffn)));
+      total = add(t, total, scale(t, l1_norm(t, t.watch(layer.self_attention.coefficients.values)), static_cast<Scalar>(l1_heads)));
+      total = add(t, total, scale(t, l1_norm(t, t.watch(layer.ffn.coefficients.values)), static_cast<Scalar>(l1_ffn)));
     }
     return total;
   }

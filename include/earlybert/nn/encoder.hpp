@@ -41,18 +41,6 @@
 
 namespace earlybert {
 
-// Zeroes the coefficients (and their moments) of masked groups; with a zero gradient (their inputs are
-// zero) and AdamW, they stay zero.
-template <class Scalar>
-void zero_masked_coefficients(parameter<Scalar>& c, std::span<const std::uint8_t> active) {
-  for (std::size_t g = 0; g < active.size(); ++g) {
-    if (active[g] != 0) continue;
-    for (matrix<Scalar>* m : {&c.value, &c.gradient, &c.first_moment, &c.second_moment}) {
-      if (m->size() != 0) (*m)(0, static_cast<index_t>(g)) = Scalar(0);
-    }
-  }
-}
-
 // Positions of the active entries of a mask.
 inline std::vector<index_t> active_positions(std::span<const std::uint8_t> active) {
   std::vector<index_t> positions;
@@ -61,6 +49,48 @@ inline std::vector<index_t> active_positions(std::span<const std::uint8_t> activ
   }
   return positions;
 }
+
+// The slimming coefficients of a block's structures (heads or FFN neurons), [1, held]: a value held
+// by the block, so copying a model copies them. While off they are not part of the model.
+template <class Scalar>
+class slimming_coefficients {
+ public:
+  parameter<Scalar> values;  // never decayed
+
+  explicit slimming_coefficients(std::string name) : values(std::move(name), 1, 0, false) {}
+
+  bool on() const noexcept { return on_; }
+
+  // On: 1 for active structures, 0 for masked ones; off: empty. Moments start afresh either way.
+  void reset(bool on, std::span<const std::uint8_t> active) {
+    on_ = on;
+    values = parameter<Scalar>(values.name, 1, on ? static_cast<index_t>(active.size()) : 0, false);
+    values.value.setOnes();
+    mask(active);
+  }
+  // Zeroes the coefficients (and moments) of masked structures: with a zero gradient (their inputs
+  // are zero) AdamW keeps them at zero.
+  void mask(std::span<const std::uint8_t> active) {
+    if (!on_) return;
+    for (std::size_t g = 0; g < active.size(); ++g) {
+      if (active[g] != 0) continue;
+      for (matrix<Scalar>* m : {&values.value, &values.gradient, &values.first_moment, &values.second_moment}) {
+        if (m->size() != 0) (*m)(0, static_cast<index_t>(g)) = Scalar(0);
+      }
+    }
+  }
+  // Keeps the structures at `positions` (compaction).
+  void keep(std::span<const index_t> positions) {
+    if (on_) detail::keep_parameter_columns(values, positions);
+  }
+  // x [tokens, held * group_size] with each structure's columns scaled by its coefficient; x itself when off.
+  var<Scalar> apply(tape<Scalar>& t, const var<Scalar>& x, index_t group_size) {
+    return on_ ? scale_columns(t, x, t.watch(values), group_size) : x;
+  }
+
+ private:
+  bool on_ = false;
+};
 
 // What every block's forward needs besides its input: the batch layout, the padding mask, and the
 // dropout settings of this step.
@@ -151,9 +181,8 @@ class attention {
   linear<Scalar> query, key, value;  // [kept_heads * head_dim, hidden], structured by output rows
   linear<Scalar> output;             // [hidden, kept_heads * head_dim], structured by input columns
   layer_norm_parameters<Scalar> norm;
-  // EarlyBERT's slimming coefficient of each held head, [1, kept_heads]: scales the head's context.
-  // Part of the model (and of for_each_parameter) only while slimming() is on.
-  parameter<Scalar> coefficients;
+  // EarlyBERT's slimming coefficient of each held head: scales the head's context before W_O.
+  slimming_coefficients<Scalar> coefficients;
 
   attention(const std::string& prefix, const bert_config& c)
       : query(prefix + ".attention.self.query", Shape::hidden, Shape::hidden, structure_axis::outputs, head_dim),
@@ -161,7 +190,7 @@ class attention {
         value(prefix + ".attention.self.value", Shape::hidden, Shape::hidden, structure_axis::outputs, head_dim),
         output(prefix + ".attention.output.dense", Shape::hidden, Shape::hidden, structure_axis::inputs, head_dim),
         norm(prefix + ".attention.output.LayerNorm", Shape::hidden),
-        coefficients(prefix + ".attention.self.slimming_coefficients", 1, Shape::heads, false),
+        coefficients(prefix + ".attention.self.slimming_coefficients"),
         epsilon_(c.layer_norm_eps) {}
 
   // Heads held (all of them until compacted) and their original indices.
@@ -171,34 +200,29 @@ class attention {
 
   void set_active_heads(std::span<const std::uint8_t> active) {
     for (linear<Scalar>* l : {&query, &key, &value, &output}) l->set_active_groups(active);
-    if (slimming_) zero_masked_coefficients(coefficients, active_heads());
+    coefficients.mask(active_heads());
   }
   void compact() {
     const std::vector<index_t> positions = active_positions(active_heads());
     for (linear<Scalar>* l : {&query, &key, &value, &output}) l->compact();
-    if (slimming_) detail::keep_parameter_columns(coefficients, positions);
+    coefficients.keep(positions);
   }
   void keep_heads(std::span<const index_t> originals) {
     const std::vector<index_t> positions = detail::positions_of(kept_heads(), originals);
     for (linear<Scalar>* l : {&query, &key, &value, &output}) l->keep_original_groups(originals);
-    if (slimming_) detail::keep_parameter_columns(coefficients, positions);
+    coefficients.keep(positions);
   }
 
   // Slimming on: coefficients of 1 for the active heads (0 for masked ones), trained with the model.
   // Off: the coefficients leave the model; fold_slimming() first keeps the function unchanged.
-  bool slimming() const noexcept { return slimming_; }
-  void set_slimming(bool on) {
-    slimming_ = on;
-    coefficients = parameter<Scalar>(coefficients.name, 1, heads(), false);
-    if (on) {
-      coefficients.value.setOnes();
-      zero_masked_coefficients(coefficients, active_heads());
-    }
-  }
+  bool slimming() const noexcept { return coefficients.on(); }
+  void set_slimming(bool on) { coefficients.reset(on, active_heads()); }
   // Multiplies each head's columns of W_O by its coefficient and turns slimming off.
   void fold_slimming() {
-    if (!slimming_) return;
-    for (index_t h = 0; h < heads(); ++h) output.weight.value.middleCols(h * head_dim, head_dim) *= coefficients.value(0, h);
+    if (!slimming()) return;
+    for (index_t h = 0; h < heads(); ++h) {
+      output.weight.value.middleCols(h * head_dim, head_dim) *= coefficients.values.value(0, h);
+    }
     set_slimming(false);
   }
 
@@ -215,7 +239,7 @@ class attention {
     var<Scalar> probabilities = softmax(t, scores, context.additive_mask, h * seq);
     probabilities = dropout(t, probabilities, context.attention_dropout, derive_key(context.dropout_key, site));
     var<Scalar> heads_context = merge_heads(t, batched_matmul(t, probabilities, v, batch * h), batch, seq, h);
-    if (slimming_) heads_context = scale_columns(t, heads_context, t.watch(coefficients), head_dim);
+    heads_context = coefficients.apply(t, heads_context, head_dim);
     const var<Scalar> projected = context.hidden_dropout_of(t, output.forward(t, heads_context), site + 1);
     return norm.forward(t, add(t, projected, x), epsilon_);
   }
@@ -228,12 +252,11 @@ class attention {
     }
     f(norm.gamma);
     f(norm.beta);
-    if (slimming_) f(coefficients);
+    if (slimming()) f(coefficients.values);
   }
 
  private:
   double epsilon_;
-  bool slimming_ = false;
 };
 
 template <class Scalar, bert_shape_type Shape>
@@ -242,14 +265,14 @@ class feed_forward {
   linear<Scalar> intermediate;  // W_1 [kept_ffn, hidden], structured by output rows
   linear<Scalar> output;        // W_2 [hidden, kept_ffn], structured by input columns
   layer_norm_parameters<Scalar> norm;
-  // EarlyBERT's slimming coefficient of each held neuron, [1, kept_ffn]: scales its GELU output.
-  parameter<Scalar> coefficients;
+  // EarlyBERT's slimming coefficient of each held neuron: scales its GELU output before W_2.
+  slimming_coefficients<Scalar> coefficients;
 
   feed_forward(const std::string& prefix, const bert_config& c)
       : intermediate(prefix + ".intermediate.dense", Shape::hidden, Shape::ffn, structure_axis::outputs, 1),
         output(prefix + ".output.dense", Shape::ffn, Shape::hidden, structure_axis::inputs, 1),
         norm(prefix + ".output.LayerNorm", Shape::hidden),
-        coefficients(prefix + ".intermediate.slimming_coefficients", 1, Shape::ffn, false),
+        coefficients(prefix + ".intermediate.slimming_coefficients"),
         epsilon_(c.layer_norm_eps) {}
 
   index_t neurons() const noexcept { return intermediate.groups(); }
@@ -257,43 +280,33 @@ class feed_forward {
   std::span<const std::uint8_t> active_neurons() const noexcept { return intermediate.active_groups(); }
 
   void set_active_neurons(std::span<const std::uint8_t> active) {
-    intermediate.set_active_groups(active);
-    output.set_active_groups(active);
-    if (slimming_) zero_masked_coefficients(coefficients, active_neurons());
+    for (linear<Scalar>* l : {&intermediate, &output}) l->set_active_groups(active);
+    coefficients.mask(active_neurons());
   }
   void compact() {
     const std::vector<index_t> positions = active_positions(active_neurons());
-    intermediate.compact();
-    output.compact();
-    if (slimming_) detail::keep_parameter_columns(coefficients, positions);
+    for (linear<Scalar>* l : {&intermediate, &output}) l->compact();
+    coefficients.keep(positions);
   }
   void keep_neurons(std::span<const index_t> originals) {
     const std::vector<index_t> positions = detail::positions_of(kept_neurons(), originals);
-    intermediate.keep_original_groups(originals);
-    output.keep_original_groups(originals);
-    if (slimming_) detail::keep_parameter_columns(coefficients, positions);
+    for (linear<Scalar>* l : {&intermediate, &output}) l->keep_original_groups(originals);
+    coefficients.keep(positions);
   }
 
-  bool slimming() const noexcept { return slimming_; }
-  void set_slimming(bool on) {
-    slimming_ = on;
-    coefficients = parameter<Scalar>(coefficients.name, 1, neurons(), false);
-    if (on) {
-      coefficients.value.setOnes();
-      zero_masked_coefficients(coefficients, active_neurons());
-    }
-  }
+  bool slimming() const noexcept { return coefficients.on(); }
+  void set_slimming(bool on) { coefficients.reset(on, active_neurons()); }
   // Multiplies each neuron's column of W_2 by its coefficient and turns slimming off.
   void fold_slimming() {
-    if (!slimming_) return;
-    for (index_t j = 0; j < neurons(); ++j) output.weight.value.col(j) *= coefficients.value(0, j);
+    if (!slimming()) return;
+    for (index_t j = 0; j < neurons(); ++j) output.weight.value.col(j) *= coefficients.values.value(0, j);
     set_slimming(false);
   }
 
   var<Scalar> forward(tape<Scalar>& t, const var<Scalar>& x, const forward_context<Scalar>& context,
                       std::uint64_t site) {
     var<Scalar> activation = gelu(t, intermediate.forward(t, x));  // [tokens, kept_ffn]
-    if (slimming_) activation = scale_columns(t, activation, t.watch(coefficients), 1);
+    activation = coefficients.apply(t, activation, 1);
     const var<Scalar> projected = context.hidden_dropout_of(t, output.forward(t, activation), site);
     return norm.forward(t, add(t, projected, x), epsilon_);
   }
@@ -306,12 +319,11 @@ class feed_forward {
     f(output.bias);
     f(norm.gamma);
     f(norm.beta);
-    if (slimming_) f(coefficients);
+    if (slimming()) f(coefficients.values);
   }
 
  private:
   double epsilon_;
-  bool slimming_ = false;
 };
 
 template <class Scalar, bert_shape_type Shape>

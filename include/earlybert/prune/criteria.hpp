@@ -85,8 +85,8 @@ struct slimming_criterion {
         for (index_t i = 0; i < c.cols(); ++i) v.push_back(absolute ? std::abs(double(c.value(0, i))) : double(c.value(0, i)));
         return v;
       };
-      s.heads.push_back(read(layer.self_attention.coefficients));
-      s.neurons.push_back(read(layer.ffn.coefficients));
+      s.heads.push_back(read(layer.self_attention.coefficients.values));
+      s.neurons.push_back(read(layer.ffn.coefficients.values));
     }
     return s;
   }
@@ -126,8 +126,8 @@ struct gradient_criterion {
     detail::require_slimming(model, "gradient_criterion");
     resize_like(model);
     for (std::size_t l = 0; l < model.layers.size(); ++l) {
-      const auto& a = model.layers[l].self_attention.coefficients.gradient;
-      const auto& f = model.layers[l].ffn.coefficients.gradient;
+      const auto& a = model.layers[l].self_attention.coefficients.values.gradient;
+      const auto& f = model.layers[l].ffn.coefficients.values.gradient;
       for (index_t h = 0; h < a.cols(); ++h) accumulated.heads[l][static_cast<std::size_t>(h)] += std::abs(double(a(0, h)));
       for (index_t j = 0; j < f.cols(); ++j) accumulated.neurons[l][static_cast<std::size_t>(j)] += std::abs(double(f(0, j)));
     }

@@ -189,8 +189,8 @@ earlybert_report run_earlybert(Model& model, Criterion& criterion, const Selecto
   // ---- 2. Draw ----
   start = std::chrono::steady_clock::now();
   for (const auto& layer : model.bert.layers) {
-    const auto& h = layer.self_attention.coefficients.value;
-    const auto& f = layer.ffn.coefficients.value;
+    const auto& h = layer.self_attention.coefficients.values.value;
+    const auto& f = layer.ffn.coefficients.values.value;
     report.head_coefficients.emplace_back(h.data(), h.data() + h.size());
     report.ffn_coefficients.emplace_back(f.data(), f.data() + f.size());
   }
