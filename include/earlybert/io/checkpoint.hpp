@@ -206,7 +206,7 @@ inline checkpoint_config read_config(const std::filesystem::path& path) {
 
 template <class Model>
 std::string architecture_of() {
-  using scalar = typename decltype(std::declval<Model&>().bert.embedding.word.value)::Scalar;
+  using scalar = typename Model::scalar_type;
   using shape = typename Model::shape;
   if constexpr (std::is_same_v<Model, bert_for_masked_lm<scalar, shape>>) return "BertForMaskedLM";
   else if constexpr (std::is_same_v<Model, bert_for_sequence_classification<scalar, shape>>) return "BertForSequenceClassification";
@@ -231,7 +231,7 @@ void save_checkpoint(const std::filesystem::path& directory, Model& model, const
     tensors.set_metadata("earlybert.kept_heads", nlohmann::json(config.kept_heads).dump());
     tensors.set_metadata("earlybert.kept_ffn", nlohmann::json(config.kept_ffn).dump());
   }
-  using scalar = typename decltype(model.bert.embedding.word.value)::Scalar;
+  using scalar = typename Model::scalar_type;
   model.for_each_parameter([&](parameter<scalar>& p) {
     std::vector<std::int64_t> shape = p.rows() == 1 ? std::vector<std::int64_t>{p.cols()}
                                                     : std::vector<std::int64_t>{p.rows(), p.cols()};
@@ -265,7 +265,7 @@ load_report load_weights(const std::filesystem::path& directory, Model& model) {
                                  key, recorded, expected));
     }
   }
-  using scalar = typename decltype(model.bert.embedding.word.value)::Scalar;
+  using scalar = typename Model::scalar_type;
   model.for_each_parameter([&](parameter<scalar>& p) {
     // HuggingFace names, with the aliases older checkpoints use: no "bert." prefix (a bare BertModel)
     // and LayerNorm gamma/beta.

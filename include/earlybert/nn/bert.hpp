@@ -56,7 +56,11 @@ class bert_model {
 
   bool has_pooler() const noexcept { return with_pooler_; }
 
-  // The configuration, with kept_heads / kept_ffn describing the structure held now.
+  // The configuration as built, without recomputing the kept structure (cheap: for every step).
+  const bert_config& built_config() const noexcept { return config_; }
+
+  // The configuration, with kept_heads / kept_ffn describing the structure held now (built anew: for
+  // checkpoints and reports, not for every step).
   bert_config config() const {
     bert_config c = config_;
     c.kept_heads.clear();
@@ -223,6 +227,7 @@ class bert_model {
 template <class Scalar, bert_shape_type Shape>
 class bert_for_masked_lm {
  public:
+  using scalar_type = Scalar;
   using shape = Shape;
 
   bert_model<Scalar, Shape> bert;
@@ -240,7 +245,7 @@ class bert_for_masked_lm {
   template <class Random>
   void initialise(Random& random) {
     bert.initialise(random);
-    transform.initialise(random, bert.config().initializer_range);
+    transform.initialise(random, bert.built_config().initializer_range);
   }
 
   struct output {
@@ -270,7 +275,7 @@ class bert_for_masked_lm {
     }
     const auto n = static_cast<std::size_t>(labelled);
     const var<Scalar> picked = gather_rows(t, hidden, std::span<const token_id>(rows, n));
-    const var<Scalar> h = transform_norm.forward(t, gelu(t, transform.forward(t, picked)), bert.config().layer_norm_eps);
+    const var<Scalar> h = transform_norm.forward(t, gelu(t, transform.forward(t, picked)), bert.built_config().layer_norm_eps);
     const var<Scalar> logits = add_bias(t, matmul(t, h, t.watch(bert.embedding.word), transpose::no, transpose::yes),
                                         t.watch(decoder_bias));
     return {cross_entropy(t, logits, std::span<const token_id>(labels, n)), logits, labels, labelled};
@@ -296,97 +301,89 @@ class bert_for_masked_lm {
   }
 };
 
-// BertForSequenceClassification: the pooled [CLS] vector, dropout, and a linear classifier.
+namespace detail {
+// What the two classification models share: the encoder and a linear classifier ("classifier",
+// [num_labels, hidden]) on top of it, with a mean cross-entropy loss.
 template <class Scalar, bert_shape_type Shape>
-class bert_for_sequence_classification {
+class bert_with_classifier {
  public:
+  using scalar_type = Scalar;
   using shape = Shape;
 
   bert_model<Scalar, Shape> bert;
-  linear<Scalar> classifier;  // "classifier" [num_labels, hidden]
-
-  explicit bert_for_sequence_classification(const bert_config& config)
-      : bert(config, true), classifier("classifier", Shape::hidden, config.num_labels) {}
+  linear<Scalar> classifier;
 
   template <class Random>
   void initialise(Random& random) {
     bert.initialise(random);
-    classifier.initialise(random, bert.config().initializer_range);
+    classifier.initialise(random, bert.built_config().initializer_range);
   }
+
+  // Mean cross-entropy of `logits` against b.labels (ignore_label rows skipped).
+  var<Scalar> loss(tape<Scalar>& t, const var<Scalar>& logits, const token_batch& b) {
+    return cross_entropy(t, logits, std::span<const token_id>(b.labels));
+  }
+
+  template <class F>
+  void for_each_parameter(F&& f) {
+    bert.for_each_parameter(f);
+    f(classifier.weight);
+    f(classifier.bias);
+  }
+
+ protected:
+  bert_with_classifier(const bert_config& config, bool with_pooler)
+      : bert(config, with_pooler), classifier("classifier", Shape::hidden, config.num_labels) {}
+
+  // The classifier's dropout site, after the encoder's.
+  static constexpr std::uint64_t classifier_site = 1 + 3 * Shape::layers;
+};
+}  // namespace detail
+
+// BertForSequenceClassification: the pooled [CLS] vector, dropout, and a linear classifier.
+// loss() takes b.labels [batch].
+template <class Scalar, bert_shape_type Shape>
+class bert_for_sequence_classification : public detail::bert_with_classifier<Scalar, Shape> {
+ public:
+  explicit bert_for_sequence_classification(const bert_config& config)
+      : detail::bert_with_classifier<Scalar, Shape>(config, true) {}
 
   // Logits [batch, num_labels].
   var<Scalar> logits(tape<Scalar>& t, const token_batch& b, bool training, std::uint64_t dropout_key) {
-    const auto c = bert.context(t, b, training, dropout_key);
-    const var<Scalar> pooled = bert.pool(t, bert.encode(t, b, c), c);
-    const auto site = static_cast<std::uint64_t>(1 + 3 * Shape::layers);
-    return classifier.forward(t, c.hidden_dropout_of(t, pooled, site));
+    const auto c = this->bert.context(t, b, training, dropout_key);
+    const var<Scalar> pooled = this->bert.pool(t, this->bert.encode(t, b, c), c);
+    return this->classifier.forward(t, c.hidden_dropout_of(t, pooled, this->classifier_site));
   }
 
   // Forward FLOPs of a batch: the encoder on every token, the pooler and classifier per sequence.
   double forward_flops(const token_batch& b) const {
     const double d = Shape::hidden;
-    return static_cast<double>(b.tokens()) * bert.encoder_flops_per_token(b.seq) +
-           static_cast<double>(b.batch) * (2 * d * d + 2 * d * static_cast<double>(classifier.outputs()));
-  }
-
-  // Mean cross-entropy against b.labels [batch].
-  var<Scalar> loss(tape<Scalar>& t, const var<Scalar>& logits, const token_batch& b) {
-    return cross_entropy(t, logits, std::span<const token_id>(b.labels));
-  }
-
-  template <class F>
-  void for_each_parameter(F&& f) {
-    bert.for_each_parameter(f);
-    f(classifier.weight);
-    f(classifier.bias);
+    return static_cast<double>(b.tokens()) * this->bert.encoder_flops_per_token(b.seq) +
+           static_cast<double>(b.batch) * (2 * d * d + 2 * d * static_cast<double>(this->classifier.outputs()));
   }
 };
 
 // BertForTokenClassification: dropout and a linear classifier on every token's hidden state.
+// loss() takes b.labels [tokens], ignore_label at padding and sub-word continuations.
 template <class Scalar, bert_shape_type Shape>
-class bert_for_token_classification {
+class bert_for_token_classification : public detail::bert_with_classifier<Scalar, Shape> {
  public:
-  using shape = Shape;
-
-  bert_model<Scalar, Shape> bert;
-  linear<Scalar> classifier;  // "classifier" [num_labels, hidden]
-
   explicit bert_for_token_classification(const bert_config& config)
-      : bert(config, false), classifier("classifier", Shape::hidden, config.num_labels) {}
+      : detail::bert_with_classifier<Scalar, Shape>(config, false) {}
 
-  template <class Random>
-  void initialise(Random& random) {
-    bert.initialise(random);
-    classifier.initialise(random, bert.config().initializer_range);
-  }
-
-  // Logits [tokens, num_labels]; b.labels, when used for the loss, is [tokens] with ignore_label at
-  // padding and sub-word continuations.
+  // Logits [tokens, num_labels].
   var<Scalar> logits(tape<Scalar>& t, const token_batch& b, bool training, std::uint64_t dropout_key) {
-    const auto c = bert.context(t, b, training, dropout_key);
-    const var<Scalar> hidden = bert.encode(t, b, c);
-    const auto site = static_cast<std::uint64_t>(1 + 3 * Shape::layers);
-    return classifier.forward(t, c.hidden_dropout_of(t, hidden, site));
-  }
-
-  var<Scalar> loss(tape<Scalar>& t, const var<Scalar>& logits, const token_batch& b) {
-    return cross_entropy(t, logits, std::span<const token_id>(b.labels));
-  }
-
-  template <class F>
-  void for_each_parameter(F&& f) {
-    bert.for_each_parameter(f);
-    f(classifier.weight);
-    f(classifier.bias);
+    const auto c = this->bert.context(t, b, training, dropout_key);
+    const var<Scalar> hidden = this->bert.encode(t, b, c);
+    return this->classifier.forward(t, c.hidden_dropout_of(t, hidden, this->classifier_site));
   }
 };
 
 // Every parameter of a model, in its for_each_parameter order (for the optimizer and checkpoints).
 template <class Model>
-auto parameters_of(Model& model) {
-  using scalar = std::remove_reference_t<decltype(model.bert.embedding.word.value(0, 0))>;
-  std::vector<parameter<scalar>*> all;
-  model.for_each_parameter([&](parameter<scalar>& p) { all.push_back(&p); });
+std::vector<parameter<typename Model::scalar_type>*> parameters_of(Model& model) {
+  std::vector<parameter<typename Model::scalar_type>*> all;
+  model.for_each_parameter([&](parameter<typename Model::scalar_type>& p) { all.push_back(&p); });
   return all;
 }
 

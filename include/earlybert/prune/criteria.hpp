@@ -45,8 +45,7 @@ template <class C, class Model>
 concept gradient_observer = requires(C& c, Model& model) { c.observe(model); };
 
 namespace detail {
-// Calls f(layer, head_rows_begin, head_dim) and g(layer, neuron) shapes; helpers for criteria that
-// sum over a structure's weights.
+// Squared norms and dot products over a block of rows or columns, accumulated in double.
 template <class Scalar>
 double squared_rows(const matrix<Scalar>& m, index_t begin, index_t count) {
   return m.middleRows(begin, count).template cast<double>().squaredNorm();
@@ -62,6 +61,17 @@ double dot_rows(const matrix<Scalar>& a, const matrix<Scalar>& b, index_t begin,
 template <class Scalar>
 double dot_cols(const matrix<Scalar>& a, const matrix<Scalar>& b, index_t begin, index_t count) {
   return (a.middleCols(begin, count).template cast<double>().array() * b.middleCols(begin, count).template cast<double>().array()).sum();
+}
+
+// Scores of zero for every structure the model holds.
+template <class Scalar, class Shape>
+structure_scores zero_scores(const bert_model<Scalar, Shape>& model) {
+  structure_scores s;
+  for (const auto& layer : model.layers) {
+    s.heads.emplace_back(static_cast<std::size_t>(layer.self_attention.heads()), 0.0);
+    s.neurons.emplace_back(static_cast<std::size_t>(layer.ffn.neurons()), 0.0);
+  }
+  return s;
 }
 
 template <class Scalar, class Shape>
@@ -124,7 +134,7 @@ struct gradient_criterion {
   template <class Scalar, class Shape>
   void observe(bert_model<Scalar, Shape>& model) {
     detail::require_slimming(model, "gradient_criterion");
-    resize_like(model);
+    if (accumulated.heads.size() != model.layers.size()) accumulated = detail::zero_scores(model);
     for (std::size_t l = 0; l < model.layers.size(); ++l) {
       const auto& a = model.layers[l].self_attention.coefficients.values.gradient;
       const auto& f = model.layers[l].ffn.coefficients.values.gradient;
@@ -135,7 +145,7 @@ struct gradient_criterion {
 
   template <class Scalar, class Shape>
   structure_scores score(bert_model<Scalar, Shape>& model) {
-    resize_like(model);
+    if (accumulated.heads.size() != model.layers.size()) accumulated = detail::zero_scores(model);
     structure_scores s = accumulated;
     for (auto& layer : s.heads) {
       double norm = 0;
@@ -147,17 +157,6 @@ struct gradient_criterion {
     }
     return s;
   }
-
- private:
-  template <class Scalar, class Shape>
-  void resize_like(const bert_model<Scalar, Shape>& model) {
-    if (accumulated.heads.size() == model.layers.size()) return;
-    accumulated = {};
-    for (const auto& layer : model.layers) {
-      accumulated.heads.emplace_back(static_cast<std::size_t>(layer.self_attention.heads()), 0.0);
-      accumulated.neurons.emplace_back(static_cast<std::size_t>(layer.ffn.neurons()), 0.0);
-    }
-  }
 };
 
 struct taylor_criterion {
@@ -166,13 +165,7 @@ struct taylor_criterion {
   template <class Scalar, class Shape>
   void observe(bert_model<Scalar, Shape>& model) {
     constexpr index_t d = Shape::head_dim;
-    if (accumulated.heads.size() != model.layers.size()) {
-      accumulated = {};
-      for (const auto& layer : model.layers) {
-        accumulated.heads.emplace_back(static_cast<std::size_t>(layer.self_attention.heads()), 0.0);
-        accumulated.neurons.emplace_back(static_cast<std::size_t>(layer.ffn.neurons()), 0.0);
-      }
-    }
+    if (accumulated.heads.size() != model.layers.size()) accumulated = detail::zero_scores(model);
     for (std::size_t l = 0; l < model.layers.size(); ++l) {
       const auto& a = model.layers[l].self_attention;
       for (index_t h = 0; h < a.heads(); ++h) {
@@ -195,7 +188,7 @@ struct taylor_criterion {
 
   template <class Scalar, class Shape>
   structure_scores score(bert_model<Scalar, Shape>& model) {
-    if (accumulated.heads.size() != model.layers.size()) observe(model);
+    if (accumulated.heads.size() != model.layers.size()) accumulated = detail::zero_scores(model);
     return accumulated;
   }
 };

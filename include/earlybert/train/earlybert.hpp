@@ -132,7 +132,7 @@ template <class Model, class Criterion, class Selector, class Detector, class Ta
   requires mask_selector<Selector> && early_bird_detector<Detector>
 earlybert_report run_earlybert(Model& model, Criterion& criterion, const Selector& selector, Detector& detector,
                                const earlybert_options& options, Task& task, index_t reference_seq) {
-  using scalar = typename decltype(model.bert.embedding.word.value)::Scalar;
+  using scalar = typename Model::scalar_type;
   using bert_type = std::remove_reference_t<decltype(model.bert)>;
   static_assert(importance_criterion<Criterion, bert_type>, "run_earlybert: the criterion must model importance_criterion");
   static_assert(earlybert_task<Task, Model, scalar>, "run_earlybert: the task must model earlybert_task");
