@@ -27,21 +27,6 @@ struct common_options {
   std::string metrics;  // JSON-lines file, or "" for none
 };
 
-struct pretrain_options {
-  common_options common;
-  std::string corpus, eval_corpus, vocab, shape, out;
-  long steps = 2000;
-  index_t batch = 32;
-  index_t seq = 128;
-  double lr = 1e-3;
-  double warmup_ratio = 0.05;
-  double weight_decay = 0.01;
-  double max_grad_norm = 1.0;
-  int accumulation = 1;
-  long eval_every = 250;
-  index_t eval_sequences = 256;
-};
-
 // EarlyBERT's settings (docs/earlybert.md); the defaults are the method's.
 struct earlybert_cli_options {
   bool enabled = false;
@@ -62,6 +47,22 @@ struct earlybert_cli_options {
   std::optional<double> efficient_epochs;  // default: two thirds of --epochs (the paper's 2 of 3)
   std::optional<long> efficient_steps;
   std::optional<double> efficient_lr;      // default: twice --lr (the paper's 4e-5 against 2e-5)
+};
+
+struct pretrain_options {
+  common_options common;
+  std::string corpus, eval_corpus, vocab, shape, out;
+  long steps = 2000;
+  index_t batch = 32;
+  index_t seq = 128;
+  double lr = 1e-3;
+  double warmup_ratio = 0.05;
+  double weight_decay = 0.01;
+  double max_grad_norm = 1.0;
+  int accumulation = 1;
+  long eval_every = 250;
+  index_t eval_sequences = 256;
+  earlybert_cli_options earlybert{.restart_from = "draw"};  // pre-training continues from the draw
 };
 
 struct finetune_options {

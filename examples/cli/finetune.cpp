@@ -2,11 +2,11 @@
 // `earlybert finetune`: sequence classification on a GLUE-style TSV file (one text column, or two for
 // sentence pairs), from random initialisation or from a checkpoint, evaluated on a dev file; with
 // --earlybert, through the EarlyBERT pipeline (search, draw, efficient training).
-#include <functional>
 #include <numeric>
 
 #include <nlohmann/json.hpp>
 
+#include "cli/earlybert_setup.hpp"
 #include "cli/finetune.hpp"
 
 namespace earlybert::cli {
@@ -14,70 +14,6 @@ namespace earlybert::cli {
 namespace {
 
 using json = nlohmann::ordered_json;
-
-// Type-erased criterion and detector, so that every choice runs through one instantiation of the
-// pipeline per shape (the library's templates stay the extension point for user types).
-template <class Bert>
-struct any_criterion {
-  std::function<structure_scores(Bert&)> score_fn;
-  std::function<void(Bert&)> observe_fn;
-  structure_scores score(Bert& model) { return score_fn(model); }
-  void observe(Bert& model) {
-    if (observe_fn) observe_fn(model);
-  }
-};
-
-struct any_detector {
-  std::function<bool(const structure_masks&, long)> observe_fn;
-  bool observe(const structure_masks& masks, long step) { return observe_fn(masks, step); }
-};
-
-template <class Bert>
-any_criterion<Bert> make_criterion(const earlybert_cli_options& e, std::uint64_t seed) {
-  const auto wrap = [](auto criterion) {
-    auto shared = std::make_shared<decltype(criterion)>(std::move(criterion));
-    any_criterion<Bert> any;
-    any.score_fn = [shared](Bert& m) { return shared->score(m); };
-    if constexpr (gradient_observer<decltype(criterion), Bert>) any.observe_fn = [shared](Bert& m) { shared->observe(m); };
-    return any;
-  };
-  if (e.ticket == "slimming") return wrap(slimming_criterion{e.absolute});
-  if (e.ticket == "random") return wrap(random_criterion{derive_key(seed, 0x7a11)});
-  if (e.ticket == "magnitude") return wrap(magnitude_criterion{});
-  if (e.ticket == "gradient") return wrap(gradient_criterion{});
-  if (e.ticket == "taylor") return wrap(taylor_criterion{});
-  throw config_error(fmt::format("--ticket is '{}', expected slimming, random, magnitude, gradient or taylor", e.ticket));
-}
-
-inline any_detector make_detector(const earlybert_cli_options& e, long steps_per_epoch) {
-  const auto wrap = [](auto detector) {
-    auto shared = std::make_shared<decltype(detector)>(std::move(detector));
-    return any_detector{[shared](const structure_masks& m, long step) { return shared->observe(m, step); }};
-  };
-  if (e.detector == "mask-distance") return wrap(mask_distance_detector(e.window, e.epsilon, e.joint));
-  if (e.detector == "fixed") {
-    if (e.draw_step < 1) throw config_error(fmt::format("--draw-step is {}, expected a step of at least 1 for --detector fixed", e.draw_step));
-    return wrap(fixed_step_detector(std::lround(e.draw_step)));
-  }
-  if (e.detector == "fraction") return wrap(fixed_step_detector::at_fraction(e.draw_step, steps_per_epoch));
-  if (e.detector == "never") return wrap(never_detector{});
-  throw config_error(fmt::format("--detector is '{}', expected mask-distance, fixed, fraction or never", e.detector));
-}
-
-selection_rule make_rule(const char* what, double ratio, const std::string& scope, const std::string& counting, index_t min_kept) {
-  selection_rule r;
-  r.ratio = ratio;
-  if (scope == "layerwise") r.scope = selection_scope::layerwise;
-  else if (scope == "global") r.scope = selection_scope::global;
-  else throw config_error(fmt::format("--{}-scope is '{}', expected layerwise or global", what, scope));
-  if (counting == "exact") r.counting = counting_rule::exact;
-  else if (counting == "quantile") r.counting = counting_rule::quantile;
-  else throw config_error(fmt::format("--counting is '{}', expected exact or quantile", counting));
-  r.min_kept = min_kept;
-  if (!(ratio >= 0 && ratio < 1)) throw config_error(fmt::format("--prune-{} is {}, expected a value in [0, 1)", what, ratio));
-  if (min_kept < 1) throw config_error(fmt::format("--min-kept is {}, expected at least 1", min_kept));
-  return r;
-}
 
 // The classification task: batches in a shuffled order per (stage, epoch), progress, metrics and
 // evaluation. Models earlybert_task; dense training uses it as the efficient stage of an unpruned model.
@@ -139,12 +75,7 @@ class classification_task {
   void on_event(const json& event) {
     metrics_.write(event);
     if (progress_) progress_->interrupt();
-    if (event["event"] == "ticket") {
-      fmt::print(stderr, "finetune: ticket drawn at search step {} ({}); heads kept per layer [{}], FFN kept [{}]; encoder FLOPs ratio {:.3f}\n",
-                 event["step"].get<long>(), event["detected"].get<bool>() ? "early bird detected" : "search budget reached",
-                 fmt::join(event["heads_kept"].get<std::vector<long>>(), ", "), fmt::join(event["ffn_kept"].get<std::vector<long>>(), ", "),
-                 event["flops_ratio"].get<double>());
-    }
+    if (event["event"] == "ticket") print_ticket_event("finetune", event);
   }
 
   double evaluate(long step) {
@@ -180,19 +111,6 @@ class classification_task {
   pipeline_stage progress_stage_ = pipeline_stage::search;
   stopwatch clock_, stage_clock_;
 };
-
-std::string mask_bits(const std::vector<std::uint8_t>& m) {
-  std::string bits;
-  for (auto b : m) bits += b != 0 ? '1' : '0';
-  return bits;
-}
-
-json masks_json(const structure_masks& m) {
-  json heads = json::array(), neurons = json::array();
-  for (const auto& l : m.heads) heads.push_back(mask_bits(l));
-  for (const auto& l : m.neurons) neurons.push_back(mask_bits(l));
-  return {{"heads", heads}, {"ffn", neurons}};
-}
 
 template <class Shape>
 finetune_result finetune_model(const finetune_options& o, const vocabulary& vocab, const std::optional<checkpoint_config>& init,
@@ -253,23 +171,12 @@ finetune_result finetune_model(const finetune_options& o, const vocabulary& voca
                    {"train_flops", result.train_flops}, {"total_steps", result.total_steps}});
   } else {
     const earlybert_cli_options& e = o.earlybert;
-    earlybert_options eo;
-    eo.l1_heads = e.l1_heads;
-    eo.l1_ffn = e.l1_ffn;
-    eo.check_interval = e.interval > 0 ? e.interval : std::max(1L, steps_per_epoch / 50);
-    eo.distance_window = e.window;
-    eo.search = optimization;
-    eo.search_budget = steps_per_epoch;  // the ticket is drawn within the first epoch
-    eo.search_schedule_steps = std::max(dense_steps, eo.search_budget);
-    if (e.restart_from == "init") eo.restart_from = restart_point::init;
-    else if (e.restart_from == "draw") eo.restart_from = restart_point::draw;
-    else throw config_error(fmt::format("--restart-from is '{}', expected init or draw", e.restart_from));
-    eo.efficient = optimization;
-    eo.efficient.learning_rate = e.efficient_lr.value_or(2 * optimization.learning_rate);
-    eo.efficient_steps = e.efficient_steps.value_or(
-        std::max(1L, std::lround(e.efficient_epochs.value_or(2.0 * o.epochs / 3.0) * static_cast<double>(steps_per_epoch))));
-    const ticket_selector selector{make_rule("heads", e.prune_heads, e.heads_scope, e.counting, e.min_kept),
-                                   make_rule("ffn", e.prune_ffn, e.ffn_scope, e.counting, e.min_kept)};
+    // The paper's fine-tuning recipe: the ticket trains for two of the dense run's three epochs, at
+    // twice its learning rate.
+    const earlybert_options eo = make_pipeline_options(e, optimization, steps_per_epoch, dense_steps,
+                                                       std::max(1L, std::lround(2.0 * static_cast<double>(dense_steps) / 3.0)),
+                                                       2 * optimization.learning_rate);
+    const ticket_selector selector = make_selector(e);
     auto criterion = make_criterion<bert_model<float, Shape>>(e, o.common.seed);
     any_detector detector = make_detector(e, steps_per_epoch);
     const earlybert_report report = run_earlybert(model, criterion, selector, detector, eo, task, o.max_seq);
@@ -282,35 +189,10 @@ finetune_result finetune_model(const finetune_options& o, const vocabulary& voca
     result.heads_kept = report.ticket.heads_kept();
     result.ffn_kept = report.ticket.neurons_kept();
     result.flops_ratio = report.encoder_flops_ratio;
-    metrics.write({{"event", "summary"},
-                   {"mode", "earlybert"},
-                   {"ticket", e.ticket},
-                   {"dev_accuracy", result.dev_accuracy},
-                   {"train_wall_s", result.train_wall_s},
-                   {"train_flops", result.train_flops},
-                   {"ticket_step", report.ticket_step},
-                   {"detected", report.detected},
-                   {"ticket_epoch_fraction", static_cast<double>(report.ticket_step) / static_cast<double>(steps_per_epoch)},
-                   {"total_steps", result.total_steps},
-                   {"search_steps", report.ticket_step},
-                   {"efficient_steps", report.efficient_steps},
-                   {"search_wall_s", report.search_wall_s},
-                   {"draw_wall_s", report.draw_wall_s},
-                   {"efficient_wall_s", report.efficient_wall_s},
-                   {"eval_wall_s", task.eval_seconds()},
-                   {"search_flops", report.search_flops},
-                   {"efficient_flops", report.efficient_flops},
-                   {"flops_ratio", report.encoder_flops_ratio}});
-    // The recorded masks and the ticket, for the pictures (scripts/plot_earlybert.py).
-    json checks = json::array();
-    for (std::size_t i = 0; i < report.recorded_masks.size(); ++i) {
-      json c = masks_json(report.recorded_masks[i]);
-      c["step"] = report.check_steps[i];
-      checks.push_back(c);
-    }
-    result.ticket_record = {{"ticket_step", report.ticket_step}, {"detected", report.detected}, {"steps_per_epoch", steps_per_epoch},
-                            {"ticket", masks_json(report.ticket)}, {"checks", checks},
-                            {"head_coefficients", report.head_coefficients}, {"ffn_coefficients", report.ffn_coefficients}};
+    json summary = earlybert_summary(report, e.ticket, steps_per_epoch, task.eval_seconds());
+    summary["dev_accuracy"] = result.dev_accuracy;
+    metrics.write(summary);
+    result.ticket_record = ticket_record(report, steps_per_epoch);
   }
   if (!o.out.empty()) {
     save_checkpoint(o.out, model, vocab);
@@ -347,18 +229,7 @@ void check_finetune_options(const finetune_options& o) {
   require_positive("--num-labels", o.num_labels);
   if (o.max_seq < 3) throw config_error(fmt::format("--max-seq is {}, expected at least 3", o.max_seq));
   if (o.lr && !(*o.lr > 0)) throw config_error(fmt::format("--lr is {}, expected a positive value", *o.lr));
-  const earlybert_cli_options& e = o.earlybert;
-  if (!e.enabled) return;
-  if (!(e.l1_heads >= 0)) throw config_error(fmt::format("--l1-heads is {}, expected a non-negative value", e.l1_heads));
-  if (!(e.l1_ffn >= 0)) throw config_error(fmt::format("--l1-ffn is {}, expected a non-negative value", e.l1_ffn));
-  if (e.interval < 0) throw config_error(fmt::format("--eb-interval is {}, expected at least 1 (or 0 for a 50th of an epoch)", e.interval));
-  if (e.efficient_epochs && !(*e.efficient_epochs > 0)) {
-    throw config_error(fmt::format("--efficient-epochs is {}, expected a positive value", *e.efficient_epochs));
-  }
-  if (e.efficient_steps && *e.efficient_steps < 1) throw config_error(fmt::format("--efficient-steps is {}, expected at least 1", *e.efficient_steps));
-  if (e.efficient_lr && !(*e.efficient_lr > 0)) throw config_error(fmt::format("--efficient-lr is {}, expected a positive value", *e.efficient_lr));
-  make_rule("heads", e.prune_heads, e.heads_scope, e.counting, e.min_kept);
-  make_rule("ffn", e.prune_ffn, e.ffn_scope, e.counting, e.min_kept);
+  if (o.earlybert.enabled) check_earlybert_options(o.earlybert);
 }
 
 int run_finetune(const finetune_options& o) {

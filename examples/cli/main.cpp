@@ -20,6 +20,34 @@ void add_common(CLI::App& command, common_options& o, bool metrics = true) {
   command.add_option("--seed", o.seed, "Seed for initialisation, shuffling, masking and dropout")->capture_default_str();
   if (metrics) command.add_option("--metrics", o.metrics, "Write JSON-lines metrics to this file");
 }
+// The EarlyBERT flags, shared by finetune and pretrain (their efficient-stage defaults differ).
+void add_earlybert(CLI::App& command, earlybert_cli_options& eb, const char* epochs_help, const char* steps_help, const char* lr_help) {
+  const auto earlybert_group = "EarlyBERT (with --earlybert)";
+  command.add_flag("--earlybert", eb.enabled, "Train through the EarlyBERT pipeline: search, draw the ticket, efficient training");
+  command.add_option("--prune-heads", eb.prune_heads, "Fraction of heads pruned")->capture_default_str()->group(earlybert_group);
+  command.add_option("--prune-ffn", eb.prune_ffn, "Fraction of FFN neurons pruned")->capture_default_str()->group(earlybert_group);
+  command.add_option("--heads-scope", eb.heads_scope, "layerwise or global")->capture_default_str()->group(earlybert_group);
+  command.add_option("--ffn-scope", eb.ffn_scope, "layerwise or global")->capture_default_str()->group(earlybert_group);
+  command.add_option("--counting", eb.counting, "exact (round(n r) lowest) or quantile (numpy, as the official scripts)")
+      ->capture_default_str()->group(earlybert_group);
+  command.add_option("--min-kept", eb.min_kept, "Heads and neurons every layer keeps at least")->capture_default_str()->group(earlybert_group);
+  command.add_option("--l1-heads", eb.l1_heads, "L1 penalty on the head coefficients")->capture_default_str()->group(earlybert_group);
+  command.add_option("--l1-ffn", eb.l1_ffn, "L1 penalty on the FFN coefficients")->capture_default_str()->group(earlybert_group);
+  command.add_option("--ticket", eb.ticket, "Importance: slimming, random, magnitude, gradient or taylor")->capture_default_str()->group(earlybert_group);
+  command.add_flag("--absolute", eb.absolute, "Rank slimming coefficients by |c| instead of the signed value")->group(earlybert_group);
+  command.add_option("--detector", eb.detector, "When to draw: mask-distance, fixed, fraction or never")->capture_default_str()->group(earlybert_group);
+  command.add_option("--eb-window", eb.window, "Masks compared by the mask-distance detector")->capture_default_str()->group(earlybert_group);
+  command.add_option("--eb-eps", eb.epsilon, "Largest mask distance that counts as settled")->capture_default_str()->group(earlybert_group);
+  command.add_flag("--eb-joint", eb.joint, "Track heads and FFN as one mask instead of separately")->group(earlybert_group);
+  command.add_option("--eb-interval", eb.interval, "Steps between mask checks (0: a 50th of an epoch)")->capture_default_str()->group(earlybert_group);
+  command.add_option("--draw-step", eb.draw_step, "fixed: the step to draw at; fraction: the fraction of the first epoch")
+      ->capture_default_str()->group(earlybert_group);
+  command.add_option("--restart-from", eb.restart_from, "init (step-0 weights) or draw (weights and moments at the draw)")
+      ->capture_default_str()->group(earlybert_group);
+  command.add_option("--efficient-epochs", eb.efficient_epochs, epochs_help)->group(earlybert_group);
+  command.add_option("--efficient-steps", eb.efficient_steps, steps_help)->group(earlybert_group);
+  command.add_option("--efficient-lr", eb.efficient_lr, lr_help)->group(earlybert_group);
+}
 }  // namespace
 
 int main(int argc, char** argv) {
@@ -45,6 +73,8 @@ int main(int argc, char** argv) {
   p->add_option("--eval-every", pretrain.eval_every, "Evaluate every N steps (0: only at the end)")->capture_default_str();
   p->add_option("--eval-sequences", pretrain.eval_sequences, "Held-out sequences to evaluate on")->capture_default_str();
   add_common(*p, pretrain.common);
+  add_earlybert(*p, pretrain.earlybert, "Efficient-stage passes over the corpus (instead of --efficient-steps)",
+                "Efficient-stage steps (default two thirds of --steps)", "Efficient-stage peak learning rate (default --lr)");
 
   finetune_options finetune;
   auto* f = app.add_subcommand("finetune", "Fine-tune a sequence classifier on a TSV dataset (GLUE layout)");
@@ -65,32 +95,8 @@ int main(int argc, char** argv) {
   f->add_option("--num-labels", finetune.num_labels, "Classes")->capture_default_str();
   f->add_option("--eval-every", finetune.eval_every, "Evaluate every N steps (0: after every epoch)")->capture_default_str();
   add_common(*f, finetune.common);
-  auto& eb = finetune.earlybert;
-  const auto earlybert_group = "EarlyBERT (with --earlybert)";
-  f->add_flag("--earlybert", eb.enabled, "Train through the EarlyBERT pipeline: search, draw the ticket, efficient training");
-  f->add_option("--prune-heads", eb.prune_heads, "Fraction of heads pruned")->capture_default_str()->group(earlybert_group);
-  f->add_option("--prune-ffn", eb.prune_ffn, "Fraction of FFN neurons pruned")->capture_default_str()->group(earlybert_group);
-  f->add_option("--heads-scope", eb.heads_scope, "layerwise or global")->capture_default_str()->group(earlybert_group);
-  f->add_option("--ffn-scope", eb.ffn_scope, "layerwise or global")->capture_default_str()->group(earlybert_group);
-  f->add_option("--counting", eb.counting, "exact (round(n r) lowest) or quantile (numpy, as the official scripts)")
-      ->capture_default_str()->group(earlybert_group);
-  f->add_option("--min-kept", eb.min_kept, "Heads and neurons every layer keeps at least")->capture_default_str()->group(earlybert_group);
-  f->add_option("--l1-heads", eb.l1_heads, "L1 penalty on the head coefficients")->capture_default_str()->group(earlybert_group);
-  f->add_option("--l1-ffn", eb.l1_ffn, "L1 penalty on the FFN coefficients")->capture_default_str()->group(earlybert_group);
-  f->add_option("--ticket", eb.ticket, "Importance: slimming, random, magnitude, gradient or taylor")->capture_default_str()->group(earlybert_group);
-  f->add_flag("--absolute", eb.absolute, "Rank slimming coefficients by |c| instead of the signed value")->group(earlybert_group);
-  f->add_option("--detector", eb.detector, "When to draw: mask-distance, fixed, fraction or never")->capture_default_str()->group(earlybert_group);
-  f->add_option("--eb-window", eb.window, "Masks compared by the mask-distance detector")->capture_default_str()->group(earlybert_group);
-  f->add_option("--eb-eps", eb.epsilon, "Largest mask distance that counts as settled")->capture_default_str()->group(earlybert_group);
-  f->add_flag("--eb-joint", eb.joint, "Track heads and FFN as one mask instead of separately")->group(earlybert_group);
-  f->add_option("--eb-interval", eb.interval, "Steps between mask checks (0: a 50th of an epoch)")->capture_default_str()->group(earlybert_group);
-  f->add_option("--draw-step", eb.draw_step, "fixed: the step to draw at; fraction: the fraction of the first epoch")
-      ->capture_default_str()->group(earlybert_group);
-  f->add_option("--restart-from", eb.restart_from, "init (step-0 weights) or draw (weights and moments at the draw)")
-      ->capture_default_str()->group(earlybert_group);
-  f->add_option("--efficient-epochs", eb.efficient_epochs, "Efficient-stage epochs (default two thirds of --epochs)")->group(earlybert_group);
-  f->add_option("--efficient-steps", eb.efficient_steps, "Efficient-stage steps (instead of --efficient-epochs)")->group(earlybert_group);
-  f->add_option("--efficient-lr", eb.efficient_lr, "Efficient-stage peak learning rate (default twice --lr)")->group(earlybert_group);
+  add_earlybert(*f, finetune.earlybert, "Efficient-stage epochs (default two thirds of --epochs)",
+                "Efficient-stage steps (instead of --efficient-epochs)", "Efficient-stage peak learning rate (default twice --lr)");
 
   predict_options predict;
   auto* r = app.add_subcommand("predict", "Classify every row of a TSV file with a fine-tuned checkpoint");

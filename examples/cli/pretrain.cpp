@@ -1,8 +1,10 @@
 // SPDX-License-Identifier: Apache-2.0
-// `earlybert pretrain`: masked-LM pre-training from random initialisation on a raw-text corpus.
+// `earlybert pretrain`: masked-LM pre-training from random initialisation on a raw-text corpus; with
+// --earlybert, through the EarlyBERT pipeline (search, draw, efficient pre-training).
+#include <functional>
 #include <numeric>
 
-#include "cli/common.hpp"
+#include "cli/earlybert_setup.hpp"
 
 namespace earlybert::cli {
 
@@ -40,8 +42,101 @@ mlm_evaluation evaluate_mlm(Model& model, const text_corpus& corpus, std::span<c
   return {loss_sum / static_cast<double>(labelled), static_cast<double>(correct) / static_cast<double>(labelled)};
 }
 
+// The masked-LM task: sequences in a shuffled order per (stage, pass), fresh 80/10/10 masking per
+// micro-batch, progress, metrics and held-out evaluation. Models earlybert_task; dense pre-training
+// runs it as the efficient stage of an unpruned model.
+template <class Model>
+class mlm_task {
+ public:
+  mlm_task(const pretrain_options& o, const text_corpus& corpus, index_t train_sequences, const special_tokens& special,
+           index_t vocab_size, metrics_log& metrics, std::function<mlm_evaluation(long)> evaluate)
+      : o_(o), corpus_(corpus), special_(special), vocab_size_(vocab_size), metrics_(metrics), evaluate_(std::move(evaluate)),
+        order_(static_cast<std::size_t>(train_sequences)) {}
+
+  long steps_per_pass() const { return static_cast<long>(order_.size()) / o_.batch; }
+
+  var<float> loss(tape<float>& t, Model& model, pipeline_stage stage, long step, int k) {
+    const long pass = step / steps_per_pass();
+    const auto stage_key = static_cast<std::uint64_t>(stage == pipeline_stage::search ? 1 : 2);
+    if (pass != order_pass_ || stage != order_stage_) {
+      std::iota(order_.begin(), order_.end(), std::size_t{0});
+      rng shuffle(derive_key(o_.common.seed, 2000 * stage_key + static_cast<std::uint64_t>(pass)));
+      shuffle.shuffle(order_);
+      order_pass_ = pass;
+      order_stage_ = stage;
+    }
+    const auto micro = static_cast<std::size_t>(std::max<index_t>(o_.batch / o_.accumulation, 1));
+    const std::size_t begin = static_cast<std::size_t>(step % steps_per_pass()) * static_cast<std::size_t>(o_.batch) +
+                              static_cast<std::size_t>(k) * micro;
+    make_corpus_batch(corpus_, std::span(order_).subspan(begin, micro), o_.seq, special_, batch_);
+    const std::uint64_t key = derive_key(derive_key(o_.common.seed, stage_key), static_cast<std::uint64_t>(step) * 64 + static_cast<std::uint64_t>(k));
+    rng masking(derive_key(key, 0x3A5C));
+    mask_tokens(batch_, masking, special_, vocab_size_);
+    tokens_ += static_cast<double>(batch_.tokens());
+    return model.forward(t, batch_, true, key).loss;
+  }
+
+  double last_forward_flops(const Model& model) const { return model.forward_flops(batch_); }
+
+  void on_step(pipeline_stage stage, long step, long total, const step_report& r) {
+    if (!progress_ || stage != progress_stage_) {
+      progress_.emplace(std::string(o_.earlybert.enabled ? to_string(stage) : "pretrain"), total);
+      progress_stage_ = stage;
+      stage_clock_ = stopwatch();
+      stage_tokens_ = tokens_;
+    }
+    const double elapsed = stage_clock_.seconds();
+    const double rate = (tokens_ - stage_tokens_) / std::max(elapsed, 1e-9);
+    progress_->update(step, r.loss, rate, elapsed);
+    nlohmann::ordered_json line{{"event", "step"}};
+    if (o_.earlybert.enabled) line["stage"] = to_string(stage);
+    line.update(nlohmann::ordered_json{{"step", step}, {"loss", r.loss}, {"lr", r.learning_rate}, {"tokens_per_s", rate},
+                                       {"elapsed_s", clock_.seconds()}});
+    metrics_.write(line);
+    if (stage == pipeline_stage::efficient && ((o_.eval_every > 0 && step % o_.eval_every == 0) || step == total)) evaluate(step);
+  }
+
+  void on_event(const nlohmann::ordered_json& event) {
+    metrics_.write(event);
+    if (progress_) progress_->interrupt();
+    if (event["event"] == "ticket") print_ticket_event("pretrain", event);
+  }
+
+  mlm_evaluation evaluate(long step) {
+    if (step == last_evaluated_) return last_;
+    const stopwatch eval;
+    if (progress_) progress_->interrupt();
+    last_ = evaluate_(step);
+    last_evaluated_ = step;
+    eval_seconds_ += eval.seconds();
+    return last_;
+  }
+
+  double eval_seconds() const { return eval_seconds_; }
+  double tokens() const { return tokens_; }
+
+ private:
+  const pretrain_options& o_;
+  const text_corpus& corpus_;
+  const special_tokens& special_;
+  index_t vocab_size_;
+  metrics_log& metrics_;
+  std::function<mlm_evaluation(long)> evaluate_;
+  std::vector<std::size_t> order_;
+  long order_pass_ = -1;
+  pipeline_stage order_stage_ = pipeline_stage::search;
+  token_batch batch_;
+  double tokens_ = 0, stage_tokens_ = 0, eval_seconds_ = 0;
+  long last_evaluated_ = -1;
+  mlm_evaluation last_{0, 0};
+  std::optional<progress_display> progress_;
+  pipeline_stage progress_stage_ = pipeline_stage::search;
+  stopwatch clock_, stage_clock_;
+};
+
 template <class Shape>
 int pretrain(const pretrain_options& o, const vocabulary& vocab) {
+  using model_type = bert_for_masked_lm<float, Shape>;
   const wordpiece_tokenizer tokenizer = make_tokenizer(vocab);
   const special_tokens special = special_tokens::of(vocab);
   bert_config config = bert_config::for_shape<Shape>(vocab.size());
@@ -66,7 +161,7 @@ int pretrain(const pretrain_options& o, const vocabulary& vocab) {
   fmt::print(stderr, "pretrain: {} tokens from {} lines; {} training and {} held-out sequences of {}; tokenised in {:.1f} s\n",
              corpus.tokens.size(), corpus.lines, train_sequences, held, o.seq, reading.seconds());
 
-  bert_for_masked_lm<float, Shape> model(config);
+  model_type model(config);
   rng random(o.common.seed);
   model.initialise(random);
   optimization_options optimization;
@@ -75,53 +170,62 @@ int pretrain(const pretrain_options& o, const vocabulary& vocab) {
   optimization.weight_decay = o.weight_decay;
   optimization.max_grad_norm = o.max_grad_norm;
   optimization.accumulation_steps = o.accumulation;
-  trainer<float> train_loop(parameters_of(model), optimization, o.steps);
 
   metrics_log metrics = o.common.metrics.empty() ? metrics_log() : metrics_log(o.common.metrics);
-  progress_display progress("pretrain", o.steps);
   const auto evaluate = [&](long step) {
-    progress.interrupt();
     const mlm_evaluation e = evaluate_mlm(model, held_out, eval_indices, o.seq, o.batch, special, vocab.size(), o.common.seed);
     fmt::print(stderr, "pretrain: step {} held-out masked-LM loss {:.4f}, accuracy {:.4f}\n", step, e.loss, e.accuracy);
     metrics.write({{"event", "eval"}, {"step", step}, {"mlm_accuracy", e.accuracy}, {"loss", e.loss}});
     return e;
   };
+  mlm_task<model_type> task(o, corpus, train_sequences, special, vocab.size(), metrics, evaluate);
   evaluate(0);
 
-  std::vector<std::size_t> order(static_cast<std::size_t>(train_sequences));
-  std::size_t cursor = order.size();  // position in the current pass; starts a new pass at once
-  int pass = 0;
-  token_batch b;
-  const auto micro = static_cast<std::size_t>(std::max<index_t>(o.batch / o.accumulation, 1));
   const stopwatch clock;
-  double tokens = 0;
-  mlm_evaluation last{0, 0};
-  for (long step = 0; step < o.steps; ++step) {
-    const step_report report = train_loop.step([&](tape<float>& t, int k) {
-      if (cursor + micro > order.size()) {
-        std::iota(order.begin(), order.end(), std::size_t{0});
-        rng shuffle(derive_key(o.common.seed, 2000 + static_cast<std::uint64_t>(pass++)));
-        shuffle.shuffle(order);
-        cursor = 0;
-      }
-      make_corpus_batch(corpus, std::span(order).subspan(cursor, micro), o.seq, special, b);
-      cursor += micro;
-      rng masking(derive_key(o.common.seed, 3000000 + static_cast<std::uint64_t>(step) * 64 + static_cast<std::uint64_t>(k)));
-      mask_tokens(b, masking, special, vocab.size());
-      tokens += static_cast<double>(b.tokens());
-      return model.forward(t, b, true, derive_key(o.common.seed, static_cast<std::uint64_t>(step) * 64 + static_cast<std::uint64_t>(k))).loss;
-    });
-    const double elapsed = clock.seconds();
-    progress.update(step + 1, report.loss, tokens / elapsed, elapsed);
-    metrics.write({{"event", "step"}, {"step", step + 1}, {"loss", report.loss}, {"lr", report.learning_rate},
-                   {"tokens_per_s", tokens / elapsed}, {"elapsed_s", elapsed}});
-    if (o.eval_every > 0 && (step + 1) % o.eval_every == 0) last = evaluate(step + 1);
+  double train_seconds = 0, flops = 0;
+  long total_steps = o.steps;
+  nlohmann::ordered_json record;
+  mlm_evaluation final{0, 0};
+  if (!o.earlybert.enabled) {
+    trainer<float> train_loop(parameters_of(model), optimization, o.steps);
+    for (long step = 0; step < o.steps; ++step) {
+      const step_report r = train_loop.step([&](tape<float>& t, int k) {
+        const var<float> loss = task.loss(t, model, pipeline_stage::efficient, step, k);
+        flops += 3 * task.last_forward_flops(model);
+        return loss;
+      });
+      task.on_step(pipeline_stage::efficient, step + 1, o.steps, r);
+    }
+    train_seconds = clock.seconds() - task.eval_seconds();
+    final = task.evaluate(o.steps);
+    metrics.write({{"event", "summary"}, {"mode", "dense"}, {"mlm_accuracy", final.accuracy}, {"loss", final.loss},
+                   {"train_wall_s", train_seconds}, {"train_flops", flops}, {"total_steps", o.steps}});
+  } else {
+    // Pre-training's recipe is not published (../shared/earlybert-method.md, section 7): the ticket
+    // trains for two thirds of --steps (the fine-tuning recipe's ratio) at --lr, continuing from the
+    // draw by default (--restart-from).
+    const earlybert_cli_options& e = o.earlybert;
+    const earlybert_options eo = make_pipeline_options(e, optimization, task.steps_per_pass(), o.steps,
+                                                       std::max(1L, std::lround(2.0 * static_cast<double>(o.steps) / 3.0)), o.lr);
+    const ticket_selector selector = make_selector(e);
+    auto criterion = make_criterion<bert_model<float, Shape>>(e, o.common.seed);
+    any_detector detector = make_detector(e, task.steps_per_pass());
+    const earlybert_report report = run_earlybert(model, criterion, selector, detector, eo, task, o.seq);
+    train_seconds = report.total_wall_s() - task.eval_seconds();
+    flops = report.total_flops();
+    total_steps = report.ticket_step + report.efficient_steps;
+    final = task.evaluate(report.efficient_steps);
+    nlohmann::ordered_json summary = earlybert_summary(report, e.ticket, task.steps_per_pass(), task.eval_seconds());
+    summary["mlm_accuracy"] = final.accuracy;
+    summary["loss"] = final.loss;
+    metrics.write(summary);
+    record = ticket_record(report, task.steps_per_pass());
   }
-  if (o.eval_every <= 0 || o.steps % o.eval_every != 0) last = evaluate(o.steps);
-  const double seconds = clock.seconds();
   save_checkpoint(o.out, model, vocab);
-  fmt::print("pretrain: {} steps in {:.1f} s ({:.0f} tokens/s); held-out masked-LM loss {:.4f}, accuracy {:.4f}; checkpoint in '{}'\n",
-             o.steps, seconds, tokens / seconds, last.loss, last.accuracy, o.out);
+  if (!record.is_null()) write_file_atomically(fs::path(o.out) / "earlybert_ticket.json", record.dump() + "\n");
+  fmt::print("pretrain{}: {} steps in {:.1f} s ({:.0f} tokens/s), {:.3g} FLOPs; held-out masked-LM loss {:.4f}, accuracy {:.4f}; checkpoint in '{}'\n",
+             o.earlybert.enabled ? " (EarlyBERT)" : "", total_steps, train_seconds, task.tokens() / train_seconds, flops,
+             final.loss, final.accuracy, o.out);
   return 0;
 }
 }  // namespace
@@ -136,6 +240,7 @@ int run_pretrain(const pretrain_options& o) {
   require_positive("--accumulation", o.accumulation);
   if (o.seq < 3) throw config_error(fmt::format("--seq is {}, expected at least 3", o.seq));
   if (!(o.lr > 0)) throw config_error(fmt::format("--lr is {}, expected a positive value", o.lr));
+  if (o.earlybert.enabled) check_earlybert_options(o.earlybert);
   check_output_directory(o.out);
   const vocabulary vocab = vocabulary::load(o.vocab);
   return with_named_shape(o.shape, [&]<class Shape>() { return pretrain<Shape>(o, vocab); });

@@ -11,6 +11,7 @@
 using namespace earlybert;
 using earlybert::testing::check_near;
 using earlybert::testing::matrix_of;
+using earlybert::testing::random_matrix;
 
 TEST_CASE_TEMPLATE("adamw: two steps by hand, with and without weight decay", Scalar, float, double) {
   parameter<Scalar> decayed("w", 1, 2), plain("b", 1, 2, false);
@@ -34,6 +35,32 @@ TEST_CASE_TEMPLATE("adamw: two steps by hand, with and without weight decay", Sc
   const double v2 = (0.999 * 0.001 * 0.0625) / (1 - 0.999 * 0.999);
   check_near(plain.value, matrix_of<double>({{0.99 - 0.01 * m / (std::sqrt(v) + 1e-8), -1.99 - 0.01 * m2 / (std::sqrt(v2) + 1e-8)}}), 1e-6);
   CHECK(optimizer.steps_taken() == 2);
+}
+
+TEST_CASE("adamw: the step applies the clipping factor as it reads the gradient and clears it") {
+  parameter<double> scaled("scaled", 2, 3), prescaled("prescaled", 2, 3);
+  const matrix<double> w = random_matrix<double>(2, 3, 1), g = random_matrix<double>(2, 3, 2);
+  scaled.value = prescaled.value = w;
+  adamw<double> a, b;
+  std::array<parameter<double>*, 1> one{&scaled}, other{&prescaled};
+  for (int step = 0; step < 3; ++step) {
+    scaled.gradient = g * (step + 1.0);
+    prescaled.gradient = 0.25 * g * (step + 1.0);
+    a.step(one, 1e-2, 0.25);
+    b.step(other, 1e-2);
+    check_near(scaled.value, prescaled.value, 1e-15);
+    CHECK(scaled.gradient.isZero(0));
+    CHECK(prescaled.gradient.isZero(0));
+  }
+  // A parameter larger than one parallel chunk (and one block) takes the same path.
+  parameter<float> big("big", 300, 200);
+  big.gradient.setConstant(2.0f);
+  adamw<float> c({.weight_decay = 0});
+  std::array<parameter<float>*, 1> bigs{&big};
+  c.step(bigs, 0.5, 0.5);
+  CHECK(big.gradient.isZero(0));
+  CHECK(big.value.minCoeff() == doctest::Approx(-0.5));  // step 1: lr * sign(g)
+  CHECK(big.value.maxCoeff() == doctest::Approx(-0.5));
 }
 
 TEST_CASE("adamw: frozen parameters are left alone") {

@@ -1,6 +1,8 @@
 // SPDX-License-Identifier: Apache-2.0
 #include "earlybert/train/trainer.hpp"
 
+#include <cmath>
+#include <type_traits>
 #include <vector>
 
 #include <doctest/doctest.h>
@@ -41,6 +43,22 @@ TEST_CASE("clip_gradient_norm: scales every gradient by max_norm / norm when the
   b.trainable = false;
   b.gradient << 100;
   CHECK(clip_gradient_norm<double>(all, 0.0) == doctest::Approx(0.6));
+}
+
+TEST_CASE_TEMPLATE("gradient_norm: deterministic blocked sum over all trainable gradients", Scalar, float, double) {
+  // Sizes around the block (4096) and part boundaries, against a plain double sum.
+  for (const index_t cols : {1, 4095, 4096, 4097, 70001}) {
+    parameter<Scalar> a("a", 3, cols), frozen("frozen", 1, 1);
+    a.gradient = random_matrix<Scalar>(3, cols, static_cast<std::uint64_t>(cols));
+    frozen.gradient << 100;
+    frozen.trainable = false;
+    std::vector<parameter<Scalar>*> all{&a, &frozen};
+    const double expected = std::sqrt(a.gradient.template cast<double>().squaredNorm());
+    CHECK(gradient_norm<Scalar>(all) == doctest::Approx(expected).epsilon(std::is_same_v<Scalar, float> ? 1e-6 : 1e-13));
+  }
+  CHECK(clip_factor(5.0, 10.0) == 1.0);
+  CHECK(clip_factor(5.0, 0.0) == 1.0);
+  CHECK(clip_factor(5.0, 1.0) == doctest::Approx(0.2));
 }
 
 TEST_CASE("trainer: two accumulated half batches give the same step as one full batch") {

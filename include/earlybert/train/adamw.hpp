@@ -11,7 +11,13 @@
 //   w  <- w - lr * (m / (1 - beta1^t)) / (sqrt(v / (1 - beta2^t)) + epsilon)
 // The moments live in the parameter (first_moment, second_moment), sized on first use, so that
 // compaction can slice them with the weights. The step allocates nothing after the first call.
+//
+// step() consumes the gradients: g above is gradient_scale times the stored gradient (the factor of
+// gradient-norm clipping), and the stored gradient is zero when step() returns, ready for the next
+// backward. Reading, scaling and clearing in the one pass over the parameter saves two passes over
+// memory, which for a small model's 30522-row embedding table is a measurable part of a step.
 
+#include <algorithm>
 #include <cmath>
 #include <span>
 
@@ -43,8 +49,9 @@ class adamw {
     check("weight_decay", options.weight_decay, options.weight_decay >= 0, "a non-negative value");
   }
 
-  // One update of every trainable parameter with learning rate `learning_rate`.
-  void step(std::span<parameter<Scalar>* const> parameters, double learning_rate) {
+  // One update of every trainable parameter with learning rate `learning_rate`, from its gradient
+  // times `gradient_scale`; clears the gradients.
+  void step(std::span<parameter<Scalar>* const> parameters, double learning_rate, double gradient_scale = 1.0) {
     if (!(learning_rate >= 0)) {
       throw config_error(fmt::format("adamw: argument 'learning_rate' is {}, expected a non-negative value", learning_rate));
     }
@@ -55,6 +62,7 @@ class adamw {
     const auto step_size = static_cast<Scalar>(learning_rate / correction1);
     const auto inv_sqrt_c2 = static_cast<Scalar>(1 / std::sqrt(correction2));
     const auto eps = static_cast<Scalar>(options_.epsilon);
+    const auto scale = static_cast<Scalar>(gradient_scale);
     for (parameter<Scalar>* p : parameters) {
       if (!p->trainable) continue;
       if (p->first_moment.size() != p->size()) {
@@ -64,12 +72,22 @@ class adamw {
       const auto decay = static_cast<Scalar>(p->weight_decay ? 1 - learning_rate * options_.weight_decay : 1);
       detail::for_each_flat(p->size(), [&](index_t i0, index_t i1) {
         auto w = detail::flat(p->value.data(), i0, i1);
-        const auto g = detail::flat(p->gradient.data(), i0, i1);
+        auto stored = detail::flat(p->gradient.data(), i0, i1);
         auto m = detail::flat(p->first_moment.data(), i0, i1);
         auto v = detail::flat(p->second_moment.data(), i0, i1);
-        m = b1 * m + (1 - b1) * g;
-        v = b2 * v + (1 - b2) * g.square();
-        w = decay * w - step_size * m / (v.sqrt() * inv_sqrt_c2 + eps);
+        // In blocks that stay in L1: the scaled gradient is formed once, used twice, then cleared.
+        constexpr index_t block = 1024;
+        for (index_t b0 = 0; b0 < i1 - i0; b0 += block) {
+          const index_t n = std::min(block, i1 - i0 - b0);
+          auto g = stored.segment(b0, n);
+          auto ms = m.segment(b0, n);
+          auto vs = v.segment(b0, n);
+          if (scale != Scalar(1)) g *= scale;
+          ms = b1 * ms + (1 - b1) * g;
+          vs = b2 * vs + (1 - b2) * g.square();
+          w.segment(b0, n) = decay * w.segment(b0, n) - step_size * ms / (vs.sqrt() * inv_sqrt_c2 + eps);
+          g.setZero();
+        }
       });
     }
   }

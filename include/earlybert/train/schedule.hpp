@@ -19,6 +19,7 @@
 
 #include "earlybert/core/error.hpp"
 #include "earlybert/core/parameter.hpp"
+#include "earlybert/detail/kernels.hpp"
 
 namespace earlybert {
 
@@ -52,17 +53,31 @@ class linear_schedule {
 
 // Returns the norm before clipping. max_norm <= 0 measures without clipping. Sums run serially in
 // parameter order, so the result is the same for every thread count.
+// The global L2 norm over every trainable parameter's gradient (parallel, deterministic).
 template <class Scalar>
-double clip_gradient_norm(std::span<parameter<Scalar>* const> parameters, double max_norm) {
+double gradient_norm(std::span<parameter<Scalar>* const> parameters) {
   double squares = 0;
   for (const parameter<Scalar>* p : parameters) {
-    if (p->trainable) squares += p->gradient.template cast<double>().squaredNorm();
+    if (p->trainable) squares += detail::sum_of_squares(p->gradient.data(), p->gradient.size());
   }
-  const double norm = std::sqrt(squares);
-  if (max_norm > 0 && norm > max_norm) {
-    const auto factor = static_cast<Scalar>(max_norm / (norm + 1e-6));
+  return std::sqrt(squares);
+}
+
+// The factor clipping multiplies every gradient by: max_norm / (norm + 1e-6) when norm exceeds
+// max_norm > 0, else 1 (torch.nn.utils.clip_grad_norm_).
+inline double clip_factor(double norm, double max_norm) {
+  return max_norm > 0 && norm > max_norm ? max_norm / (norm + 1e-6) : 1.0;
+}
+
+// Scales the gradients in place by clip_factor and returns the norm before clipping. The trainer
+// does not call this: it hands the factor to AdamW, which applies it while it reads the gradient.
+template <class Scalar>
+double clip_gradient_norm(std::span<parameter<Scalar>* const> parameters, double max_norm) {
+  const double norm = gradient_norm(parameters);
+  const double factor = clip_factor(norm, max_norm);
+  if (factor != 1.0) {
     for (parameter<Scalar>* p : parameters) {
-      if (p->trainable) p->gradient *= factor;
+      if (p->trainable) p->gradient *= static_cast<Scalar>(factor);
     }
   }
   return norm;

@@ -6,7 +6,8 @@
 // step(micro_batch_loss) runs, for k = 0 .. accumulation_steps - 1:
 //   rewind the tape; loss_k = micro_batch_loss(tape, k); backward(loss_k / accumulation_steps)
 // so the gradient is that of the mean loss over the micro-batches; then clips the global gradient
-// norm, takes one AdamW step at the schedule's rate and clears the gradients for the next step.
+// norm, takes one AdamW step at the schedule's rate (AdamW applies the clipping factor as it reads
+// each gradient, and clears it for the next step).
 // Parameters without weight decay (biases, LayerNorm weights) say so themselves (parameter::weight_decay).
 // After the first step nothing here touches the heap.
 
@@ -72,10 +73,9 @@ class trainer {
       tape_.backward(micro_batches == 1 ? loss : scale(tape_, loss, Scalar(1) / static_cast<Scalar>(micro_batches)));
     }
     after_backward();
-    const double norm = clip_gradient_norm<Scalar>(parameters_, options_.max_grad_norm);
+    const double norm = gradient_norm<Scalar>(parameters_);
     const double rate = schedule_.rate(steps_);
-    optimizer_.step(parameters_, rate);
-    for (auto* p : parameters_) p->zero_gradient();
+    optimizer_.step(parameters_, rate, clip_factor(norm, options_.max_grad_norm));  // clears the gradients
     ++steps_;
     return {loss_sum / micro_batches, rate, norm};
   }
