@@ -49,6 +49,12 @@ struct earlybert_cli_options {
   std::optional<double> efficient_lr;      // default: twice --lr (the paper's 4e-5 against 2e-5)
 };
 
+inline earlybert_cli_options continuing_from_draw() {
+  earlybert_cli_options e;
+  e.restart_from = "draw";
+  return e;
+}
+
 struct pretrain_options {
   common_options common;
   std::string corpus, eval_corpus, vocab, shape, out;
@@ -62,7 +68,7 @@ struct pretrain_options {
   int accumulation = 1;
   long eval_every = 250;
   index_t eval_sequences = 256;
-  earlybert_cli_options earlybert{.restart_from = "draw"};  // pre-training continues from the draw
+  earlybert_cli_options earlybert = continuing_from_draw();  // pre-training keeps what the search learnt
 };
 
 struct finetune_options {
@@ -70,6 +76,7 @@ struct finetune_options {
   std::string train, dev, vocab, shape, out, init;
   earlybert_cli_options earlybert;
   int epochs = 2;
+  std::optional<long> steps;  // optimizer steps of the dense run, instead of --epochs passes
   index_t batch = 32;
   index_t max_seq = 128;
   std::optional<double> lr;  // default: 1e-3 from random initialisation, 3e-4 from a checkpoint
@@ -87,11 +94,14 @@ struct demo_options {
   std::string data = EARLYBERT_DATA_DIR;
   std::string plot_script = EARLYBERT_PLOT_SCRIPT;
   std::string shape = "tiny";
+  std::string init;           // a pre-trained checkpoint to fine-tune instead of pre-training one
+  long pretrain_steps = 1000;  // masked-LM steps on the bundled WikiText-2 excerpt (0: start from random weights)
+  int seeds = 3;               // fine-tuning seeds: --seed, --seed + 1, ...
   int epochs = 3;
   double efficient_epochs = 2;
-  double efficient_lr = 1e-3;  // the search's rate: from random weights, the paper's doubling (meant for a
-                               // pre-trained ticket) overshoots
-  std::string restart_from = "draw";
+  std::optional<double> lr;            // default: finetune's (3e-4 from a pre-trained model, 1e-3 from random weights)
+  std::optional<double> efficient_lr;  // default: twice --lr
+  std::string restart_from = "init";
   index_t max_seq = 64;
 };
 

@@ -140,7 +140,7 @@ finetune_result finetune_model(const finetune_options& o, const vocabulary& voca
 
   const auto batch = static_cast<std::size_t>(o.batch);
   const long steps_per_epoch = static_cast<long>((train.examples.size() + batch - 1) / batch);
-  const long dense_steps = steps_per_epoch * o.epochs;
+  const long dense_steps = o.steps.value_or(steps_per_epoch * o.epochs);
   optimization_options optimization;
   optimization.learning_rate = o.lr.value_or(init ? 3e-4 : 1e-3);
   optimization.warmup_ratio = o.warmup_ratio;
@@ -224,6 +224,7 @@ void check_finetune_options(const finetune_options& o) {
     if (value < 1) throw config_error(fmt::format("{} is {}, expected at least 1", name, value));
   };
   require_positive("--epochs", o.epochs);
+  if (o.steps) require_positive("--steps", *o.steps);
   require_positive("--batch", o.batch);
   require_positive("--accumulation", o.accumulation);
   require_positive("--num-labels", o.num_labels);

@@ -85,6 +85,7 @@ int main(int argc, char** argv) {
   f->add_option("--out", finetune.out, "Checkpoint directory to write")->required();
   f->add_option("--init", finetune.init, "Start from this checkpoint directory instead of random weights");
   f->add_option("--epochs", finetune.epochs, "Passes over the training set")->capture_default_str();
+  f->add_option("--steps", finetune.steps, "Optimizer steps instead of --epochs passes (a reduced-budget baseline)");
   f->add_option("--batch", finetune.batch, "Examples per step")->capture_default_str();
   f->add_option("--max-seq", finetune.max_seq, "Longest encoded example; longer ones are truncated")->capture_default_str();
   f->add_option("--lr", finetune.lr, "Peak learning rate (default 1e-3 from scratch, 3e-4 with --init)");
@@ -111,10 +112,16 @@ int main(int argc, char** argv) {
   auto* d = app.add_subcommand("demo", "The main job: dense BERT, EarlyBERT and a random ticket on bundled SST-2, side by side");
   d->add_option("--out", demo.out, "Directory for summary.json, metrics, checkpoints and pictures")->capture_default_str();
   d->add_option("--data", demo.data, "The bundled data directory")->capture_default_str();
-  d->add_option("--shape", demo.shape, "Model shape")->capture_default_str();
+  d->add_option("--shape", demo.shape, "Model shape (of the pre-trained model)")->capture_default_str();
+  d->add_option("--pretrain-steps", demo.pretrain_steps, "Masked-LM steps on the bundled WikiText-2 excerpt (0: fine-tune from random weights)")
+      ->capture_default_str();
+  d->add_option("--init", demo.init, "Fine-tune this pre-trained checkpoint instead of pre-training one");
+  d->add_option("--seeds", demo.seeds, "Fine-tuning seeds (--seed, --seed + 1, ...): the table shows each run and the means")
+      ->capture_default_str();
   d->add_option("--epochs", demo.epochs, "Dense training epochs")->capture_default_str();
   d->add_option("--efficient-epochs", demo.efficient_epochs, "EarlyBERT's efficient-stage epochs")->capture_default_str();
-  d->add_option("--efficient-lr", demo.efficient_lr, "EarlyBERT's efficient-stage peak learning rate")->capture_default_str();
+  d->add_option("--lr", demo.lr, "Fine-tuning peak learning rate (default 3e-4 from a pre-trained model, 1e-3 from random weights)");
+  d->add_option("--efficient-lr", demo.efficient_lr, "EarlyBERT's efficient-stage peak learning rate (default twice --lr)");
   d->add_option("--restart-from", demo.restart_from, "init or draw")->capture_default_str();
   d->add_option("--max-seq", demo.max_seq, "Longest encoded sentence")->capture_default_str();
   add_common(*d, demo.common, false);

@@ -5,6 +5,7 @@
 #include <numeric>
 
 #include "cli/earlybert_setup.hpp"
+#include "cli/pretrain.hpp"
 
 namespace earlybert::cli {
 
@@ -135,7 +136,7 @@ class mlm_task {
 };
 
 template <class Shape>
-int pretrain(const pretrain_options& o, const vocabulary& vocab) {
+pretrain_result pretrain(const pretrain_options& o, const vocabulary& vocab) {
   using model_type = bert_for_masked_lm<float, Shape>;
   const wordpiece_tokenizer tokenizer = make_tokenizer(vocab);
   const special_tokens special = special_tokens::of(vocab);
@@ -223,15 +224,11 @@ int pretrain(const pretrain_options& o, const vocabulary& vocab) {
   }
   save_checkpoint(o.out, model, vocab);
   if (!record.is_null()) write_file_atomically(fs::path(o.out) / "earlybert_ticket.json", record.dump() + "\n");
-  fmt::print("pretrain{}: {} steps in {:.1f} s ({:.0f} tokens/s), {:.3g} FLOPs; held-out masked-LM loss {:.4f}, accuracy {:.4f}; checkpoint in '{}'\n",
-             o.earlybert.enabled ? " (EarlyBERT)" : "", total_steps, train_seconds, task.tokens() / train_seconds, flops,
-             final.loss, final.accuracy, o.out);
-  return 0;
+  return {final.loss, final.accuracy, train_seconds, flops, total_steps, task.tokens()};
 }
 }  // namespace
 
-int run_pretrain(const pretrain_options& o) {
-  apply_threads(o.common.threads);
+void check_pretrain_options(const pretrain_options& o) {
   const auto require_positive = [](const char* name, long value) {
     if (value < 1) throw config_error(fmt::format("{} is {}, expected at least 1", name, value));
   };
@@ -241,9 +238,22 @@ int run_pretrain(const pretrain_options& o) {
   if (o.seq < 3) throw config_error(fmt::format("--seq is {}, expected at least 3", o.seq));
   if (!(o.lr > 0)) throw config_error(fmt::format("--lr is {}, expected a positive value", o.lr));
   if (o.earlybert.enabled) check_earlybert_options(o.earlybert);
+}
+
+pretrain_result pretrain_with(const pretrain_options& o, const vocabulary& vocab) {
+  return with_named_shape(o.shape, [&]<class Shape>() { return pretrain<Shape>(o, vocab); });
+}
+
+int run_pretrain(const pretrain_options& o) {
+  apply_threads(o.common.threads);
+  check_pretrain_options(o);
   check_output_directory(o.out);
   const vocabulary vocab = vocabulary::load(o.vocab);
-  return with_named_shape(o.shape, [&]<class Shape>() { return pretrain<Shape>(o, vocab); });
+  const pretrain_result r = pretrain_with(o, vocab);
+  fmt::print("pretrain{}: {} steps in {:.1f} s ({:.0f} tokens/s), {:.3g} FLOPs; held-out masked-LM loss {:.4f}, accuracy {:.4f}; checkpoint in '{}'\n",
+             o.earlybert.enabled ? " (EarlyBERT)" : "", r.total_steps, r.train_wall_s, r.tokens / r.train_wall_s, r.train_flops,
+             r.mlm_loss, r.mlm_accuracy, o.out);
+  return 0;
 }
 
 }  // namespace earlybert::cli

@@ -91,6 +91,36 @@ earlybert)
     "$earlybert" finetune --train train.tsv "${common[@]}" --shape tiny --earlybert --ticket best --out z
   [[ ! -e z ]] || fail "an output directory was created despite the errors"
   ;;
+demo)
+  # The main job on a miniature copy of the bundled data: pre-training, three arms for two seeds, the
+  # table, summary.json in the documented layout and the first seed's checkpoints.
+  mkdir -p small/vocab small/sst2 small/wikitext2
+  cp "$vocab" small/vocab/
+  head -n 161 "$data/sst2/train_subset.tsv" > small/sst2/train_subset.tsv
+  cp dev.tsv small/sst2/dev.tsv
+  head -n 300 "$data/wikitext2/train_head.txt" > small/wikitext2/train_head.txt
+  head -n 100 "$data/wikitext2/valid_head.txt" > small/wikitext2/valid_head.txt
+  "$earlybert" demo --data small --out demo --pretrain-steps 4 --seeds 2 --epochs 3 --threads 2 > table.txt
+  grep -Eq '^earlybert +43 ' table.txt || fail "no row for the second seed: $(cat table.txt)"
+  grep -q '^Mean over 2 seed(s):' table.txt || fail "no means"
+  python3 - <<'PY' || fail "summary.json is not in the documented layout"
+import json
+s = json.load(open("demo/summary.json"))
+names = [r["name"] for r in s["runs"]]
+assert names == ["dense", "earlybert", "random_ticket"], names
+for r in s["runs"]:
+    for key in ("dev_accuracy", "train_wall_s", "train_flops", "ticket_step", "total_steps"):
+        assert key in r, key
+    assert len(r["per_seed"]) == 2
+assert s["runs"][0]["ticket_step"] is None and s["runs"][1]["ticket_step"] > 0
+assert s["pretraining"]["steps"] == 4
+PY
+  "$earlybert" inspect demo/earlybert --json | grep -q '"heads_kept":\[1,1\]' || fail "the EarlyBERT checkpoint is not pruned"
+  [[ -e demo/pretrained/model.safetensors && -e demo/random_ticket/model.safetensors ]] || fail "checkpoints missing"
+  [[ ! -e demo/dense_seed43 ]] || fail "only the first seed keeps checkpoints"
+  expect_error "--seeds is 0, expected at least 1" "$earlybert" demo --data small --out nodemo --seeds 0
+  [[ ! -e nodemo ]] || fail "the demo created its output despite the error"
+  ;;
 bad-input)
   # One clear error line, exit status 1, and no output left behind.
   expect_error "shape 'huge' was asked for, which is not a compiled shape; the compiled shapes are tiny (2/128/2/512)" \

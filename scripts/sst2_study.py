@@ -1,0 +1,151 @@
+#!/usr/bin/env python3
+# SPDX-License-Identifier: Apache-2.0
+"""The multi-seed SST-2 study behind docs/results.md: for every seed, fine-tune one pre-trained
+checkpoint five ways with the `earlybert` program and aggregate the runs' summary metrics.
+
+  dense               --epochs passes (the reference)
+  earlybert           the EarlyBERT pipeline with its defaults (heads layerwise 1/3, FFN global 0.4)
+  random_ticket       the same pipeline with random scores
+  reduced_dense       dense with EarlyBERT's budget: as many steps as fit in the EarlyBERT run's
+                      wall time at the dense run's measured step time
+  earlybert_layerwise EarlyBERT with FFN neurons pruned layerwise instead of globally
+
+Writes <out>/study.json (every run's summary and mask-distance checks), <out>/table.md (mean and
+standard deviation over the seeds) and, when matplotlib is installed, <out>/mask_distance_by_seed.png
+(head and FFN mask distance against the fraction of the first epoch). Only the standard library is
+needed otherwise; the program does the work.
+"""
+import argparse
+import json
+import math
+import os
+import statistics
+import subprocess
+import sys
+
+ARMS = ["dense", "earlybert", "random_ticket", "reduced_dense", "earlybert_layerwise"]
+
+
+def read_metrics(path):
+    with open(path) as f:
+        return [json.loads(line) for line in f if line.strip()]
+
+
+def run(binary, args, out_dir, name, log):
+    metrics = os.path.join(out_dir, name + ".jsonl")
+    command = [binary, "finetune", *args, "--out", os.path.join(out_dir, name), "--metrics", metrics]
+    print("study:", " ".join(command), file=sys.stderr, flush=True)
+    subprocess.run(command, check=True, stdout=log, stderr=log)
+    events = read_metrics(metrics)
+    summary = next(e for e in events if e["event"] == "summary")
+    summary["checks"] = [e for e in events if e["event"] == "eb_check"]
+    return summary
+
+
+def mean_std(values):
+    values = [v for v in values if v is not None]
+    if not values:
+        return "-"
+    if len(values) == 1:
+        return f"{values[0]:.4g}"
+    return f"{statistics.mean(values):.4g} ± {statistics.stdev(values):.2g}"
+
+
+def main():
+    p = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    p.add_argument("--earlybert", required=True, help="the earlybert program")
+    p.add_argument("--init", required=True, help="pre-trained checkpoint directory")
+    p.add_argument("--train", required=True)
+    p.add_argument("--dev", required=True)
+    p.add_argument("--vocab", required=True)
+    p.add_argument("--out", required=True)
+    p.add_argument("--seeds", type=int, nargs="+", default=[1, 2, 3])
+    p.add_argument("--epochs", type=int, default=3, help="dense epochs (EarlyBERT's efficient stage: two thirds)")
+    p.add_argument("--max-seq", type=int, default=64)
+    p.add_argument("--arms", nargs="+", default=ARMS, choices=ARMS)
+    a = p.parse_args()
+
+    os.makedirs(a.out, exist_ok=True)
+    common = ["--train", a.train, "--dev", a.dev, "--vocab", a.vocab, "--init", a.init, "--max-seq", str(a.max_seq)]
+    results = {"init": a.init, "train": a.train, "epochs": a.epochs, "runs": []}
+    with open(os.path.join(a.out, "study.log"), "w") as log:
+        for seed in a.seeds:
+            seed_dir = os.path.join(a.out, f"seed{seed}")
+            os.makedirs(seed_dir, exist_ok=True)
+            base = common + ["--seed", str(seed), "--epochs", str(a.epochs)]
+            done = {}
+            for arm in a.arms:
+                if arm == "dense":
+                    args = base
+                elif arm == "earlybert":
+                    args = base + ["--earlybert"]
+                elif arm == "random_ticket":
+                    args = base + ["--earlybert", "--ticket", "random"]
+                elif arm == "earlybert_layerwise":
+                    args = base + ["--earlybert", "--ffn-scope", "layerwise"]
+                else:  # reduced_dense: needs the dense and EarlyBERT runs of this seed
+                    dense, eb = done.get("dense"), done.get("earlybert")
+                    if dense is None or eb is None:
+                        raise SystemExit("study: reduced_dense needs the dense and earlybert arms")
+                    steps = max(1, round(dense["total_steps"] * eb["train_wall_s"] / dense["train_wall_s"]))
+                    args = base + ["--steps", str(steps)]
+                done[arm] = run(a.earlybert, args, seed_dir, arm, log)
+                results["runs"].append({"seed": seed, "arm": arm, **done[arm]})
+                s = done[arm]
+                print(f"study: seed {seed} {arm}: dev accuracy {s['dev_accuracy']:.4f}, {s['train_wall_s']:.1f} s", file=sys.stderr, flush=True)
+            with open(os.path.join(a.out, "study.json"), "w") as f:
+                json.dump(results, f, indent=1)
+
+    # The table: mean ± standard deviation over the seeds, time and FLOPs relative to dense per seed.
+    by_seed = {(r["seed"], r["arm"]): r for r in results["runs"]}
+    rows = []
+    header = ["run", "dev accuracy", "train time (s)", "time / dense", "FLOPs / dense", "search (s)", "efficient (s)",
+              "ticket (fraction of epoch 1)", "detected"]
+    for arm in a.arms:
+        runs = [r for r in results["runs"] if r["arm"] == arm]
+        dense = [by_seed.get((r["seed"], "dense")) for r in runs]
+        rows.append([
+            arm,
+            mean_std([r["dev_accuracy"] for r in runs]),
+            mean_std([r["train_wall_s"] for r in runs]),
+            mean_std([r["train_wall_s"] / d["train_wall_s"] for r, d in zip(runs, dense) if d]),
+            mean_std([r["train_flops"] / d["train_flops"] for r, d in zip(runs, dense) if d]),
+            mean_std([r.get("search_wall_s") for r in runs]),
+            mean_std([r.get("efficient_wall_s") for r in runs]),
+            mean_std([r.get("ticket_epoch_fraction") for r in runs]),
+            "-" if "detected" not in runs[0] else f"{sum(bool(r['detected']) for r in runs)}/{len(runs)}",
+        ])
+    table = "| " + " | ".join(header) + " |\n|" + "---|" * len(header) + "\n"
+    table += "".join("| " + " | ".join(row) + " |\n" for row in rows)
+    with open(os.path.join(a.out, "table.md"), "w") as f:
+        f.write(table)
+    print(table)
+
+    try:
+        import matplotlib
+        matplotlib.use("Agg")
+        import matplotlib.pyplot as plt
+    except ImportError:
+        print("study: matplotlib not installed; no picture", file=sys.stderr)
+        return
+    fig, ax = plt.subplots(figsize=(7, 4))
+    for r in results["runs"]:
+        if r["arm"] != "earlybert" or not r["checks"]:
+            continue
+        per_epoch = r["ticket_step"] / r["ticket_epoch_fraction"] if r["ticket_epoch_fraction"] else 1
+        steps = [c["step"] / per_epoch for c in r["checks"] if c["head_distance"] is not None]
+        heads = [c["head_distance"] for c in r["checks"] if c["head_distance"] is not None]
+        ffn = [c["ffn_distance"] for c in r["checks"] if c["ffn_distance"] is not None]
+        ax.plot(steps, heads, color="tab:blue", alpha=0.7, label="heads" if r["seed"] == a.seeds[0] else None)
+        ax.plot(steps, ffn, color="tab:orange", alpha=0.7, label="FFN neurons" if r["seed"] == a.seeds[0] else None)
+    ax.axhline(0.1, color="gray", linestyle="--", linewidth=1, label="ε = 0.1")
+    ax.set_xlabel("fraction of the first epoch")
+    ax.set_ylabel("largest mask distance over the window")
+    ax.set_title("EarlyBERT search on SST-2: mask distance, one line per seed")
+    ax.legend()
+    fig.tight_layout()
+    fig.savefig(os.path.join(a.out, "mask_distance_by_seed.png"), dpi=120)
+
+
+if __name__ == "__main__":
+    main()
