@@ -53,17 +53,28 @@ def mean_std(values):
 
 def main():
     p = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
-    p.add_argument("--earlybert", required=True, help="the earlybert program")
-    p.add_argument("--init", required=True, help="pre-trained checkpoint directory")
-    p.add_argument("--train", required=True)
-    p.add_argument("--dev", required=True)
-    p.add_argument("--vocab", required=True)
+    p.add_argument("--earlybert", help="the earlybert program")
+    p.add_argument("--init", help="pre-trained checkpoint directory")
+    p.add_argument("--train")
+    p.add_argument("--dev")
+    p.add_argument("--vocab")
     p.add_argument("--out", required=True)
     p.add_argument("--seeds", type=int, nargs="+", default=[1, 2, 3])
     p.add_argument("--epochs", type=int, default=3, help="dense epochs (EarlyBERT's efficient stage: two thirds)")
     p.add_argument("--max-seq", type=int, default=64)
     p.add_argument("--arms", nargs="+", default=ARMS, choices=ARMS)
+    p.add_argument("--aggregate-only", action="store_true", help="only tabulate <out>/study.json (e.g. after merging reruns)")
     a = p.parse_args()
+    if a.aggregate_only:
+        with open(os.path.join(a.out, "study.json")) as f:
+            results = json.load(f)
+        a.seeds = sorted({r["seed"] for r in results["runs"]})
+        a.arms = [arm for arm in ARMS if any(r["arm"] == arm for r in results["runs"])]
+        report(results, a)
+        return
+    missing = [name for name in ("earlybert", "init", "train", "dev", "vocab") if getattr(a, name) is None]
+    if missing:
+        p.error("the following arguments are required: " + ", ".join("--" + m for m in missing))
 
     os.makedirs(a.out, exist_ok=True)
     common = ["--train", a.train, "--dev", a.dev, "--vocab", a.vocab, "--init", a.init, "--max-seq", str(a.max_seq)]
@@ -95,7 +106,10 @@ def main():
                 print(f"study: seed {seed} {arm}: dev accuracy {s['dev_accuracy']:.4f}, {s['train_wall_s']:.1f} s", file=sys.stderr, flush=True)
             with open(os.path.join(a.out, "study.json"), "w") as f:
                 json.dump(results, f, indent=1)
+    report(results, a)
 
+
+def report(results, a):
     # The table: mean ± standard deviation over the seeds, time and FLOPs relative to dense per seed.
     by_seed = {(r["seed"], r["arm"]): r for r in results["runs"]}
     rows = []

@@ -126,9 +126,11 @@ int run_demo(const demo_options& o);
 
 // ---- Set-up ------------------------------------------------------------------------------------
 
+// Sets the thread count, and says once when OpenBLAS's kernels are weaker than the CPU.
 inline void apply_threads(int threads) {
   if (threads < 0) throw config_error(fmt::format("--threads is {}, expected at least 1 (or 0 for every core)", threads));
   set_num_threads(threads == 0 ? static_cast<int>(std::max(1L, ::sysconf(_SC_NPROCESSORS_ONLN))) : threads);
+  if (const std::string warning = blas_core_warning(); !warning.empty()) fmt::print(stderr, "earlybert: note: {}\n", warning);
 }
 
 // The tokenizer for a vocabulary: uncased vocabularies lower-case and strip accents; the special

@@ -143,6 +143,14 @@ bad-input)
   expect_error "--threads is -1" "$earlybert" finetune --train train.tsv --dev dev.tsv --vocab "$vocab" --shape tiny --out x --threads -1
   touch notdir
   expect_error "--out 'notdir' exists and is not a directory" "${finetune[@]}" --out notdir
+  # Forcing OpenBLAS's AVX2 kernels on an AVX-512 CPU is pointed out (and not otherwise).
+  if grep -qw avx512f /proc/cpuinfo; then
+    OPENBLAS_CORETYPE=Haswell "$earlybert" finetune --train train.tsv "${common[@]}" --shape tiny --out x --max-seq 1 2> note.txt || true
+    grep -q "note: OpenBLAS runs its 'Haswell' kernels on a CPU with AVX-512 (OPENBLAS_CORETYPE=Haswell forces them" note.txt \
+      || fail "no note about the forced OpenBLAS kernels: $(cat note.txt)"
+    env -u OPENBLAS_CORETYPE "$earlybert" finetune --train train.tsv "${common[@]}" --shape tiny --out x --max-seq 1 2> note.txt || true
+    ! grep -q "note: OpenBLAS" note.txt || fail "a note although OpenBLAS chose its own kernels: $(cat note.txt)"
+  fi
   ;;
 *) fail "unknown case $case_name" ;;
 esac

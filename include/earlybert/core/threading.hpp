@@ -16,8 +16,10 @@
 //      steps. Work is split by the thread count, never by timing, so results are bit-identical for a
 //      given thread count.
 
+#include <cstdlib>
 #include <memory>
 #include <mutex>
+#include <string>
 
 #include <fmt/format.h>
 #include <oneapi/tbb/global_control.h>
@@ -62,5 +64,23 @@ inline int num_threads() {
 // The name of the kernel set OpenBLAS chose ("Haswell", "Cooperlake", ...); OPENBLAS_CORETYPE in the
 // environment can force a weaker one than the CPU supports.
 inline const char* blas_core_name() { return detail::blas_core_name(); }
+
+// A warning when OpenBLAS runs AVX2-only kernels on a CPU with AVX-512 (OPENBLAS_CORETYPE=Haswell on
+// an AVX-512 machine halves GEMM speed, ../shared/performance.md), or "" when its kernels fit the CPU.
+// Programs print it once at start; timings taken under it are comparable only to others taken under it.
+inline std::string blas_core_warning() {
+#if defined(__x86_64__) || defined(__i386__)
+  if (!__builtin_cpu_supports("avx512f")) return {};
+  const std::string core = blas_core_name();
+  for (const char* avx512 : {"SkylakeX", "Cooperlake", "SapphireRapids"}) {
+    if (core.find(avx512) != std::string::npos) return {};
+  }
+  const char* forced = std::getenv("OPENBLAS_CORETYPE");
+  return fmt::format("OpenBLAS runs its '{}' kernels on a CPU with AVX-512{}: GEMMs run at about half the speed this CPU allows",
+                     core, forced != nullptr ? fmt::format(" (OPENBLAS_CORETYPE={} forces them; unset it for full speed)", forced) : "");
+#else
+  return {};
+#endif
+}
 
 }  // namespace earlybert
