@@ -4,8 +4,8 @@
 //
 // Parameters live outside the tape and outlive every step. A tape refers to a parameter through a
 // var whose value is the parameter's value and whose adjoint is the parameter's gradient, so the
-// backward pass accumulates straight into `gradient`; the optimizer reads it and the next step's
-// zero_gradient() clears it. Per-step intermediate values never live here: they are in the arena.
+// backward pass accumulates straight into `gradient`; the optimizer reads it and clears it in the
+// same pass (adamw::step), and zero_gradient() clears it outside training. Per-step intermediate values never live here: they are in the arena.
 
 #include <string>
 #include <utility>
