@@ -173,12 +173,71 @@ inline nlohmann::ordered_json ticket_record(const earlybert_report& report, long
           {"head_coefficients", report.head_coefficients}, {"ffn_coefficients", report.ffn_coefficients}};
 }
 
+// What a training task reports while it runs, densely or through the pipeline: a progress display
+// per stage, a metrics line per step (with its stage under --earlybert), the pipeline's events, and
+// the time spent evaluating (which training wall time excludes). The tasks own their data and
+// decide when to evaluate; this is their shared bookkeeping.
+class stage_reporter {
+ public:
+  // `command` labels a dense run's progress; a staged run shows "search" and "efficient".
+  stage_reporter(const char* command, bool staged, metrics_log& metrics) : command_(command), staged_(staged), metrics_(metrics) {}
+
+  void add_tokens(double count) { tokens_ += count; }
+
+  void step(pipeline_stage stage, long step, long total, const step_report& r) {
+    if (!progress_ || stage != progress_stage_) {
+      progress_.emplace(std::string(staged_ ? to_string(stage) : command_), total);
+      progress_stage_ = stage;
+      stage_clock_ = stopwatch();
+      stage_tokens_ = tokens_;
+    }
+    const double elapsed = stage_clock_.seconds();
+    const double rate = (tokens_ - stage_tokens_) / std::max(elapsed, 1e-9);
+    progress_->update(step, r.loss, rate, elapsed);
+    nlohmann::ordered_json line{{"event", "step"}};
+    if (staged_) line["stage"] = to_string(stage);
+    line.update(nlohmann::ordered_json{{"step", step}, {"loss", r.loss}, {"lr", r.learning_rate}, {"tokens_per_s", rate},
+                                       {"elapsed_s", clock_.seconds()}});
+    metrics_.write(line);
+  }
+
+  void event(const nlohmann::ordered_json& e);
+
+  // Runs evaluate() off the training clock and returns its result.
+  template <class Evaluate>
+  auto evaluation(Evaluate&& evaluate) {
+    const stopwatch eval;
+    if (progress_) progress_->interrupt();
+    auto result = evaluate();
+    eval_seconds_ += eval.seconds();
+    return result;
+  }
+
+  double eval_seconds() const { return eval_seconds_; }
+  double tokens() const { return tokens_; }
+
+ private:
+  std::string command_;
+  bool staged_;
+  metrics_log& metrics_;
+  double tokens_ = 0, stage_tokens_ = 0, eval_seconds_ = 0;
+  std::optional<progress_display> progress_;
+  pipeline_stage progress_stage_ = pipeline_stage::search;
+  stopwatch clock_, stage_clock_;
+};
+
 // The "ticket" event, told on stderr.
 inline void print_ticket_event(const char* command, const nlohmann::ordered_json& event) {
   fmt::print(stderr, "{}: ticket drawn at search step {} ({}); heads kept per layer [{}], FFN kept [{}]; encoder FLOPs ratio {:.3f}\n",
              command, event["step"].get<long>(), event["detected"].get<bool>() ? "early bird detected" : "search budget reached",
              fmt::join(event["heads_kept"].get<std::vector<long>>(), ", "), fmt::join(event["ffn_kept"].get<std::vector<long>>(), ", "),
              event["flops_ratio"].get<double>());
+}
+
+inline void stage_reporter::event(const nlohmann::ordered_json& e) {
+  metrics_.write(e);
+  if (progress_) progress_->interrupt();
+  if (e["event"] == "ticket") print_ticket_event(command_.c_str(), e);
 }
 
 }  // namespace earlybert::cli

@@ -23,7 +23,7 @@ class classification_task {
   classification_task(const finetune_options& o, const classification_dataset& train, const classification_dataset& dev,
                       token_id pad, metrics_log& metrics, long steps_per_epoch)
       : o_(o), train_(train), dev_(dev), pad_(pad), metrics_(metrics), steps_per_epoch_(steps_per_epoch),
-        order_(train.examples.size()) {}
+        order_(train.examples.size()), report_("finetune", o.earlybert.enabled, metrics) {}
 
   void attach(Model& model) { model_ = &model; }
 
@@ -44,7 +44,7 @@ class classification_task {
     const std::size_t b0 = std::min(end - 1, begin + static_cast<std::size_t>(k) * micro);
     const std::size_t b1 = k + 1 == o_.accumulation ? end : std::min(end, b0 + micro);
     make_classification_batch(train_, std::span(order_).subspan(b0, std::max(b1, b0 + 1) - b0), pad_, batch_);
-    tokens_ += static_cast<double>(batch_.real_tokens());
+    report_.add_tokens(static_cast<double>(batch_.real_tokens()));
     const std::uint64_t key = derive_key(derive_key(o_.common.seed, stage_key), static_cast<std::uint64_t>(step) * 64 + static_cast<std::uint64_t>(k));
     return model.loss(t, model.logits(t, batch_, true, key), batch_);
   }
@@ -52,19 +52,7 @@ class classification_task {
   double last_forward_flops(const Model& model) const { return model.forward_flops(batch_); }
 
   void on_step(pipeline_stage stage, long step, long total, const step_report& r) {
-    if (!progress_ || stage != progress_stage_) {
-      progress_.emplace(std::string(o_.earlybert.enabled ? to_string(stage) : "finetune"), total);
-      progress_stage_ = stage;
-      stage_clock_ = stopwatch();
-      stage_tokens_ = tokens_;
-    }
-    const double elapsed = stage_clock_.seconds();
-    const double rate = (tokens_ - stage_tokens_) / std::max(elapsed, 1e-9);
-    progress_->update(step, r.loss, rate, elapsed);
-    json line{{"event", "step"}};
-    if (o_.earlybert.enabled) line["stage"] = to_string(stage);
-    line.update(json{{"step", step}, {"loss", r.loss}, {"lr", r.learning_rate}, {"tokens_per_s", rate}, {"elapsed_s", clock_.seconds()}});
-    metrics_.write(line);
+    report_.step(stage, step, total, r);
     if (stage == pipeline_stage::efficient) {
       const bool periodic = o_.eval_every > 0 && step % o_.eval_every == 0;
       const bool epoch_end = o_.eval_every <= 0 && step % steps_per_epoch_ == 0;
@@ -72,26 +60,19 @@ class classification_task {
     }
   }
 
-  void on_event(const json& event) {
-    metrics_.write(event);
-    if (progress_) progress_->interrupt();
-    if (event["event"] == "ticket") print_ticket_event("finetune", event);
-  }
+  void on_event(const json& event) { report_.event(event); }
 
   double evaluate(long step) {
     if (step == last_evaluated_) return last_accuracy_;
-    const stopwatch eval;
-    if (progress_) progress_->interrupt();
-    last_accuracy_ = classification_accuracy(*model_, dev_, 64, pad_);
+    last_accuracy_ = report_.evaluation([&] { return classification_accuracy(*model_, dev_, 64, pad_); });
     last_evaluated_ = step;
     fmt::print(stderr, "finetune: step {} dev accuracy {:.4f}\n", step, last_accuracy_);
     metrics_.write({{"event", "eval"}, {"step", step}, {"accuracy", last_accuracy_}});
-    eval_seconds_ += eval.seconds();
     return last_accuracy_;
   }
 
-  double eval_seconds() const { return eval_seconds_; }
-  double tokens() const { return tokens_; }
+  double eval_seconds() const { return report_.eval_seconds(); }
+  double tokens() const { return report_.tokens(); }
 
  private:
   const finetune_options& o_;
@@ -105,11 +86,9 @@ class classification_task {
   long order_epoch_ = -1;
   pipeline_stage order_stage_ = pipeline_stage::search;
   token_batch batch_;
-  double tokens_ = 0, stage_tokens_ = 0, eval_seconds_ = 0, last_accuracy_ = 0;
+  stage_reporter report_;
+  double last_accuracy_ = 0;
   long last_evaluated_ = -1;
-  std::optional<progress_display> progress_;
-  pipeline_stage progress_stage_ = pipeline_stage::search;
-  stopwatch clock_, stage_clock_;
 };
 
 template <class Shape>

@@ -51,8 +51,8 @@ class mlm_task {
  public:
   mlm_task(const pretrain_options& o, const text_corpus& corpus, index_t train_sequences, const special_tokens& special,
            index_t vocab_size, metrics_log& metrics, std::function<mlm_evaluation(long)> evaluate)
-      : o_(o), corpus_(corpus), special_(special), vocab_size_(vocab_size), metrics_(metrics), evaluate_(std::move(evaluate)),
-        order_(static_cast<std::size_t>(train_sequences)) {}
+      : o_(o), corpus_(corpus), special_(special), vocab_size_(vocab_size), evaluate_(std::move(evaluate)),
+        order_(static_cast<std::size_t>(train_sequences)), report_("pretrain", o.earlybert.enabled, metrics) {}
 
   long steps_per_pass() const { return static_cast<long>(order_.size()) / o_.batch; }
 
@@ -73,66 +73,42 @@ class mlm_task {
     const std::uint64_t key = derive_key(derive_key(o_.common.seed, stage_key), static_cast<std::uint64_t>(step) * 64 + static_cast<std::uint64_t>(k));
     rng masking(derive_key(key, 0x3A5C));
     mask_tokens(batch_, masking, special_, vocab_size_);
-    tokens_ += static_cast<double>(batch_.tokens());
+    report_.add_tokens(static_cast<double>(batch_.tokens()));
     return model.forward(t, batch_, true, key).loss;
   }
 
   double last_forward_flops(const Model& model) const { return model.forward_flops(batch_); }
 
   void on_step(pipeline_stage stage, long step, long total, const step_report& r) {
-    if (!progress_ || stage != progress_stage_) {
-      progress_.emplace(std::string(o_.earlybert.enabled ? to_string(stage) : "pretrain"), total);
-      progress_stage_ = stage;
-      stage_clock_ = stopwatch();
-      stage_tokens_ = tokens_;
-    }
-    const double elapsed = stage_clock_.seconds();
-    const double rate = (tokens_ - stage_tokens_) / std::max(elapsed, 1e-9);
-    progress_->update(step, r.loss, rate, elapsed);
-    nlohmann::ordered_json line{{"event", "step"}};
-    if (o_.earlybert.enabled) line["stage"] = to_string(stage);
-    line.update(nlohmann::ordered_json{{"step", step}, {"loss", r.loss}, {"lr", r.learning_rate}, {"tokens_per_s", rate},
-                                       {"elapsed_s", clock_.seconds()}});
-    metrics_.write(line);
+    report_.step(stage, step, total, r);
     if (stage == pipeline_stage::efficient && ((o_.eval_every > 0 && step % o_.eval_every == 0) || step == total)) evaluate(step);
   }
 
-  void on_event(const nlohmann::ordered_json& event) {
-    metrics_.write(event);
-    if (progress_) progress_->interrupt();
-    if (event["event"] == "ticket") print_ticket_event("pretrain", event);
-  }
+  void on_event(const nlohmann::ordered_json& event) { report_.event(event); }
 
   mlm_evaluation evaluate(long step) {
     if (step == last_evaluated_) return last_;
-    const stopwatch eval;
-    if (progress_) progress_->interrupt();
-    last_ = evaluate_(step);
+    last_ = report_.evaluation([&] { return evaluate_(step); });
     last_evaluated_ = step;
-    eval_seconds_ += eval.seconds();
     return last_;
   }
 
-  double eval_seconds() const { return eval_seconds_; }
-  double tokens() const { return tokens_; }
+  double eval_seconds() const { return report_.eval_seconds(); }
+  double tokens() const { return report_.tokens(); }
 
  private:
   const pretrain_options& o_;
   const text_corpus& corpus_;
   const special_tokens& special_;
   index_t vocab_size_;
-  metrics_log& metrics_;
   std::function<mlm_evaluation(long)> evaluate_;
   std::vector<std::size_t> order_;
   long order_pass_ = -1;
   pipeline_stage order_stage_ = pipeline_stage::search;
   token_batch batch_;
-  double tokens_ = 0, stage_tokens_ = 0, eval_seconds_ = 0;
+  stage_reporter report_;
   long last_evaluated_ = -1;
   mlm_evaluation last_{0, 0};
-  std::optional<progress_display> progress_;
-  pipeline_stage progress_stage_ = pipeline_stage::search;
-  stopwatch clock_, stage_clock_;
 };
 
 template <class Shape>
