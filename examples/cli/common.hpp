@@ -112,6 +112,19 @@ struct predict_options {
   index_t max_seq = 128;
 };
 
+struct bench_options {
+  common_options common;
+  std::string shape = "mini";
+  std::string task = "mlm";  // mlm | cls
+  index_t batch = 32;
+  index_t seq = 128;
+  long steps = 10;
+  long warmup = 3;
+  double prune_heads = 0, prune_ffn = 0;
+  bool inference = false;
+  bool json = false;
+};
+
 struct inspect_options {
   std::string directory;
   bool json = false;
@@ -123,6 +136,7 @@ int run_finetune(const finetune_options& o);
 int run_predict(const predict_options& o);
 int run_inspect(const inspect_options& o);
 int run_demo(const demo_options& o);
+int run_bench(const bench_options& o);
 
 // ---- Set-up ------------------------------------------------------------------------------------
 

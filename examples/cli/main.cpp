@@ -6,6 +6,7 @@
 //   earlybert predict   --checkpoint DIR --input FILE.tsv --out FILE.jsonl
 //   earlybert inspect   DIR [--json]
 //   earlybert demo      [--out DIR]                                           the main job
+//   earlybert bench     --shape NAME [--batch B --seq L --steps N ...] [--json] training-step timing
 //
 // Errors are one line on stderr, "earlybert <subcommand>: <what>", and exit status 1 (2 for usage).
 #include <CLI/CLI.hpp>
@@ -126,6 +127,20 @@ int main(int argc, char** argv) {
   d->add_option("--max-seq", demo.max_seq, "Longest encoded sentence")->capture_default_str();
   add_common(*d, demo.common, false);
 
+  bench_options bench;
+  auto* b = app.add_subcommand("bench", "Time training steps (or forward passes) of a BERT on random data");
+  b->add_option("--shape", bench.shape, "Model shape: tiny, mini, small, medium or base")->capture_default_str();
+  b->add_option("--task", bench.task, "mlm (15% masked, tied decoder) or cls (two-class sequence classifier)")->capture_default_str();
+  b->add_option("--batch", bench.batch, "Sequences per step")->capture_default_str();
+  b->add_option("--seq", bench.seq, "Tokens per sequence")->capture_default_str();
+  b->add_option("--steps", bench.steps, "Timed steps")->capture_default_str();
+  b->add_option("--warmup", bench.warmup, "Untimed steps first")->capture_default_str();
+  b->add_option("--prune-heads", bench.prune_heads, "Compact every layer to keep this fraction fewer heads")->capture_default_str();
+  b->add_option("--prune-ffn", bench.prune_ffn, "Compact every layer to keep this fraction fewer FFN neurons")->capture_default_str();
+  b->add_flag("--inference", bench.inference, "Time forward passes without recording instead of training steps");
+  b->add_flag("--json", bench.json, "Print one JSON object");
+  add_common(*b, bench.common, false);
+
   inspect_options inspect;
   auto* i = app.add_subcommand("inspect", "Describe a checkpoint: shape, parameters, FLOPs, kept structure");
   i->add_option("directory", inspect.directory, "Checkpoint directory")->required();
@@ -143,6 +158,7 @@ int main(int argc, char** argv) {
     if (name == "finetune") return run_finetune(finetune);
     if (name == "predict") return run_predict(predict);
     if (name == "demo") return run_demo(demo);
+    if (name == "bench") return run_bench(bench);
     return run_inspect(inspect);
   } catch (const std::exception& e) {
     fmt::print(stderr, "\nearlybert {}: {}\n", name, e.what());

@@ -70,6 +70,45 @@ TEST_CASE_TEMPLATE("matmul: the thread-split GEMM agrees with Eigen forward and 
   }
 }
 
+TEST_CASE("affine: gradients of x, w and b match finite differences") {
+  auto x = random_parameter<double>("x", 5, 4, 1);
+  auto w = random_parameter<double>("w", 3, 4, 2);
+  auto b = random_parameter<double>("b", 1, 3, 3);
+  check_gradients([](tape<double>& t, auto& v) { return affine(t, v[0], v[1], v[2]); }, {&x, &w, &b});
+}
+
+TEST_CASE_TEMPLATE("affine: equals add_bias of matmul, forward and backward, split across threads or not", Scalar, float, double) {
+  for (const int threads : {1, 2}) {
+    set_num_threads(threads);
+    auto x = random_parameter<Scalar>("x", 300, 96, 1);
+    auto w = random_parameter<Scalar>("w", 120, 96, 2);
+    auto b = random_parameter<Scalar>("b", 1, 120, 3);
+    const matrix<Scalar> seed = earlybert::testing::random_matrix<Scalar>(300, 120, 4);
+    const auto run = [&](bool fused) {
+      for (auto* p : {&x, &w, &b}) p->zero_gradient();
+      tape<Scalar> t;
+      const auto y = fused ? affine(t, t.watch(x), t.watch(w), t.watch(b))
+                           : add_bias(t, matmul(t, t.watch(x), t.watch(w), transpose::no, transpose::yes), t.watch(b));
+      t.backward(sum(t, multiply(t, y, t.constant(seed))));
+      return std::tuple{matrix<Scalar>(y.value()), x.gradient, w.gradient, b.gradient};
+    };
+    const auto [y1, dx1, dw1, db1] = run(true);
+    const auto [y0, dx0, dw0, db0] = run(false);
+    const double tol = std::is_same_v<Scalar, float> ? 1e-4 : 1e-12;
+    check_near(y1, y0, tol, "y");
+    check_near(dx1, dx0, tol, "dx");
+    check_near(dw1, dw0, tol, "dw");
+    check_near(db1, db0, tol, "db");
+  }
+}
+
+TEST_CASE("affine: a bias that is not [1, outputs] is a shape_error") {
+  tape<float> t;
+  const auto x = t.constant(matrix<float>::Ones(2, 3));
+  const auto w = t.constant(matrix<float>::Ones(4, 3));
+  CHECK_THROWS_AS(affine(t, x, w, t.constant(matrix<float>::Ones(1, 3))), shape_error);
+}
+
 TEST_CASE("matmul: inner sizes that do not agree are a shape_error naming both shapes") {
   tape<float> t;
   const auto a = t.constant(matrix<float>::Zero(2, 3));

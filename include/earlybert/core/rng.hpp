@@ -38,6 +38,12 @@ class counter_rng {
   constexpr std::uint64_t bits(std::uint64_t counter) const noexcept {
     return mix64(key_ + mix64(counter + 0x9e3779b97f4a7c15ULL));
   }
+  // The counter-th output of SplitMix64 seeded with the key: one mix instead of two, for the hot
+  // loops (dropout). Streams of different keys would overlap only if the keys differed by a multiple
+  // of the increment; keys come from derive_key, so that is as likely as a 64-bit collision.
+  constexpr std::uint64_t stream_bits(std::uint64_t counter) const noexcept {
+    return mix64(key_ + (counter + 1) * 0x9e3779b97f4a7c15ULL);
+  }
   // Uniform in [0, 1), 24 random bits: exact in float.
   constexpr float uniform_float(std::uint64_t counter) const noexcept {
     return static_cast<float>(bits(counter) >> 40) * 0x1.0p-24f;

@@ -276,8 +276,7 @@ class bert_for_masked_lm {
     const auto n = static_cast<std::size_t>(labelled);
     const var<Scalar> picked = gather_rows(t, hidden, std::span<const token_id>(rows, n));
     const var<Scalar> h = transform_norm.forward(t, gelu(t, transform.forward(t, picked)), bert.built_config().layer_norm_eps);
-    const var<Scalar> logits = add_bias(t, matmul(t, h, t.watch(bert.embedding.word), transpose::no, transpose::yes),
-                                        t.watch(decoder_bias));
+    const var<Scalar> logits = affine(t, h, t.watch(bert.embedding.word), t.watch(decoder_bias));
     return {cross_entropy(t, logits, std::span<const token_id>(labels, n)), logits, labels, labelled};
   }
 

@@ -177,7 +177,7 @@ class linear {
         }
       });
     }
-    return add_bias(t, matmul(t, x, w, transpose::no, transpose::yes), b);
+    return affine(t, x, w, b);
   }
 
   // Initialises as BERT does: weight ~ N(0, stddev^2), bias 0. Masked groups stay zero.

@@ -2,14 +2,19 @@
 #pragma once
 // Inverted dropout, deterministic for a key.
 //
-//   x [rows, cols], probability p in [0, 1)
-//   keep_i = (u_i >= p) with u_i = counter_rng(key).uniform(i),  y_i = keep_i x_i / (1 - p)
+//   x [rows, cols], probability p in [0, 1), rounded to q = min(round(p 2^16), 2^16 - 1) / 2^16
+//   keep_i = (u_i >= q),  y_i = keep_i x_i / (1 - q)
+// u_i is a 16-bit uniform: 16-bit lane i mod 4 of counter_rng(key).bits(i / 4), so one hash decides
+// four elements (the hash, not the memory traffic, was the op's cost). Rounding p to a multiple of
+// 2^-16 (0.1 -> 0.100006) and scaling by the rounded value keeps E[y] = x exactly.
 // Element i's decision depends only on (key, i), so the mask is the same for every thread count.
 // The caller derives a fresh key per call site and step (derive_key). Backward (accumulating):
 //   dx_i += keep_i dy_i / (1 - p)
 // With p = 0 the op is the identity and returns x itself. Whether dropout runs at all (training
 // versus evaluation) is the caller's decision, not the tape's recording state.
 
+#include <algorithm>
+#include <cmath>
 #include <cstdint>
 
 #include "earlybert/core/error.hpp"
@@ -30,13 +35,25 @@ var<Scalar> dropout(tape<Scalar>& t, const var<Scalar>& x, Scalar probability, s
   var<Scalar> y = t.make(x.rows(), x.cols(), any_needs_gradient(t, x));
   // The scaled mask (0 or 1/(1-p)) is cached for backward; it is what multiplies both ways.
   Scalar* factor = t.template scratch<Scalar>(x.size());
-  const Scalar keep_scale = Scalar(1) / (Scalar(1) - probability);
+  const auto threshold = std::min<std::uint64_t>(static_cast<std::uint64_t>(std::lround(static_cast<double>(probability) * 65536.0)), 65535);
+  const Scalar keep_scale = static_cast<Scalar>(65536.0 / static_cast<double>(65536 - threshold));
   const counter_rng random(key);
+  const auto decide = [&](index_t i, std::uint64_t bits) {
+    factor[i] = ((bits >> (16 * (i % 4))) & 0xFFFF) >= threshold ? keep_scale : Scalar(0);
+  };
   detail::for_each_flat(x.size(), [&](index_t i0, index_t i1) {
-    for (index_t i = i0; i < i1; ++i) {
-      const bool keep = static_cast<Scalar>(random.uniform(static_cast<std::uint64_t>(i))) >= probability;
-      factor[i] = keep ? keep_scale : Scalar(0);
+    // Whole groups of four unrolled; partial groups only at the ends.
+    const index_t whole_begin = std::min((i0 + 3) / 4 * 4, i1), whole_end = std::max(i1 / 4 * 4, whole_begin);
+    for (index_t i = i0; i < whole_begin; ++i) decide(i, random.stream_bits(static_cast<std::uint64_t>(i / 4)));
+    for (index_t group = whole_begin / 4; group < whole_end / 4; ++group) {
+      const std::uint64_t bits = random.stream_bits(static_cast<std::uint64_t>(group));
+      Scalar* f = factor + group * 4;
+      f[0] = (bits & 0xFFFF) >= threshold ? keep_scale : Scalar(0);
+      f[1] = ((bits >> 16) & 0xFFFF) >= threshold ? keep_scale : Scalar(0);
+      f[2] = ((bits >> 32) & 0xFFFF) >= threshold ? keep_scale : Scalar(0);
+      f[3] = (bits >> 48) >= threshold ? keep_scale : Scalar(0);
     }
+    for (index_t i = whole_end; i < i1; ++i) decide(i, random.stream_bits(static_cast<std::uint64_t>(i / 4)));
     detail::flat(y.value_data(), i0, i1) = detail::flat(x.value_data(), i0, i1) * detail::flat(factor, i0, i1);
   });
   if (y.needs_gradient()) {

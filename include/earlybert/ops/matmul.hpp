@@ -1,10 +1,11 @@
 // SPDX-License-Identifier: Apache-2.0
 #pragma once
-// Matrix products: one GEMM (matmul) and a batch of equal-sized GEMMs (batched_matmul, the
-// per-(sequence, head) attention products).
+// Matrix products: one GEMM (matmul), a fully connected layer (affine), and a batch of equal-sized
+// GEMMs (batched_matmul, the per-(sequence, head) attention products).
 //
 // op(X) is X or X^T as the transpose flag says; the stored operands are row-major.
 //   matmul:          C [m, n] = op(A) [m, k] * op(B) [k, n]
+//   affine:          Y [m, n] = X [m, k] * W^T + b, W [n, k], b [1, n] broadcast over rows
 //   batched_matmul:  A, B and C are `batches` equal blocks of rows stacked vertically,
 //                    C_i = op(A_i) * op(B_i) for every block i.
 // Backward (accumulating; docs/tape.md derives it):
@@ -15,6 +16,7 @@
 
 #include "earlybert/core/error.hpp"
 #include "earlybert/core/tape.hpp"
+#include "earlybert/detail/kernels.hpp"
 #include "earlybert/detail/parallel.hpp"
 
 namespace earlybert {
@@ -84,6 +86,30 @@ var<Scalar> matmul(tape<Scalar>& t, const var<Scalar>& a, const var<Scalar>& b,
     });
   }
   return c;
+}
+
+// y [m, n] = x [m, k] w^T + b, with w [n, k] (nn.Linear's layout) and b [1, n]: matmul followed by
+// add_bias in one op. The bias fills y and the GEMM accumulates onto it (beta = 1), so there is no
+// intermediate [m, n] product, no second adjoint to clear and no extra pass over y either way.
+// Backward: dx += dy w, dw += dy^T x, db += the column sums of dy.
+template <class Scalar>
+var<Scalar> affine(tape<Scalar>& t, const var<Scalar>& x, const var<Scalar>& w, const var<Scalar>& b) {
+  const auto e = detail::product_shape("affine", x.shape(), transpose::no, w.shape(), transpose::yes);
+  check_shape("affine", "bias", b.shape(), {1, e.n});
+  var<Scalar> y = t.make(e.m, e.n, any_needs_gradient(t, x, w, b));
+  detail::for_each_chunk(e.m, detail::row_grain(e.n), [&](index_t r0, index_t r1) {
+    const auto bias = detail::flat(b.value_data(), 0, e.n);
+    for (index_t r = r0; r < r1; ++r) detail::flat(y.value_data(), r * e.n, (r + 1) * e.n) = bias;
+  });
+  detail::gemm(false, true, e.m, e.n, e.k, Scalar(1), x.value_data(), e.k, w.value_data(), e.k, Scalar(1), y.value_data(), e.n);
+  if (y.needs_gradient()) {
+    t.on_backward([=] {
+      detail::product_backward(false, transpose::no, transpose::yes, e, x.value_data(), x.adjoint_data(), e.k, w.value_data(),
+                               w.adjoint_data(), e.k, y.adjoint_data());
+      if (b.needs_gradient()) detail::add_column_sums(y.adjoint_data(), e.m, e.n, b.adjoint_data());
+    });
+  }
+  return y;
 }
 
 // `batches` independent products: a is [batches * ra, ca], b is [batches * rb, cb], and block i of
