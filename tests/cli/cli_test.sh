@@ -121,6 +121,28 @@ PY
   expect_error "--seeds is 0, expected at least 1" "$earlybert" demo --data small --out nodemo --seeds 0
   [[ ! -e nodemo ]] || fail "the demo created its output despite the error"
   ;;
+bench)
+  # Training steps and forward passes of dense and compacted models, in the documented JSON layout.
+  "$earlybert" bench --shape tiny --batch 2 --seq 16 --steps 2 --warmup 1 --threads 2 --json > dense.json
+  "$earlybert" bench --shape tiny --batch 2 --seq 16 --steps 2 --warmup 1 --prune-heads 0.5 --prune-ffn 0.4 --json > pruned.json
+  "$earlybert" bench --shape tiny --task cls --batch 2 --seq 16 --steps 2 --warmup 1 --inference --json > inference.json
+  python3 - <<'PY' || fail "bench's JSON is not in the documented layout"
+import json
+dense, pruned, inference = (json.load(open(f)) for f in ("dense.json", "pruned.json", "inference.json"))
+for r in (dense, pruned, inference):
+    for key in ("shape", "step_ms_median", "step_ms_min", "step_ms_max", "tokens_per_s", "gflops", "peak_rss_mb", "threads", "openblas_core"):
+        assert key in r, key
+    assert r["step_ms_min"] <= r["step_ms_median"] <= r["step_ms_max"]
+assert dense["mode"] == "train" and set(dense["phases_ms_median"]) == {"forward", "backward", "gradient_norm", "adamw"}
+assert (pruned["heads_kept"], pruned["ffn_kept"]) == (1, 307) and pruned["task"] == "mlm"
+assert pruned["train_flops_per_step"] < dense["train_flops_per_step"]
+assert inference["mode"] == "inference" and inference["task"] == "cls" and "forward_flops_per_step" in inference and "phases_ms_median" not in inference
+assert dense["threads"] == 2
+PY
+  expect_error "--prune-heads is 1, expected a value in [0, 1)" "$earlybert" bench --shape tiny --prune-heads 1
+  expect_error "--task is 'qa', expected mlm or cls" "$earlybert" bench --shape tiny --task qa
+  expect_error "--steps is 0, expected at least 1" "$earlybert" bench --shape tiny --steps 0
+  ;;
 bad-input)
   # One clear error line, exit status 1, and no output left behind.
   expect_error "shape 'huge' was asked for, which is not a compiled shape; the compiled shapes are tiny (2/128/2/512)" \
