@@ -4,6 +4,8 @@
 #include <doctest/doctest.h>
 
 #include "earlybert/core/threading.hpp"
+#include "earlybert/ops/heads.hpp"
+#include "earlybert/ops/softmax.hpp"
 #include "support/test_support.hpp"
 
 using namespace earlybert;
@@ -107,6 +109,55 @@ TEST_CASE("affine: a bias that is not [1, outputs] is a shape_error") {
   const auto x = t.constant(matrix<float>::Ones(2, 3));
   const auto w = t.constant(matrix<float>::Ones(4, 3));
   CHECK_THROWS_AS(affine(t, x, w, t.constant(matrix<float>::Ones(1, 3))), shape_error);
+}
+
+TEST_CASE("head_scores and head_context: gradients match finite differences") {
+  // batch 2, seq 3, heads 2, head_dim 2: q, k, v [6, 4].
+  auto q = random_parameter<double>("q", 6, 4, 1);
+  auto k = random_parameter<double>("k", 6, 4, 2);
+  auto v = random_parameter<double>("v", 6, 4, 3);
+  auto p = random_parameter<double>("p", 12, 3, 4);
+  check_gradients([](tape<double>& t, auto& x) { return head_scores(t, x[0], x[1], 2, 2); }, {&q, &k});
+  check_gradients([](tape<double>& t, auto& x) { return head_context(t, x[0], x[1], 2, 2); }, {&p, &v});
+}
+
+TEST_CASE_TEMPLATE("head_scores and head_context: equal split_heads, batched_matmul and merge_heads, forward and backward", Scalar,
+                   float, double) {
+  set_num_threads(2);
+  const index_t batch = 3, seq = 5, heads = 4, head_dim = 6;
+  auto q = random_parameter<Scalar>("q", batch * seq, heads * head_dim, 1);
+  auto k = random_parameter<Scalar>("k", batch * seq, heads * head_dim, 2);
+  auto v = random_parameter<Scalar>("v", batch * seq, heads * head_dim, 3);
+  const matrix<Scalar> seed = earlybert::testing::random_matrix<Scalar>(batch * seq, heads * head_dim, 4);
+  const auto run = [&](bool in_place) {
+    for (auto* p : {&q, &k, &v}) p->zero_gradient();
+    tape<Scalar> t;
+    var<Scalar> context;
+    if (in_place) {
+      const auto scores = head_scores(t, t.watch(q), t.watch(k), batch, heads);
+      context = head_context(t, softmax(t, scores), t.watch(v), batch, heads);
+    } else {
+      const auto split = [&](parameter<Scalar>& x) { return split_heads(t, t.watch(x), batch, seq, heads); };
+      const auto scores = batched_matmul(t, split(q), split(k), batch * heads, transpose::no, transpose::yes);
+      context = merge_heads(t, batched_matmul(t, softmax(t, scores), split(v), batch * heads), batch, seq, heads);
+    }
+    t.backward(sum(t, multiply(t, context, t.constant(seed))));
+    return std::tuple{matrix<Scalar>(context.value()), q.gradient, k.gradient, v.gradient};
+  };
+  const auto in_place = run(true), copied = run(false);
+  const double tol = std::is_same_v<Scalar, float> ? 1e-5 : 1e-12;
+  check_near(std::get<0>(in_place), std::get<0>(copied), tol, "context");
+  check_near(std::get<1>(in_place), std::get<1>(copied), tol, "dq");
+  check_near(std::get<2>(in_place), std::get<2>(copied), tol, "dk");
+  check_near(std::get<3>(in_place), std::get<3>(copied), tol, "dv");
+}
+
+TEST_CASE("head_scores and head_context: shapes that do not split into batch and heads are a shape_error") {
+  tape<float> t;
+  const auto x = t.constant(matrix<float>::Ones(6, 4));
+  CHECK_THROWS_WITH_AS(head_scores(t, x, x, 4, 2), "head_scores: argument 'q' has shape [6, 4], expected [batch * seq, heads * head_dim] with batch = 4, heads = 2", shape_error);
+  CHECK_THROWS_AS(head_scores(t, x, t.constant(matrix<float>::Ones(4, 4)), 2, 2), shape_error);
+  CHECK_THROWS_AS(head_context(t, t.constant(matrix<float>::Ones(12, 2)), x, 2, 2), shape_error);
 }
 
 TEST_CASE("matmul: inner sizes that do not agree are a shape_error naming both shapes") {

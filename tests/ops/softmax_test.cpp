@@ -35,10 +35,19 @@ TEST_CASE("softmax: gradients match finite differences, with and without a mask"
   check_gradients([](tape<double>& t, auto& v) { return softmax(t, v[0]); }, {&x});
   const matrix<double> mask = matrix_of<double>({{0, -3, 0}, {0, 0, -1}});
   check_gradients([&](tape<double>& t, auto& v) { return softmax(t, v[0], t.constant(mask), 2); }, {&x});
+  check_gradients([&](tape<double>& t, auto& v) { return softmax(t, v[0], t.constant(mask), 2, 0.125); }, {&x});
   SUBCASE("one row, one column") {
     auto one = random_parameter<double>("one", 1, 1, 2);
     check_gradients([](tape<double>& t, auto& v) { return softmax(t, v[0]); }, {&one});
   }
+}
+
+TEST_CASE_TEMPLATE("softmax: a scale multiplies the input before the mask is added", Scalar, float, double) {
+  tape<Scalar> t;
+  const auto x = t.constant(matrix_of<Scalar>({{1, 2, 3}, {4, 0, -4}}));
+  const auto mask = t.constant(matrix_of<Scalar>({{0, -1, 0}}));
+  const auto scaled = t.constant(matrix_of<Scalar>({{0.5, 1, 1.5}, {2, 0, -2}}));
+  check_near(softmax(t, x, mask, 2, Scalar(0.5)).value(), matrix<Scalar>(softmax(t, scaled, mask, 2).value()), 1e-6);
 }
 
 TEST_CASE("softmax: large logits do not overflow") {

@@ -126,6 +126,10 @@ struct layer_norm_parameters {
   var<Scalar> forward(tape<Scalar>& t, const var<Scalar>& x, double epsilon) {
     return layer_norm(t, x, t.watch(gamma), t.watch(beta), static_cast<Scalar>(epsilon));
   }
+  // LayerNorm(x + residual): a sub-layer's residual connection and its norm in one op.
+  var<Scalar> forward(tape<Scalar>& t, const var<Scalar>& x, const var<Scalar>& residual, double epsilon) {
+    return add_layer_norm(t, x, residual, t.watch(gamma), t.watch(beta), static_cast<Scalar>(epsilon));
+  }
 };
 
 template <class Scalar, bert_shape_type Shape>
@@ -155,8 +159,8 @@ class embeddings {
     const auto tokens = static_cast<std::size_t>(b.tokens());
     var<Scalar> x = embedding(t, t.watch(word), std::span<const token_id>(b.ids.data(), tokens), pad_);
     x = add(t, x, embedding(t, t.watch(position), std::span<const token_id>(positions, tokens)));
-    x = add(t, x, embedding(t, t.watch(token_type), std::span<const token_id>(b.type_ids.data(), tokens)));
-    return context.hidden_dropout_of(t, norm.forward(t, x, epsilon_), 0);
+    const var<Scalar> type = embedding(t, t.watch(token_type), std::span<const token_id>(b.type_ids.data(), tokens));
+    return context.hidden_dropout_of(t, norm.forward(t, x, type, epsilon_), 0);
   }
 
   template <class F>
@@ -230,18 +234,17 @@ class attention {
   var<Scalar> forward(tape<Scalar>& t, const var<Scalar>& x, const forward_context<Scalar>& context,
                       std::uint64_t site) {
     const index_t batch = context.batch, seq = context.seq, h = heads();
-    // [batch*h*seq, head_dim] per projection: one contiguous block per (sequence, head).
-    const auto project = [&](linear<Scalar>& l) { return split_heads(t, l.forward(t, x), batch, seq, h); };
-    const var<Scalar> q = project(query), k = project(key), v = project(value);
+    // The projections stay [tokens, h * head_dim]; the attention products read each (sequence, head)
+    // block in place. Scores [batch*h*seq, seq], scaled inside the softmax; the padding mask row of
+    // sequence b covers its h*seq score rows.
+    const var<Scalar> q = query.forward(t, x), k = key.forward(t, x), v = value.forward(t, x);
     const Scalar inverse_sqrt_dim = Scalar(1) / std::sqrt(static_cast<Scalar>(head_dim));
-    // Scores [batch*h*seq, seq]; the padding mask row of sequence b covers its h*seq score rows.
-    const var<Scalar> scores = scale(t, batched_matmul(t, q, k, batch * h, transpose::no, transpose::yes), inverse_sqrt_dim);
-    var<Scalar> probabilities = softmax(t, scores, context.additive_mask, h * seq);
+    var<Scalar> probabilities = softmax(t, head_scores(t, q, k, batch, h), context.additive_mask, h * seq, inverse_sqrt_dim);
     probabilities = dropout(t, probabilities, context.attention_dropout, derive_key(context.dropout_key, site));
-    var<Scalar> heads_context = merge_heads(t, batched_matmul(t, probabilities, v, batch * h), batch, seq, h);
+    var<Scalar> heads_context = head_context(t, probabilities, v, batch, h);  // [tokens, h * head_dim]
     heads_context = coefficients.apply(t, heads_context, head_dim);
     const var<Scalar> projected = context.hidden_dropout_of(t, output.forward(t, heads_context), site + 1);
-    return norm.forward(t, add(t, projected, x), epsilon_);
+    return norm.forward(t, projected, x, epsilon_);
   }
 
   template <class F>
@@ -308,7 +311,7 @@ class feed_forward {
     var<Scalar> activation = gelu(t, intermediate.forward(t, x));  // [tokens, kept_ffn]
     activation = coefficients.apply(t, activation, 1);
     const var<Scalar> projected = context.hidden_dropout_of(t, output.forward(t, activation), site);
-    return norm.forward(t, add(t, projected, x), epsilon_);
+    return norm.forward(t, projected, x, epsilon_);
   }
 
   template <class F>

@@ -24,6 +24,20 @@
 
 namespace earlybert {
 
+namespace detail {
+// out[i] (+)= in[i] * keep[i] * scale over n elements. Restrict-qualified so that the byte mask, which
+// may alias anything as far as the compiler knows, does not stop the loop from vectorising.
+template <class Scalar>
+void scale_by_mask(const Scalar* __restrict in, const std::uint8_t* __restrict keep, Scalar scale, index_t n,
+                   Scalar* __restrict out, bool accumulate) {
+  if (accumulate) {
+    for (index_t i = 0; i < n; ++i) out[i] += in[i] * (scale * static_cast<Scalar>(keep[i]));
+  } else {
+    for (index_t i = 0; i < n; ++i) out[i] = in[i] * (scale * static_cast<Scalar>(keep[i]));
+  }
+}
+}  // namespace detail
+
 template <class Scalar>
 var<Scalar> dropout(tape<Scalar>& t, const var<Scalar>& x, Scalar probability, std::uint64_t key) {
   if (!(probability >= Scalar(0) && probability < Scalar(1))) {
@@ -33,33 +47,30 @@ var<Scalar> dropout(tape<Scalar>& t, const var<Scalar>& x, Scalar probability, s
   if (probability == Scalar(0)) return x;
 
   var<Scalar> y = t.make(x.rows(), x.cols(), any_needs_gradient(t, x));
-  // The scaled mask (0 or 1/(1-p)) is cached for backward; it is what multiplies both ways.
-  Scalar* factor = t.template scratch<Scalar>(x.size());
+  // The keep decisions, one byte each, are cached for backward (a quarter of a scaled float mask).
+  std::uint8_t* keep = t.template scratch<std::uint8_t>(x.size());
   const auto threshold = std::min<std::uint64_t>(static_cast<std::uint64_t>(std::lround(static_cast<double>(probability) * 65536.0)), 65535);
   const Scalar keep_scale = static_cast<Scalar>(65536.0 / static_cast<double>(65536 - threshold));
   const counter_rng random(key);
-  const auto decide = [&](index_t i, std::uint64_t bits) {
-    factor[i] = ((bits >> (16 * (i % 4))) & 0xFFFF) >= threshold ? keep_scale : Scalar(0);
-  };
+  const auto decide = [&](index_t i, std::uint64_t lane) { keep[i] = (lane & 0xFFFF) >= threshold; };
   detail::for_each_flat(x.size(), [&](index_t i0, index_t i1) {
     // Whole groups of four unrolled; partial groups only at the ends.
     const index_t whole_begin = std::min((i0 + 3) / 4 * 4, i1), whole_end = std::max(i1 / 4 * 4, whole_begin);
-    for (index_t i = i0; i < whole_begin; ++i) decide(i, random.stream_bits(static_cast<std::uint64_t>(i / 4)));
+    for (index_t i = i0; i < whole_begin; ++i) decide(i, random.stream_bits(static_cast<std::uint64_t>(i / 4)) >> (16 * (i % 4)));
     for (index_t group = whole_begin / 4; group < whole_end / 4; ++group) {
       const std::uint64_t bits = random.stream_bits(static_cast<std::uint64_t>(group));
-      Scalar* f = factor + group * 4;
-      f[0] = (bits & 0xFFFF) >= threshold ? keep_scale : Scalar(0);
-      f[1] = ((bits >> 16) & 0xFFFF) >= threshold ? keep_scale : Scalar(0);
-      f[2] = ((bits >> 32) & 0xFFFF) >= threshold ? keep_scale : Scalar(0);
-      f[3] = (bits >> 48) >= threshold ? keep_scale : Scalar(0);
+      decide(group * 4, bits);
+      decide(group * 4 + 1, bits >> 16);
+      decide(group * 4 + 2, bits >> 32);
+      decide(group * 4 + 3, bits >> 48);
     }
-    for (index_t i = whole_end; i < i1; ++i) decide(i, random.stream_bits(static_cast<std::uint64_t>(i / 4)));
-    detail::flat(y.value_data(), i0, i1) = detail::flat(x.value_data(), i0, i1) * detail::flat(factor, i0, i1);
+    for (index_t i = whole_end; i < i1; ++i) decide(i, random.stream_bits(static_cast<std::uint64_t>(i / 4)) >> (16 * (i % 4)));
+    detail::scale_by_mask(x.value_data() + i0, keep + i0, keep_scale, i1 - i0, y.value_data() + i0, false);
   });
   if (y.needs_gradient()) {
     t.on_backward([=] {
       detail::for_each_flat(y.size(), [&](index_t i0, index_t i1) {
-        detail::flat(x.adjoint_data(), i0, i1) += detail::flat(y.adjoint_data(), i0, i1) * detail::flat(factor, i0, i1);
+        detail::scale_by_mask(y.adjoint_data() + i0, keep + i0, keep_scale, i1 - i0, x.adjoint_data() + i0, true);
       });
     });
   }

@@ -1,7 +1,8 @@
 // SPDX-License-Identifier: Apache-2.0
 #pragma once
-// Matrix products: one GEMM (matmul), a fully connected layer (affine), and a batch of equal-sized
-// GEMMs (batched_matmul, the per-(sequence, head) attention products).
+// Matrix products: one GEMM (matmul), a fully connected layer (affine), a batch of equal-sized GEMMs
+// (batched_matmul), and attention's per-(sequence, head) products read and written in place in the
+// projections' [tokens, heads * head_dim] layout (head_scores, head_context).
 //
 // op(X) is X or X^T as the transpose flag says; the stored operands are row-major.
 //   matmul:          C [m, n] = op(A) [m, k] * op(B) [k, n]
@@ -43,15 +44,15 @@ inline product_extents product_shape(const char* op, shape2 a, transpose ta, sha
 // inside the batched product's tasks) or the panel-parallel GEMM.
 template <class Scalar>
 void product_forward(bool serial, transpose ta, transpose tb, product_extents e, const Scalar* a,
-                     index_t lda, const Scalar* b, index_t ldb, Scalar* c) {
+                     index_t lda, const Scalar* b, index_t ldb, Scalar* c, index_t ldc) {
   const bool ta_ = ta == transpose::yes, tb_ = tb == transpose::yes;
-  if (serial) gemm_serial(ta_, tb_, e.m, e.n, e.k, Scalar(1), a, lda, b, ldb, Scalar(0), c, e.n);
-  else gemm(ta_, tb_, e.m, e.n, e.k, Scalar(1), a, lda, b, ldb, Scalar(0), c, e.n);
+  if (serial) gemm_serial(ta_, tb_, e.m, e.n, e.k, Scalar(1), a, lda, b, ldb, Scalar(0), c, ldc);
+  else gemm(ta_, tb_, e.m, e.n, e.k, Scalar(1), a, lda, b, ldb, Scalar(0), c, ldc);
 }
 
 template <class Scalar>
 void product_backward(bool serial, transpose ta, transpose tb, product_extents e, const Scalar* a,
-                      Scalar* da, index_t lda, const Scalar* b, Scalar* db, index_t ldb, const Scalar* dc) {
+                      Scalar* da, index_t lda, const Scalar* b, Scalar* db, index_t ldb, const Scalar* dc, index_t ldc) {
   const bool ta_ = ta == transpose::yes, tb_ = tb == transpose::yes;
   auto run = [serial](bool x, bool y, index_t m, index_t n, index_t k, const Scalar* p, index_t ldp,
                       const Scalar* q, index_t ldq, Scalar* r, index_t ldr) {
@@ -59,12 +60,12 @@ void product_backward(bool serial, transpose ta, transpose tb, product_extents e
     else gemm(x, y, m, n, k, Scalar(1), p, ldp, q, ldq, Scalar(1), r, ldr);
   };
   if (da != nullptr) {
-    if (!ta_) run(false, !tb_, e.m, e.k, e.n, dc, e.n, b, ldb, da, lda);  // dA += dC op(B)^T
-    else run(tb_, true, e.k, e.m, e.n, b, ldb, dc, e.n, da, lda);         // dA += op(B) dC^T
+    if (!ta_) run(false, !tb_, e.m, e.k, e.n, dc, ldc, b, ldb, da, lda);  // dA += dC op(B)^T
+    else run(tb_, true, e.k, e.m, e.n, b, ldb, dc, ldc, da, lda);         // dA += op(B) dC^T
   }
   if (db != nullptr) {
-    if (!tb_) run(!ta_, false, e.k, e.n, e.m, a, lda, dc, e.n, db, ldb);  // dB += op(A)^T dC
-    else run(true, ta_, e.n, e.k, e.m, dc, e.n, a, lda, db, ldb);         // dB += dC^T op(A)
+    if (!tb_) run(!ta_, false, e.k, e.n, e.m, a, lda, dc, ldc, db, ldb);  // dB += op(A)^T dC
+    else run(true, ta_, e.n, e.k, e.m, dc, ldc, a, lda, db, ldb);         // dB += dC^T op(A)
   }
 }
 
@@ -77,12 +78,12 @@ var<Scalar> matmul(tape<Scalar>& t, const var<Scalar>& a, const var<Scalar>& b,
   const auto e = detail::product_shape("matmul", a.shape(), transpose_a, b.shape(), transpose_b);
   var<Scalar> c = t.make(e.m, e.n, any_needs_gradient(t, a, b));
   detail::product_forward(false, transpose_a, transpose_b, e, a.value_data(), a.cols(),
-                          b.value_data(), b.cols(), c.value_data());
+                          b.value_data(), b.cols(), c.value_data(), e.n);
   if (c.needs_gradient()) {
     t.on_backward([=] {
       detail::product_backward(false, transpose_a, transpose_b, e, a.value_data(), a.adjoint_data(),
                                a.cols(), b.value_data(), b.adjoint_data(), b.cols(),
-                               c.adjoint_data());
+                               c.adjoint_data(), e.n);
     });
   }
   return c;
@@ -105,12 +106,69 @@ var<Scalar> affine(tape<Scalar>& t, const var<Scalar>& x, const var<Scalar>& w, 
   if (y.needs_gradient()) {
     t.on_backward([=] {
       detail::product_backward(false, transpose::no, transpose::yes, e, x.value_data(), x.adjoint_data(), e.k, w.value_data(),
-                               w.adjoint_data(), e.k, y.adjoint_data());
+                               w.adjoint_data(), e.k, y.adjoint_data(), e.n);
       if (b.needs_gradient()) detail::add_column_sums(y.adjoint_data(), e.m, e.n, b.adjoint_data());
     });
   }
   return y;
 }
+
+namespace detail {
+// Where block i of a batched operand lies in its [rows, cols] storage: `per_band` blocks of
+// [block_rows, block_cols] side by side in every band of block_rows rows, row stride `ld`:
+//   block i starts at (i / per_band) * block_rows * ld + (i % per_band) * block_cols.
+// Blocks stacked vertically (batched_matmul) are per_band = 1, ld = block_cols; the heads of a
+// [batch * seq, heads * head_dim] projection (head_scores, head_context) are per_band = heads,
+// ld = heads * head_dim: each (sequence, head) block is read and written in place, with no copy.
+struct block_view {
+  index_t block_rows, block_cols, ld, per_band;
+  index_t offset(index_t i) const noexcept { return (i / per_band) * block_rows * ld + (i % per_band) * block_cols; }
+  shape2 block() const noexcept { return {block_rows, block_cols}; }
+};
+
+inline block_view stacked(shape2 whole, index_t batches) { return {whole.rows / batches, whole.cols, whole.cols, 1}; }
+
+// C_i = op(A_i) op(B_i) for i < batches, into a new [c_rows, c_cols] var whose blocks `vc` describes.
+// Parallel over blocks, a one-thread GEMM each; blocks of C (and of dA, dB) never overlap.
+template <class Scalar>
+var<Scalar> blocked_product(tape<Scalar>& t, const char* op, index_t batches, const var<Scalar>& a, block_view va,
+                            transpose ta, const var<Scalar>& b, block_view vb, transpose tb, shape2 c_shape, block_view vc) {
+  const auto e = product_shape(op, va.block(), ta, vb.block(), tb);
+  EARLYBERT_ASSERT(e.m == vc.block_rows && e.n == vc.block_cols);
+  var<Scalar> c = t.make(c_shape.rows, c_shape.cols, any_needs_gradient(t, a, b));
+  for_each_chunk(batches, 1, [&](index_t begin, index_t end) {
+    for (index_t i = begin; i < end; ++i) {
+      product_forward(true, ta, tb, e, a.value_data() + va.offset(i), va.ld, b.value_data() + vb.offset(i), vb.ld,
+                      c.value_data() + vc.offset(i), vc.ld);
+    }
+  });
+  if (c.needs_gradient()) {
+    t.on_backward([=] {
+      for_each_chunk(batches, 1, [&](index_t begin, index_t end) {
+        for (index_t i = begin; i < end; ++i) {
+          Scalar* da = a.needs_gradient() ? a.adjoint_data() + va.offset(i) : nullptr;
+          Scalar* db = b.needs_gradient() ? b.adjoint_data() + vb.offset(i) : nullptr;
+          product_backward(true, ta, tb, e, a.value_data() + va.offset(i), da, va.ld, b.value_data() + vb.offset(i), db, vb.ld,
+                           c.adjoint_data() + vc.offset(i), vc.ld);
+        }
+      });
+    });
+  }
+  return c;
+}
+
+// Checks that x is [batch * seq, heads * head_dim] for some seq and returns its heads' view.
+inline block_view head_view(const char* op, const char* name, shape2 x, index_t batch, index_t heads) {
+  if (batch < 1 || heads < 1) {
+    throw shape_error(fmt::format("{}: batch and heads must be at least 1, got batch = {}, heads = {}", op, batch, heads));
+  }
+  if (x.rows % batch != 0 || x.cols % heads != 0) {
+    throw shape_error(fmt::format("{}: argument '{}' has shape [{}, {}], expected [batch * seq, heads * head_dim] with batch = {}, "
+                                  "heads = {}", op, name, x.rows, x.cols, batch, heads));
+  }
+  return {x.rows / batch, x.cols / heads, x.cols, heads};
+}
+}  // namespace detail
 
 // `batches` independent products: a is [batches * ra, ca], b is [batches * rb, cb], and block i of
 // the result, [m, n], is op(a_i) * op(b_i). Parallel over blocks, one-thread GEMMs inside.
@@ -127,33 +185,37 @@ var<Scalar> batched_matmul(tape<Scalar>& t, const var<Scalar>& a, const var<Scal
                                     "of batches = {}", name, rows, batches));
     }
   }
-  const shape2 block_a{a.rows() / batches, a.cols()}, block_b{b.rows() / batches, b.cols()};
-  const auto e = detail::product_shape("batched_matmul (per block)", block_a, transpose_a, block_b, transpose_b);
-  var<Scalar> c = t.make(batches * e.m, e.n, any_needs_gradient(t, a, b));
+  const detail::block_view va = detail::stacked(a.shape(), batches), vb = detail::stacked(b.shape(), batches);
+  const auto e = detail::product_shape("batched_matmul (per block)", va.block(), transpose_a, vb.block(), transpose_b);
+  return detail::blocked_product(t, "batched_matmul (per block)", batches, a, va, transpose_a, b, vb, transpose_b,
+                                 {batches * e.m, e.n}, detail::stacked({batches * e.m, e.n}, batches));
+}
 
-  const index_t a_stride = block_a.rows * block_a.cols, b_stride = block_b.rows * block_b.cols;
-  const index_t c_stride = e.m * e.n;
-  detail::for_each_chunk(batches, 1, [&](index_t begin, index_t end) {
-    for (index_t i = begin; i < end; ++i) {
-      detail::product_forward(true, transpose_a, transpose_b, e, a.value_data() + i * a_stride,
-                              a.cols(), b.value_data() + i * b_stride, b.cols(),
-                              c.value_data() + i * c_stride);
-    }
-  });
-  if (c.needs_gradient()) {
-    t.on_backward([=] {
-      detail::for_each_chunk(batches, 1, [&](index_t begin, index_t end) {
-        for (index_t i = begin; i < end; ++i) {
-          Scalar* da = a.needs_gradient() ? a.adjoint_data() + i * a_stride : nullptr;
-          Scalar* db = b.needs_gradient() ? b.adjoint_data() + i * b_stride : nullptr;
-          detail::product_backward(true, transpose_a, transpose_b, e, a.value_data() + i * a_stride,
-                                   da, a.cols(), b.value_data() + i * b_stride, db, b.cols(),
-                                   c.adjoint_data() + i * c_stride);
-        }
-      });
-    });
-  }
-  return c;
+// Attention scores of every (sequence, head), read in place from the projections:
+//   q, k [batch * seq, heads * head_dim] (rows b * seq + s, columns h * head_dim + j)
+//   scores [batch * heads * seq, seq], block (b, h) = Q_bh K_bh^T
+// where Q_bh is rows b*seq .. (b+1)*seq and columns h*head_dim .. (h+1)*head_dim of q. The layout of
+// the scores is the one softmax's broadcast padding mask expects (group = heads * seq).
+template <class Scalar>
+var<Scalar> head_scores(tape<Scalar>& t, const var<Scalar>& q, const var<Scalar>& k, index_t batch, index_t heads) {
+  const detail::block_view vq = detail::head_view("head_scores", "q", q.shape(), batch, heads);
+  const detail::block_view vk = detail::head_view("head_scores", "k", k.shape(), batch, heads);
+  check_shape("head_scores", "k", k.shape(), q.shape());
+  const index_t seq = vq.block_rows;
+  return detail::blocked_product(t, "head_scores", batch * heads, q, vq, transpose::no, k, vk, transpose::yes,
+                                 {batch * heads * seq, seq}, detail::stacked({batch * heads * seq, seq}, batch * heads));
+}
+
+// The heads' contexts, written in place into the merged layout:
+//   probabilities [batch * heads * seq, seq], v [batch * seq, heads * head_dim]
+//   context [batch * seq, heads * head_dim], block (b, h) = P_bh V_bh
+template <class Scalar>
+var<Scalar> head_context(tape<Scalar>& t, const var<Scalar>& probabilities, const var<Scalar>& v, index_t batch, index_t heads) {
+  const detail::block_view vv = detail::head_view("head_context", "v", v.shape(), batch, heads);
+  const index_t seq = vv.block_rows;
+  check_shape("head_context", "probabilities", probabilities.shape(), {batch * heads * seq, seq});
+  return detail::blocked_product(t, "head_context", batch * heads, probabilities, detail::stacked(probabilities.shape(), batch * heads),
+                                 transpose::no, v, vv, transpose::no, v.shape(), vv);
 }
 
 }  // namespace earlybert
