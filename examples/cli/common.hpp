@@ -25,7 +25,15 @@ struct common_options {
   int threads = 0;  // 0: every core
   std::uint64_t seed = 42;
   std::string metrics;  // JSON-lines file, or "" for none
+  std::string on_nonfinite = "stop";  // stop | skip: a step whose loss or gradient is not finite
 };
+
+// --on-nonfinite as the trainer's policy.
+inline nonfinite_policy nonfinite_policy_of(const std::string& name) {
+  if (name == "stop") return nonfinite_policy::stop;
+  if (name == "skip") return nonfinite_policy::skip;
+  throw config_error(fmt::format("--on-nonfinite is '{}', expected stop or skip", name));
+}
 
 // EarlyBERT's settings (docs/earlybert.md); the defaults are the method's.
 struct earlybert_cli_options {

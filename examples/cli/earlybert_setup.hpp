@@ -193,11 +193,17 @@ class stage_reporter {
     }
     const double elapsed = stage_clock_.seconds();
     const double rate = (tokens_ - stage_tokens_) / std::max(elapsed, 1e-9);
+    if (r.skipped) {
+      progress_->interrupt();
+      fmt::print(stderr, "{}: note: step {} skipped (--on-nonfinite skip): the loss ({}) or the gradient norm ({}) is not finite\n",
+                 command_, step, r.loss, r.gradient_norm);
+    }
     progress_->update(step, r.loss, rate, elapsed);
     nlohmann::ordered_json line{{"event", "step"}};
     if (staged_) line["stage"] = to_string(stage);
     line.update(nlohmann::ordered_json{{"step", step}, {"loss", r.loss}, {"lr", r.learning_rate}, {"tokens_per_s", rate},
                                        {"elapsed_s", clock_.seconds()}});
+    if (r.skipped) line["skipped"] = true;  // the loss is written as null when it is not finite
     metrics_.write(line);
   }
 

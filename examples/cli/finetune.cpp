@@ -125,6 +125,7 @@ finetune_result finetune_model(const finetune_options& o, const vocabulary& voca
   optimization.warmup_ratio = o.warmup_ratio;
   optimization.weight_decay = o.weight_decay;
   optimization.max_grad_norm = o.max_grad_norm;
+  optimization.on_nonfinite = nonfinite_policy_of(o.common.on_nonfinite);
   optimization.accumulation_steps = o.accumulation;
 
   metrics_log metrics = o.common.metrics.empty() ? metrics_log() : metrics_log(o.common.metrics);
@@ -209,6 +210,7 @@ void check_finetune_options(const finetune_options& o) {
   require_positive("--num-labels", o.num_labels);
   if (o.max_seq < 3) throw config_error(fmt::format("--max-seq is {}, expected at least 3", o.max_seq));
   if (o.lr && !(*o.lr > 0)) throw config_error(fmt::format("--lr is {}, expected a positive value", *o.lr));
+  (void)nonfinite_policy_of(o.common.on_nonfinite);
   if (o.earlybert.enabled) check_earlybert_options(o.earlybert);
 }
 

@@ -19,7 +19,11 @@ using namespace earlybert::cli;
 void add_common(CLI::App& command, common_options& o, bool metrics = true) {
   command.add_option("--threads", o.threads, "Threads to use (0: every core)")->capture_default_str();
   command.add_option("--seed", o.seed, "Seed for initialisation, shuffling, masking and dropout")->capture_default_str();
-  if (metrics) command.add_option("--metrics", o.metrics, "Write JSON-lines metrics to this file");
+  if (metrics) {
+    command.add_option("--metrics", o.metrics, "Write JSON-lines metrics to this file");
+    command.add_option("--on-nonfinite", o.on_nonfinite, "A non-finite loss or gradient: stop (an error naming the step and tensor) or skip the step")
+        ->capture_default_str();
+  }
 }
 // The EarlyBERT flags, shared by finetune and pretrain (their efficient-stage defaults differ).
 void add_earlybert(CLI::App& command, earlybert_cli_options& eb, const char* epochs_help, const char* steps_help, const char* lr_help) {

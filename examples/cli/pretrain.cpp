@@ -146,6 +146,7 @@ pretrain_result pretrain(const pretrain_options& o, const vocabulary& vocab) {
   optimization.warmup_ratio = o.warmup_ratio;
   optimization.weight_decay = o.weight_decay;
   optimization.max_grad_norm = o.max_grad_norm;
+  optimization.on_nonfinite = nonfinite_policy_of(o.common.on_nonfinite);
   optimization.accumulation_steps = o.accumulation;
 
   metrics_log metrics = o.common.metrics.empty() ? metrics_log() : metrics_log(o.common.metrics);
@@ -213,6 +214,7 @@ void check_pretrain_options(const pretrain_options& o) {
   require_positive("--accumulation", o.accumulation);
   if (o.seq < 3) throw config_error(fmt::format("--seq is {}, expected at least 3", o.seq));
   if (!(o.lr > 0)) throw config_error(fmt::format("--lr is {}, expected a positive value", o.lr));
+  (void)nonfinite_policy_of(o.common.on_nonfinite);
   if (o.earlybert.enabled) check_earlybert_options(o.earlybert);
 }
 

@@ -165,6 +165,19 @@ bad-input)
   expect_error "--threads is -1" "$earlybert" finetune --train train.tsv --dev dev.tsv --vocab "$vocab" --shape tiny --out x --threads -1
   touch notdir
   expect_error "--out 'notdir' exists and is not a directory" "${finetune[@]}" --out notdir
+  expect_error "--on-nonfinite is 'ignore', expected stop or skip" "${finetune[@]}" --out x --on-nonfinite ignore
+  [[ ! -e x ]] || fail "finetune created its output despite the error"
+  # A diverging run (a learning rate of 1e30) stops at the first non-finite loss, or skips such steps.
+  status=0
+  "${finetune[@]}" --out diverged --lr 1e30 --steps 4 2> diverged.txt || status=$?
+  [[ $status -eq 1 ]] || fail "a diverged run exited with $status, expected 1"
+  tail -n 1 diverged.txt | grep -q "^earlybert finetune: training step 2: the loss is" \
+    || fail "the last line does not name the step and the loss: $(tail -n 3 diverged.txt)"
+  [[ ! -e diverged ]] || fail "a checkpoint was written for a diverged run"
+  "${finetune[@]}" --out skipped --lr 1e30 --steps 4 --on-nonfinite skip --metrics skipped.jsonl 2> skipped.txt \
+    || fail "--on-nonfinite skip did not finish: $(cat skipped.txt)"
+  grep -q "note: step 2 skipped (--on-nonfinite skip)" skipped.txt || fail "no note for the skipped step: $(cat skipped.txt)"
+  grep -q '"step":2,"loss":null,.*"skipped":true' skipped.jsonl || fail "the skipped step is not marked in the metrics"
   # Forcing OpenBLAS's AVX2 kernels on an AVX-512 CPU is pointed out (and not otherwise).
   if grep -qw avx512f /proc/cpuinfo; then
     OPENBLAS_CORETYPE=Haswell "$earlybert" finetune --train train.tsv "${common[@]}" --shape tiny --out x --max-seq 1 2> note.txt || true

@@ -2,6 +2,7 @@
 #include "earlybert/train/trainer.hpp"
 
 #include <cmath>
+#include <limits>
 #include <type_traits>
 #include <vector>
 
@@ -92,4 +93,45 @@ TEST_CASE("trainer: options outside their ranges are config errors") {
   o = {};
   o.learning_rate = -1;
   CHECK_THROWS_WITH_AS(o.check(), "optimization: 'learning_rate' is -1, expected a positive value", config_error);
+}
+
+TEST_CASE("trainer: a non-finite loss or gradient stops the step with an error naming the step and the tensor") {
+  linear<double> l("l", 2, 1);
+  l.weight.value << 1, 2;
+  const matrix<double> x = matrix<double>::Ones(3, 2);
+  optimization_options options;
+  options.warmup_ratio = 0;
+  trainer<double> train({&l.weight, &l.bias}, options, 10);
+  const auto loss = [&](tape<double>& t, int) { return mean(t, l.forward(t, t.constant(x))); };
+  train.step(loss);
+  const matrix<double> weight_after_one_step = l.weight.value;
+
+  // A NaN in the loss.
+  CHECK_THROWS_WITH_AS(train.step([&](tape<double>& t, int) { return scale(t, loss(t, 0), std::nan("")); }),
+                       "training step 2: the loss is nan", numerical_error);
+  // An infinite gradient entry with a finite loss: the first such parameter and entry are named.
+  CHECK_THROWS_WITH_AS(train.step(loss, [&] { l.bias.gradient(0, 0) = std::numeric_limits<double>::infinity(); }),
+                       "training step 3: the gradient of 'l.bias' is inf at (0, 0)", numerical_error);
+  check_near(l.weight.value, weight_after_one_step, 0.0);  // nothing was updated
+}
+
+TEST_CASE("trainer: with on_nonfinite = skip, a non-finite step updates nothing, clears the gradients, and says so") {
+  linear<double> l("l", 2, 1);
+  l.weight.value << 1, 2;
+  const matrix<double> x = matrix<double>::Ones(3, 2);
+  optimization_options options;
+  options.warmup_ratio = 0;
+  options.on_nonfinite = nonfinite_policy::skip;
+  trainer<double> train({&l.weight, &l.bias}, options, 10);
+  const auto loss = [&](tape<double>& t, int) { return mean(t, l.forward(t, t.constant(x))); };
+  CHECK_FALSE(train.step(loss).skipped);
+  const matrix<double> weight = l.weight.value;
+  const step_report r = train.step(loss, [&] { l.weight.gradient(0, 1) = std::nan(""); });
+  CHECK(r.skipped);
+  check_near(l.weight.value, weight, 0.0);
+  CHECK(l.weight.gradient.isZero(0.0));
+  CHECK(l.bias.gradient.isZero(0.0));
+  CHECK_FALSE(train.step(loss).skipped);  // the next step trains again
+  CHECK(train.steps_taken() == 3);
+  CHECK((l.weight.value.array() != weight.array()).all());
 }

@@ -11,6 +11,7 @@
 //               can see are static_asserts instead)
 // config_error  a setting outside its legal range (a probability of 1.5, a negative learning rate)
 // io_error      a file that cannot be read or written, or whose contents are malformed
+// numerical_error  a loss or gradient that is not finite (training stops at that step)
 
 #include <cstdio>
 #include <cstdlib>
@@ -40,6 +41,12 @@ class config_error : public error {
 };
 
 class io_error : public error {
+ public:
+  using error::error;
+};
+
+// A non-finite loss or gradient during training, naming the step and the tensor.
+class numerical_error : public error {
  public:
   using error::error;
 };

@@ -8,10 +8,17 @@
 // so the gradient is that of the mean loss over the micro-batches; then clips the global gradient
 // norm, takes one AdamW step at the schedule's rate (AdamW applies the clipping factor as it reads
 // each gradient, and clears it for the next step).
+// A loss or gradient that is not finite (the global norm tells, at no extra cost) throws
+// numerical_error naming the step and the first parameter whose gradient holds a NaN or infinity,
+// before anything is updated (the gradients are cleared, so a caller may go on); with
+// on_nonfinite = skip the step's update is skipped instead (weights and moments untouched, the
+// schedule moves on) and the report says so.
 // Parameters without weight decay (biases, LayerNorm weights) say so themselves (parameter::weight_decay).
 // After the first step nothing here touches the heap.
 
+#include <cmath>
 #include <span>
+#include <string>
 #include <vector>
 
 #include <fmt/format.h>
@@ -25,12 +32,15 @@
 
 namespace earlybert {
 
+enum class nonfinite_policy { stop, skip };
+
 struct optimization_options {
   double learning_rate = 1e-4;  // the schedule's peak
   double warmup_ratio = 0.1;    // warm-up steps as a fraction of all steps
   double weight_decay = 0.01;
   double max_grad_norm = 1.0;   // <= 0: no clipping
   int accumulation_steps = 1;
+  nonfinite_policy on_nonfinite = nonfinite_policy::stop;
 
   void check() const {
     const auto require = [](bool ok, const char* name, double value, const char* expected) {
@@ -47,6 +57,7 @@ struct step_report {
   double loss;           // mean of the micro-batches' losses
   double learning_rate;  // the rate this step used
   double gradient_norm;  // before clipping
+  bool skipped = false;  // a non-finite loss or gradient, and on_nonfinite = skip: no update was made
 };
 
 template <class Scalar>
@@ -73,11 +84,18 @@ class trainer {
       tape_.backward(micro_batches == 1 ? loss : scale(tape_, loss, Scalar(1) / static_cast<Scalar>(micro_batches)));
     }
     after_backward();
+    const double loss = loss_sum / micro_batches;
     const double norm = gradient_norm<Scalar>(parameters_);
     const double rate = schedule_.rate(steps_);
-    optimizer_.step(parameters_, rate, clip_factor(norm, options_.max_grad_norm));  // clears the gradients
     ++steps_;
-    return {loss_sum / micro_batches, rate, norm};
+    if (!std::isfinite(loss) || !std::isfinite(norm)) {
+      const std::string fault = options_.on_nonfinite == nonfinite_policy::stop ? describe_fault(loss) : std::string();
+      for (auto* p : parameters_) p->gradient.setZero();  // either way the next step starts clean
+      if (options_.on_nonfinite == nonfinite_policy::stop) throw numerical_error(fmt::format("training step {}: {}", steps_, fault));
+      return {loss, rate, norm, true};
+    }
+    optimizer_.step(parameters_, rate, clip_factor(norm, options_.max_grad_norm));  // clears the gradients
+    return {loss, rate, norm};
   }
 
   long steps_taken() const noexcept { return steps_; }
@@ -87,6 +105,21 @@ class trainer {
   std::span<parameter<Scalar>* const> parameters() const noexcept { return parameters_; }
 
  private:
+  // What is not finite: the loss, or the first parameter (in order) whose gradient holds a NaN or inf.
+  std::string describe_fault(double loss) const {
+    if (!std::isfinite(loss)) return fmt::format("the loss is {}", loss);
+    for (const auto* p : parameters_) {
+      if (!p->trainable) continue;
+      const Scalar* g = p->gradient.data();
+      for (index_t i = 0; i < p->gradient.size(); ++i) {
+        if (!std::isfinite(g[i])) {
+          return fmt::format("the gradient of '{}' is {} at ({}, {})", p->name, g[i], i / p->gradient.cols(), i % p->gradient.cols());
+        }
+      }
+    }
+    return "the gradient norm overflowed (every gradient entry is finite)";
+  }
+
   std::vector<parameter<Scalar>*> parameters_;
   optimization_options options_;
   adamw<Scalar> optimizer_;
