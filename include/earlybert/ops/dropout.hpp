@@ -4,12 +4,13 @@
 //
 //   x [rows, cols], probability p in [0, 1), rounded to q = min(round(p 2^16), 2^16 - 1) / 2^16
 //   keep_i = (u_i >= q),  y_i = keep_i x_i / (1 - q)
-// u_i is a 16-bit uniform: 16-bit lane i mod 4 of counter_rng(key).bits(i / 4), so one hash decides
-// four elements (the hash, not the memory traffic, was the op's cost). Rounding p to a multiple of
-// 2^-16 (0.1 -> 0.100006) and scaling by the rounded value keeps E[y] = x exactly.
+// u_i is a 16-bit uniform: 16-bit lane i mod 4 of counter_rng(key).stream_bits(i / 4), so one hash
+// decides four elements (the hash, not the memory traffic, was the op's cost). Rounding p to a
+// multiple of 2^-16 (0.1 -> 0.100006) and scaling by the rounded value keeps E[y] = x exactly.
 // Element i's decision depends only on (key, i), so the mask is the same for every thread count.
-// The caller derives a fresh key per call site and step (derive_key). Backward (accumulating):
-//   dx_i += keep_i dy_i / (1 - p)
+// The decisions are cached as one byte each. The caller derives a fresh key per call site and step
+// (derive_key). Backward (accumulating):
+//   dx_i += keep_i dy_i / (1 - q)
 // With p = 0 the op is the identity and returns x itself. Whether dropout runs at all (training
 // versus evaluation) is the caller's decision, not the tape's recording state.
 
