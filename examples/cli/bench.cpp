@@ -75,38 +75,29 @@ struct phase_times {
   std::vector<double> step, forward, backward, norm, optimizer;
 };
 
+// The loss of one batch, for each task's model.
 template <class Shape>
-nlohmann::ordered_json bench(const bench_options& o) {
-  const bool mlm = o.task == "mlm";
-  bert_config config = bert_config::for_shape<Shape>(bert_vocab_size);
-  if (o.seq > config.max_positions) {
-    throw config_error(fmt::format("--seq is {}, but the model has only {} positions", o.seq, config.max_positions));
-  }
-  rng random(o.common.seed);
-  token_batch b;
-  fill_random_batch(b, o.batch, o.seq, random);
-  if (mlm) {
-    mask_tokens(b, random, bert_special, bert_vocab_size);
-  } else {
-    b.labels.resize(static_cast<std::size_t>(o.batch));
-    for (auto& label : b.labels) label = static_cast<token_id>(random.below(2));
-  }
+var<float> batch_loss(bert_for_masked_lm<float, Shape>& model, tape<float>& t, const token_batch& b, bool training, std::uint64_t key) {
+  return model.forward(t, b, training, key).loss;
+}
+template <class Shape>
+var<float> batch_loss(bert_for_sequence_classification<float, Shape>& model, tape<float>& t, const token_batch& b, bool training,
+                      std::uint64_t key) {
+  return model.loss(t, model.logits(t, b, training, key), b);
+}
 
-  // Both models as the training programs build them; the task picks one.
-  bert_for_masked_lm<float, Shape> mlm_model(config);
-  bert_for_sequence_classification<float, Shape> cls_model(config);
-  auto& bert = mlm ? mlm_model.bert : cls_model.bert;
-  if (mlm) mlm_model.initialise(random);
-  else cls_model.initialise(random);
+// Builds the task's model (only that one: its memory is part of what is measured) and times it on b.
+template <class Model>
+nlohmann::ordered_json bench_model(const bench_options& o, const bert_config& config, rng& random, const token_batch& b) {
+  Model model(config);
+  model.initialise(random);
+  auto& bert = model.bert;
   if (o.prune_heads > 0 || o.prune_ffn > 0) compact_at_random(bert, o.prune_heads, o.prune_ffn, o.common.seed);
-  const auto parameters = mlm ? parameters_of(mlm_model) : parameters_of(cls_model);
+  const auto parameters = parameters_of(model);
 
   tape<float> t;
-  const auto loss_of = [&](std::uint64_t dropout_key) {
-    return mlm ? mlm_model.forward(t, b, !o.inference, dropout_key).loss
-               : cls_model.loss(t, cls_model.logits(t, b, !o.inference, dropout_key), b);
-  };
-  const double forward_flops = mlm ? mlm_model.forward_flops(b) : cls_model.forward_flops(b);
+  const auto loss_of = [&](std::uint64_t dropout_key) { return batch_loss(model, t, b, !o.inference, dropout_key); };
+  const double forward_flops = model.forward_flops(b);
   const double flops_per_step = o.inference ? forward_flops : 3 * forward_flops;
 
   adamw<float> optimizer(adamw_options{.weight_decay = 0.01});
@@ -167,6 +158,24 @@ nlohmann::ordered_json bench(const bench_options& o) {
   r["threads"] = num_threads();
   r["openblas_core"] = blas_core_name();
   return r;
+}
+
+template <class Shape>
+nlohmann::ordered_json bench(const bench_options& o) {
+  const bert_config config = bert_config::for_shape<Shape>(bert_vocab_size);
+  if (o.seq > config.max_positions) {
+    throw config_error(fmt::format("--seq is {}, but the model has only {} positions", o.seq, config.max_positions));
+  }
+  rng random(o.common.seed);
+  token_batch b;
+  fill_random_batch(b, o.batch, o.seq, random);
+  if (o.task == "mlm") {
+    mask_tokens(b, random, bert_special, bert_vocab_size);
+    return bench_model<bert_for_masked_lm<float, Shape>>(o, config, random, b);
+  }
+  b.labels.resize(static_cast<std::size_t>(o.batch));
+  for (auto& label : b.labels) label = static_cast<token_id>(random.below(2));
+  return bench_model<bert_for_sequence_classification<float, Shape>>(o, config, random, b);
 }
 
 void check_bench_options(const bench_options& o) {
