@@ -26,6 +26,11 @@ struct common_options {
   std::uint64_t seed = 42;
   std::string metrics;  // JSON-lines file, or "" for none
   std::string on_nonfinite = "stop";  // stop | skip: a step whose loss or gradient is not finite
+  // Training states (cli/checkpoints.hpp): pretrain and finetune only.
+  long checkpoint_every = 1000;  // steps of a stage between training states (0: only on SIGINT/SIGTERM)
+  bool resume = false;           // continue from the training state in --out
+  bool checkpoints = true;       // false: no training state at all (the demo's runs)
+  std::string settings;          // every option but --resume, --checkpoint-every and --threads, one per line
 };
 
 // --on-nonfinite as the trainer's policy.
@@ -185,10 +190,12 @@ inline void check_output_directory(const fs::path& out) {
 // tenth of the run (or 30 s) when stderr is not a terminal.
 class progress_display {
  public:
-  progress_display(std::string label, long total) : label_(std::move(label)), total_(total), terminal_(::isatty(2) != 0) {}
+  // `first` steps were done before this display started (a resumed run): the ETA counts from there.
+  progress_display(std::string label, long total, long first = 0)
+      : label_(std::move(label)), total_(total), first_(first), terminal_(::isatty(2) != 0) {}
 
   void update(long step, double loss, double tokens_per_s, double elapsed_s) {
-    const double eta = step > 0 ? elapsed_s / static_cast<double>(step) * static_cast<double>(total_ - step) : 0;
+    const double eta = step > first_ ? elapsed_s / static_cast<double>(step - first_) * static_cast<double>(total_ - step) : 0;
     if (terminal_) {
       constexpr int width = 24;
       const int filled = static_cast<int>(width * step / std::max(total_, 1L));
@@ -218,6 +225,7 @@ class progress_display {
 
   std::string label_;
   long total_;
+  long first_;
   bool terminal_;
   double last_line_s_ = 0;
 };

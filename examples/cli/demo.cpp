@@ -34,6 +34,7 @@ int run_demo(const demo_options& o) {
 
   finetune_options base;
   base.common = o.common;
+  base.common.checkpoints = false;  // the demo reruns whole; no training states
   base.vocab = vocab_file.string();
   base.shape = o.shape;
   base.init = o.init;
@@ -52,6 +53,7 @@ int run_demo(const demo_options& o) {
   if (o.init.empty() && o.pretrain_steps > 0) {
     pretrain_options p;
     p.common = o.common;
+    p.common.checkpoints = false;
     p.common.metrics = (out / "pretrain.jsonl").string();
     p.corpus = (data / "wikitext2" / "train_head.txt").string();
     p.eval_corpus = (data / "wikitext2" / "valid_head.txt").string();

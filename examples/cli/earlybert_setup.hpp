@@ -8,6 +8,7 @@
 
 #include <nlohmann/json.hpp>
 
+#include "cli/checkpoints.hpp"
 #include "cli/common.hpp"
 
 namespace earlybert::cli {
@@ -18,9 +19,15 @@ template <class Bert>
 struct any_criterion {
   std::function<structure_scores(Bert&)> score_fn;
   std::function<void(Bert&)> observe_fn;
+  std::function<nlohmann::ordered_json()> state_fn;
+  std::function<void(const nlohmann::json&)> restore_fn;
   structure_scores score(Bert& model) { return score_fn(model); }
   void observe(Bert& model) {
     if (observe_fn) observe_fn(model);
+  }
+  nlohmann::ordered_json state() const { return state_fn ? state_fn() : nlohmann::ordered_json(); }
+  void restore(const nlohmann::json& state) {
+    if (restore_fn) restore_fn(state);
   }
 };
 
@@ -36,6 +43,10 @@ any_criterion<Bert> make_criterion(const earlybert_cli_options& e, std::uint64_t
     any_criterion<Bert> any;
     any.score_fn = [shared](Bert& m) { return shared->score(m); };
     if constexpr (gradient_observer<decltype(criterion), Bert>) any.observe_fn = [shared](Bert& m) { shared->observe(m); };
+    if constexpr (resumable_criterion<decltype(criterion)>) {
+      any.state_fn = [shared] { return shared->state(); };
+      any.restore_fn = [shared](const nlohmann::json& j) { shared->restore(j); };
+    }
     return any;
   };
   if (e.ticket == "slimming") return wrap(slimming_criterion{e.absolute});
@@ -121,20 +132,6 @@ inline void check_earlybert_options(const earlybert_cli_options& e) {
   make_selector(e);
 }
 
-inline std::string mask_bits(const std::vector<std::uint8_t>& m) {
-  std::string bits;
-  for (auto b : m) bits += b != 0 ? '1' : '0';
-  return bits;
-}
-
-inline nlohmann::ordered_json masks_json(const structure_masks& m) {
-  using json = nlohmann::ordered_json;
-  json heads = json::array(), neurons = json::array();
-  for (const auto& l : m.heads) heads.push_back(mask_bits(l));
-  for (const auto& l : m.neurons) neurons.push_back(mask_bits(l));
-  return {{"heads", heads}, {"ffn", neurons}};
-}
-
 // The "summary" metrics event of an EarlyBERT run (accounting per stage), without the task's result.
 inline nlohmann::ordered_json earlybert_summary(const earlybert_report& report, const std::string& ticket, long steps_per_epoch,
                                                 double eval_seconds) {
@@ -184,9 +181,17 @@ class stage_reporter {
 
   void add_tokens(double count) { tokens_ += count; }
 
+  // What a training state keeps of this (tokens, evaluation time, the metrics' clock), and back.
+  nlohmann::ordered_json record() const { return {{"tokens", tokens_}, {"eval_seconds", eval_seconds_}, {"elapsed_s", run_elapsed()}}; }
+  void restore(const nlohmann::json& record) {
+    tokens_ = record.at("tokens").get<double>();
+    eval_seconds_ = record.at("eval_seconds").get<double>();
+    elapsed_before_ = record.at("elapsed_s").get<double>();
+  }
+
   void step(pipeline_stage stage, long step, long total, const step_report& r) {
     if (!progress_ || stage != progress_stage_) {
-      progress_.emplace(std::string(staged_ ? to_string(stage) : command_), total);
+      progress_.emplace(std::string(staged_ ? to_string(stage) : command_), total, step - 1);
       progress_stage_ = stage;
       stage_clock_ = stopwatch();
       stage_tokens_ = tokens_;
@@ -202,7 +207,7 @@ class stage_reporter {
     nlohmann::ordered_json line{{"event", "step"}};
     if (staged_) line["stage"] = to_string(stage);
     line.update(nlohmann::ordered_json{{"step", step}, {"loss", r.loss}, {"lr", r.learning_rate}, {"tokens_per_s", rate},
-                                       {"elapsed_s", clock_.seconds()}});
+                                       {"elapsed_s", run_elapsed()}});
     if (r.skipped) line["skipped"] = true;  // the loss is written as null when it is not finite
     metrics_.write(line);
   }
@@ -223,10 +228,12 @@ class stage_reporter {
   double tokens() const { return tokens_; }
 
  private:
+  double run_elapsed() const { return elapsed_before_ + clock_.seconds(); }
+
   std::string command_;
   bool staged_;
   metrics_log& metrics_;
-  double tokens_ = 0, stage_tokens_ = 0, eval_seconds_ = 0;
+  double tokens_ = 0, stage_tokens_ = 0, eval_seconds_ = 0, elapsed_before_ = 0;
   std::optional<progress_display> progress_;
   pipeline_stage progress_stage_ = pipeline_stage::search;
   stopwatch clock_, stage_clock_;

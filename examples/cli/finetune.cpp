@@ -62,6 +62,22 @@ class classification_task {
 
   void on_event(const json& event) { report_.event(event); }
 
+  // Training states (cli/checkpoints.hpp): none unless attached.
+  void attach_checkpoints(const run_checkpoints& checkpoints) { checkpoints_ = &checkpoints; }
+  bool checkpoint_due(pipeline_stage, long step) const { return checkpoints_ != nullptr && checkpoints_->due(step); }
+  void write_checkpoint(training_state_writer& state) const { checkpoints_->write(state, record()); }
+  json record() const {
+    json r = report_.record();
+    r["last_evaluated"] = last_evaluated_;
+    r["last_accuracy"] = last_accuracy_;
+    return r;
+  }
+  void restore(const nlohmann::json& record) {
+    report_.restore(record);
+    last_evaluated_ = record.at("last_evaluated").get<long>();
+    last_accuracy_ = record.at("last_accuracy").get<double>();
+  }
+
   double evaluate(long step) {
     if (step == last_evaluated_) return last_accuracy_;
     last_accuracy_ = report_.evaluation([&] { return classification_accuracy(*model_, dev_, 64, pad_); });
@@ -89,6 +105,7 @@ class classification_task {
   stage_reporter report_;
   double last_accuracy_ = 0;
   long last_evaluated_ = -1;
+  const run_checkpoints* checkpoints_ = nullptr;
 };
 
 template <class Shape>
@@ -128,24 +145,21 @@ finetune_result finetune_model(const finetune_options& o, const vocabulary& voca
   optimization.on_nonfinite = nonfinite_policy_of(o.common.on_nonfinite);
   optimization.accumulation_steps = o.accumulation;
 
-  metrics_log metrics = o.common.metrics.empty() ? metrics_log() : metrics_log(o.common.metrics);
+  const std::optional<training_state_reader> state = open_training_state("finetune", o.common, o.out);
+  metrics_log metrics = open_metrics(o.common, state);
   classification_task<model_type> task(o, train, dev, special.pad, metrics, steps_per_epoch);
   task.attach(model);
+  if (state) task.restore(state->record("task"));
+  const training_state_reader* resume = state ? &*state : nullptr;
+  const run_checkpoints checkpoints(o.common, o.out, metrics);
+  task.attach_checkpoints(checkpoints);
   finetune_result result;
-  const stopwatch clock;
 
   if (!o.earlybert.enabled) {
-    trainer<float> train_loop(parameters_of(model), optimization, dense_steps);
-    for (long step = 0; step < dense_steps; ++step) {
-      const step_report r = train_loop.step([&](tape<float>& t, int k) {
-        const var<float> loss = task.loss(t, model, pipeline_stage::efficient, step, k);
-        result.train_flops += 3 * task.last_forward_flops(model);
-        return loss;
-      });
-      task.on_step(pipeline_stage::efficient, step + 1, dense_steps, r);
-    }
+    const earlybert_report report = run_dense(model, optimization, dense_steps, task, resume);
     result.total_steps = dense_steps;
-    result.train_wall_s = clock.seconds() - task.eval_seconds();
+    result.train_flops = report.efficient_flops;
+    result.train_wall_s = report.efficient_wall_s - task.eval_seconds();
     result.dev_accuracy = task.evaluate(dense_steps);
     metrics.write({{"event", "summary"}, {"mode", "dense"}, {"dev_accuracy", result.dev_accuracy}, {"train_wall_s", result.train_wall_s},
                    {"train_flops", result.train_flops}, {"total_steps", result.total_steps}});
@@ -159,7 +173,7 @@ finetune_result finetune_model(const finetune_options& o, const vocabulary& voca
     const ticket_selector selector = make_selector(e);
     auto criterion = make_criterion<bert_model<float, Shape>>(e, o.common.seed);
     any_detector detector = make_detector(e, steps_per_epoch);
-    const earlybert_report report = run_earlybert(model, criterion, selector, detector, eo, task, o.max_seq);
+    const earlybert_report report = run_earlybert(model, criterion, selector, detector, eo, task, o.max_seq, resume);
     result.total_steps = report.ticket_step + report.efficient_steps;
     result.ticket_step = report.ticket_step;
     result.search_steps = report.ticket_step;
@@ -177,6 +191,7 @@ finetune_result finetune_model(const finetune_options& o, const vocabulary& voca
   if (!o.out.empty()) {
     save_checkpoint(o.out, model, vocab);
     if (!result.ticket_record.is_null()) write_file_atomically(fs::path(o.out) / "earlybert_ticket.json", result.ticket_record.dump() + "\n");
+    checkpoints.finished();
   }
   result.tokens = task.tokens();
   return result;
@@ -211,6 +226,7 @@ void check_finetune_options(const finetune_options& o) {
   if (o.max_seq < 3) throw config_error(fmt::format("--max-seq is {}, expected at least 3", o.max_seq));
   if (o.lr && !(*o.lr > 0)) throw config_error(fmt::format("--lr is {}, expected a positive value", *o.lr));
   (void)nonfinite_policy_of(o.common.on_nonfinite);
+  check_checkpoint_options(o.common);
   if (o.earlybert.enabled) check_earlybert_options(o.earlybert);
 }
 

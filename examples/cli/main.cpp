@@ -8,9 +8,14 @@
 //   earlybert demo      [--out DIR]                                           the main job
 //   earlybert bench     --shape NAME [--batch B --seq L --steps N ...] [--json] training-step timing
 //
-// Errors are one line on stderr, "earlybert <subcommand>: <what>", and exit status 1 (2 for usage).
+// Errors are one line on stderr, "earlybert <subcommand>: <what>", and exit status 1 (2 for usage);
+// a training run stopped by SIGINT or SIGTERM exits with 128 + the signal, its state saved.
+#include <sstream>
+#include <string>
+
 #include <CLI/CLI.hpp>
 
+#include "cli/checkpoints.hpp"
 #include "cli/common.hpp"
 
 namespace {
@@ -25,6 +30,25 @@ void add_common(CLI::App& command, common_options& o, bool metrics = true) {
         ->capture_default_str();
   }
 }
+// --checkpoint-every and --resume (pretrain and finetune; cli/checkpoints.hpp).
+void add_checkpointing(CLI::App& command, common_options& o) {
+  command.add_option("--checkpoint-every", o.checkpoint_every,
+                     "Write the training state to --out every N steps of a stage (0: only on SIGINT/SIGTERM)")->capture_default_str();
+  command.add_flag("--resume", o.resume, "Continue from the training state in --out (same settings); start afresh if there is none");
+}
+
+// The settings a training state must be resumed with: every option as CLI11 writes a config file,
+// without those that may change between the interrupted run and its continuation.
+std::string resumable_settings(const CLI::App& command) {
+  std::string kept;
+  std::istringstream lines(command.config_to_str(true, false));
+  for (std::string line; std::getline(lines, line);) {
+    if (line.starts_with("resume=") || line.starts_with("checkpoint-every=") || line.starts_with("threads=")) continue;
+    kept += line + "\n";
+  }
+  return kept;
+}
+
 // The EarlyBERT flags, shared by finetune and pretrain (their efficient-stage defaults differ).
 void add_earlybert(CLI::App& command, earlybert_cli_options& eb, const char* epochs_help, const char* steps_help, const char* lr_help) {
   const auto earlybert_group = "EarlyBERT (with --earlybert)";
@@ -78,6 +102,7 @@ int main(int argc, char** argv) {
   p->add_option("--eval-every", pretrain.eval_every, "Evaluate every N steps (0: only at the end)")->capture_default_str();
   p->add_option("--eval-sequences", pretrain.eval_sequences, "Held-out sequences to evaluate on")->capture_default_str();
   add_common(*p, pretrain.common);
+  add_checkpointing(*p, pretrain.common);
   add_earlybert(*p, pretrain.earlybert, "Efficient-stage passes over the corpus (instead of --efficient-steps)",
                 "Efficient-stage steps (default two thirds of --steps)", "Efficient-stage peak learning rate (default --lr)");
 
@@ -101,6 +126,7 @@ int main(int argc, char** argv) {
   f->add_option("--num-labels", finetune.num_labels, "Classes")->capture_default_str();
   f->add_option("--eval-every", finetune.eval_every, "Evaluate every N steps (0: after every epoch)")->capture_default_str();
   add_common(*f, finetune.common);
+  add_checkpointing(*f, finetune.common);
   add_earlybert(*f, finetune.earlybert, "Efficient-stage epochs (default two thirds of --epochs)",
                 "Efficient-stage steps (instead of --efficient-epochs)", "Efficient-stage peak learning rate (default twice --lr)");
 
@@ -157,6 +183,8 @@ int main(int argc, char** argv) {
     return app.exit(e);
   }
   const std::string name = app.get_subcommands().front()->get_name();
+  pretrain.common.settings = resumable_settings(*p);
+  finetune.common.settings = resumable_settings(*f);
   try {
     if (name == "pretrain") return run_pretrain(pretrain);
     if (name == "finetune") return run_finetune(finetune);
@@ -164,6 +192,9 @@ int main(int argc, char** argv) {
     if (name == "demo") return run_demo(demo);
     if (name == "bench") return run_bench(bench);
     return run_inspect(inspect);
+  } catch (const run_interrupted& e) {
+    fmt::print(stderr, "\nearlybert {}: {}\n", name, e.what());
+    return 128 + e.signal();
   } catch (const std::exception& e) {
     fmt::print(stderr, "\nearlybert {}: {}\n", name, e.what());
     return 1;

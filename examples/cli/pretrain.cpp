@@ -86,6 +86,23 @@ class mlm_task {
 
   void on_event(const nlohmann::ordered_json& event) { report_.event(event); }
 
+  // Training states (cli/checkpoints.hpp): none unless attached.
+  void attach_checkpoints(const run_checkpoints& checkpoints) { checkpoints_ = &checkpoints; }
+  bool checkpoint_due(pipeline_stage, long step) const { return checkpoints_ != nullptr && checkpoints_->due(step); }
+  void write_checkpoint(training_state_writer& state) const { checkpoints_->write(state, record()); }
+  nlohmann::ordered_json record() const {
+    nlohmann::ordered_json r = report_.record();
+    r["last_evaluated"] = last_evaluated_;
+    r["last_loss"] = last_.loss;
+    r["last_accuracy"] = last_.accuracy;
+    return r;
+  }
+  void restore(const nlohmann::json& record) {
+    report_.restore(record);
+    last_evaluated_ = record.at("last_evaluated").get<long>();
+    last_ = {record.at("last_loss").get<double>(), record.at("last_accuracy").get<double>()};
+  }
+
   mlm_evaluation evaluate(long step) {
     if (step == last_evaluated_) return last_;
     last_ = report_.evaluation([&] { return evaluate_(step); });
@@ -109,6 +126,7 @@ class mlm_task {
   stage_reporter report_;
   long last_evaluated_ = -1;
   mlm_evaluation last_{0, 0};
+  const run_checkpoints* checkpoints_ = nullptr;
 };
 
 template <class Shape>
@@ -149,7 +167,8 @@ pretrain_result pretrain(const pretrain_options& o, const vocabulary& vocab) {
   optimization.on_nonfinite = nonfinite_policy_of(o.common.on_nonfinite);
   optimization.accumulation_steps = o.accumulation;
 
-  metrics_log metrics = o.common.metrics.empty() ? metrics_log() : metrics_log(o.common.metrics);
+  const std::optional<training_state_reader> state = open_training_state("pretrain", o.common, o.out);
+  metrics_log metrics = open_metrics(o.common, state);
   const auto evaluate = [&](long step) {
     const mlm_evaluation e = evaluate_mlm(model, held_out, eval_indices, o.seq, o.batch, special, vocab.size(), o.common.seed);
     fmt::print(stderr, "pretrain: step {} held-out masked-LM loss {:.4f}, accuracy {:.4f}\n", step, e.loss, e.accuracy);
@@ -157,24 +176,20 @@ pretrain_result pretrain(const pretrain_options& o, const vocabulary& vocab) {
     return e;
   };
   mlm_task<model_type> task(o, corpus, train_sequences, special, vocab.size(), metrics, evaluate);
-  evaluate(0);
+  if (state) task.restore(state->record("task"));
+  else evaluate(0);
+  const training_state_reader* resume = state ? &*state : nullptr;
+  const run_checkpoints checkpoints(o.common, o.out, metrics);
+  task.attach_checkpoints(checkpoints);
 
-  const stopwatch clock;
   double train_seconds = 0, flops = 0;
   long total_steps = o.steps;
   nlohmann::ordered_json record;
   mlm_evaluation final{0, 0};
   if (!o.earlybert.enabled) {
-    trainer<float> train_loop(parameters_of(model), optimization, o.steps);
-    for (long step = 0; step < o.steps; ++step) {
-      const step_report r = train_loop.step([&](tape<float>& t, int k) {
-        const var<float> loss = task.loss(t, model, pipeline_stage::efficient, step, k);
-        flops += 3 * task.last_forward_flops(model);
-        return loss;
-      });
-      task.on_step(pipeline_stage::efficient, step + 1, o.steps, r);
-    }
-    train_seconds = clock.seconds() - task.eval_seconds();
+    const earlybert_report report = run_dense(model, optimization, o.steps, task, resume);
+    train_seconds = report.efficient_wall_s - task.eval_seconds();
+    flops = report.efficient_flops;
     final = task.evaluate(o.steps);
     metrics.write({{"event", "summary"}, {"mode", "dense"}, {"mlm_accuracy", final.accuracy}, {"loss", final.loss},
                    {"train_wall_s", train_seconds}, {"train_flops", flops}, {"total_steps", o.steps}});
@@ -188,7 +203,7 @@ pretrain_result pretrain(const pretrain_options& o, const vocabulary& vocab) {
     const ticket_selector selector = make_selector(e);
     auto criterion = make_criterion<bert_model<float, Shape>>(e, o.common.seed);
     any_detector detector = make_detector(e, task.steps_per_pass());
-    const earlybert_report report = run_earlybert(model, criterion, selector, detector, eo, task, o.seq);
+    const earlybert_report report = run_earlybert(model, criterion, selector, detector, eo, task, o.seq, resume);
     train_seconds = report.total_wall_s() - task.eval_seconds();
     flops = report.total_flops();
     total_steps = report.ticket_step + report.efficient_steps;
@@ -201,6 +216,7 @@ pretrain_result pretrain(const pretrain_options& o, const vocabulary& vocab) {
   }
   save_checkpoint(o.out, model, vocab);
   if (!record.is_null()) write_file_atomically(fs::path(o.out) / "earlybert_ticket.json", record.dump() + "\n");
+  checkpoints.finished();
   return {final.loss, final.accuracy, train_seconds, flops, total_steps, task.tokens()};
 }
 }  // namespace
@@ -215,6 +231,7 @@ void check_pretrain_options(const pretrain_options& o) {
   if (o.seq < 3) throw config_error(fmt::format("--seq is {}, expected at least 3", o.seq));
   if (!(o.lr > 0)) throw config_error(fmt::format("--lr is {}, expected a positive value", o.lr));
   (void)nonfinite_policy_of(o.common.on_nonfinite);
+  check_checkpoint_options(o.common);
   if (o.earlybert.enabled) check_earlybert_options(o.earlybert);
 }
 

@@ -11,7 +11,8 @@
 // Reading trusts nothing: the header length, the JSON, every dtype, shape and offset are checked
 // against the file (offsets inside the data, sizes equal to the shape's, no two tensors overlapping)
 // and any violation is an io_error naming the file and the tensor. Tensors are converted to the
-// caller's Scalar on read (F32, F64, F16 and BF16 are accepted); they are written as F32.
+// caller's Scalar on read (F32, F64, F16 and BF16 are accepted); they are written as F32 (add), or
+// in their own type, F32 or F64 (add_exact: training states, which must round-trip bit for bit).
 // The host must be little-endian (x86-64 and AArch64 are), which is checked at compile time.
 
 #include <algorithm>
@@ -22,6 +23,7 @@
 #include <filesystem>
 #include <map>
 #include <string>
+#include <type_traits>
 #include <vector>
 
 #include <fmt/format.h>
@@ -233,19 +235,13 @@ class safetensors_writer {
   // Adds a tensor, stored as F32 with the given shape (whose product must be the matrix's size).
   template <class Scalar>
   void add(const std::string& name, const matrix<Scalar>& values, std::vector<std::int64_t> shape) {
-    std::int64_t n = 1;
-    for (auto d : shape) n *= d;
-    if (n != values.size()) {
-      throw shape_error(fmt::format("safetensors_writer: tensor '{}' has {} values, shape [{}] needs {}", name,
-                                    values.size(), fmt::join(shape, ", "), n));
-    }
-    entries_.push_back({name, std::move(shape), data_.size()});
-    for (index_t i = 0; i < values.size(); ++i) {
-      const auto v = static_cast<float>(values.data()[i]);
-      char bytes[4];
-      std::memcpy(bytes, &v, 4);
-      data_.append(bytes, 4);
-    }
+    append<float>(name, values, std::move(shape));
+  }
+
+  // Adds a tensor stored in its own type (F32 or F64), so that reading it back gives the same bits.
+  template <class Scalar>
+  void add_exact(const std::string& name, const matrix<Scalar>& values, std::vector<std::int64_t> shape) {
+    append<Scalar>(name, values, std::move(shape));
   }
 
   void set_metadata(const std::string& key, const std::string& value) { metadata_[key] = value; }
@@ -257,7 +253,7 @@ class safetensors_writer {
     if (!metadata_.empty()) header["__metadata__"] = metadata_;
     for (std::size_t i = 0; i < entries_.size(); ++i) {
       const std::size_t end = i + 1 < entries_.size() ? entries_[i + 1].begin : data_.size();
-      header[entries_[i].name] = {{"dtype", "F32"}, {"shape", entries_[i].shape}, {"data_offsets", {entries_[i].begin, end}}};
+      header[entries_[i].name] = {{"dtype", entries_[i].dtype}, {"shape", entries_[i].shape}, {"data_offsets", {entries_[i].begin, end}}};
     }
     std::string text = header.dump();
     text.append((8 - text.size() % 8) % 8, ' ');
@@ -274,7 +270,27 @@ class safetensors_writer {
     std::string name;
     std::vector<std::int64_t> shape;
     std::size_t begin;
+    const char* dtype;
   };
+
+  template <class Stored, class Scalar>
+  void append(const std::string& name, const matrix<Scalar>& values, std::vector<std::int64_t> shape) {
+    static_assert(std::is_same_v<Stored, float> || std::is_same_v<Stored, double>);
+    std::int64_t n = 1;
+    for (auto d : shape) n *= d;
+    if (n != values.size()) {
+      throw shape_error(fmt::format("safetensors_writer: tensor '{}' has {} values, shape [{}] needs {}", name,
+                                    values.size(), fmt::join(shape, ", "), n));
+    }
+    entries_.push_back({name, std::move(shape), data_.size(), std::is_same_v<Stored, float> ? "F32" : "F64"});
+    const std::size_t start = data_.size();
+    data_.resize(start + static_cast<std::size_t>(values.size()) * sizeof(Stored));
+    for (index_t i = 0; i < values.size(); ++i) {
+      const auto v = static_cast<Stored>(values.data()[i]);
+      std::memcpy(data_.data() + start + static_cast<std::size_t>(i) * sizeof(Stored), &v, sizeof(Stored));
+    }
+  }
+
   std::vector<entry> entries_;
   std::string data_;
   std::map<std::string, std::string> metadata_;

@@ -22,11 +22,17 @@
 //   random_criterion     U(0, 1) from a seed: the random ticket, the paper's main baseline
 // Gradient-based criteria read the gradient of the whole search loss, L1 penalty included (at the
 // default lambda of 1e-4 it is a negligible share).
+//
+// A criterion that accumulates what it observes also models resumable_criterion: state() returns it
+// as JSON and restore() takes it back, so that an interrupted search resumes exactly
+// (train/training_state.hpp). A criterion without state needs neither.
 
 #include <cmath>
 #include <concepts>
 #include <cstdint>
 #include <vector>
+
+#include <nlohmann/json.hpp>
 
 #include "earlybert/core/error.hpp"
 #include "earlybert/core/rng.hpp"
@@ -43,6 +49,12 @@ concept importance_criterion = requires(C& c, Model& model) {
 
 template <class C, class Model>
 concept gradient_observer = requires(C& c, Model& model) { c.observe(model); };
+
+template <class C>
+concept resumable_criterion = requires(C& c, const C& cc, const nlohmann::json& state) {
+  { cc.state() } -> std::convertible_to<nlohmann::ordered_json>;
+  c.restore(state);
+};
 
 namespace detail {
 // Squared norms and dot products over a block of rows or columns, accumulated in double.
@@ -61,6 +73,21 @@ double dot_rows(const matrix<Scalar>& a, const matrix<Scalar>& b, index_t begin,
 template <class Scalar>
 double dot_cols(const matrix<Scalar>& a, const matrix<Scalar>& b, index_t begin, index_t count) {
   return (a.middleCols(begin, count).template cast<double>().array() * b.middleCols(begin, count).template cast<double>().array()).sum();
+}
+
+// Accumulated scores as JSON ({"heads": [[...] per layer], "neurons": [...]}) and back; doubles
+// round-trip exactly through nlohmann::json's shortest representation.
+inline nlohmann::ordered_json scores_json(const structure_scores& s) { return {{"heads", s.heads}, {"neurons", s.neurons}}; }
+inline structure_scores scores_from_json(const nlohmann::json& j) {
+  structure_scores s;
+  if (j.is_null()) return s;
+  try {
+    s.heads = j.at("heads").get<per_layer_scores>();
+    s.neurons = j.at("neurons").get<per_layer_scores>();
+  } catch (const nlohmann::json::exception& e) {
+    throw io_error(fmt::format("criterion state: expected {{\"heads\": [[...]], \"neurons\": [[...]]}} ({})", e.what()));
+  }
+  return s;
 }
 
 // Scores of zero for every structure the model holds.
@@ -131,6 +158,9 @@ struct magnitude_criterion {
 struct gradient_criterion {
   structure_scores accumulated;
 
+  nlohmann::ordered_json state() const { return detail::scores_json(accumulated); }
+  void restore(const nlohmann::json& state) { accumulated = detail::scores_from_json(state); }
+
   template <class Scalar, class Shape>
   void observe(bert_model<Scalar, Shape>& model) {
     detail::require_slimming(model, "gradient_criterion");
@@ -161,6 +191,9 @@ struct gradient_criterion {
 
 struct taylor_criterion {
   structure_scores accumulated;
+
+  nlohmann::ordered_json state() const { return detail::scores_json(accumulated); }
+  void restore(const nlohmann::json& state) { accumulated = detail::scores_from_json(state); }
 
   template <class Scalar, class Shape>
   void observe(bert_model<Scalar, Shape>& model) {
@@ -218,6 +251,7 @@ static_assert(importance_criterion<gradient_criterion, bert_model<float, shapes:
 static_assert(gradient_observer<gradient_criterion, bert_model<float, shapes::tiny>>);
 static_assert(importance_criterion<taylor_criterion, bert_model<float, shapes::tiny>>);
 static_assert(gradient_observer<taylor_criterion, bert_model<float, shapes::tiny>>);
+static_assert(resumable_criterion<gradient_criterion> && resumable_criterion<taylor_criterion>);
 static_assert(importance_criterion<random_criterion, bert_model<float, shapes::tiny>>);
 static_assert(!gradient_observer<random_criterion, bert_model<float, shapes::tiny>>);
 

@@ -18,12 +18,19 @@
 // The task (the data and the loss) is the caller's: a type modelling earlybert_task supplies each
 // micro-batch's loss and its forward FLOPs, and hears about steps and events; the random-ticket
 // baseline is the same pipeline with random_criterion. FLOPs are counted with the method's cost model
-// (training = 3 x forward).
+// (training = 3 x forward). run_dense is the efficient stage alone: the dense baseline, with the same
+// task and accounting.
+//
+// Checkpoints and resume: a task that models checkpointing_task is asked after every step whether it
+// wants a training state (train/training_state.hpp) written; run_earlybert and run_dense continue from
+// one bit for bit (same data order, dropout and masking: the task derives them from the step).
 
 #include <chrono>
 #include <concepts>
 #include <optional>
+#include <string>
 #include <string_view>
+#include <utility>
 #include <vector>
 
 #include <fmt/format.h>
@@ -36,6 +43,7 @@
 #include "earlybert/prune/selection.hpp"
 #include "earlybert/prune/ticket.hpp"
 #include "earlybert/train/trainer.hpp"
+#include "earlybert/train/training_state.hpp"
 
 namespace earlybert {
 
@@ -89,6 +97,17 @@ concept earlybert_task = requires(T& task, tape<Scalar>& t, Model& model, pipeli
   task.on_event(event);
 };
 
+// A task that also keeps checkpoints: after each step (once that step's events are told) the
+// pipeline asks checkpoint_due(stage, step); if so it fills a training state with the model, the
+// moments and its own record ("pipeline"), and write_checkpoint(state) adds the task's record and
+// writes it. A run resumes by passing such a state to run_earlybert / run_dense (the task restores
+// its own record itself).
+template <class T>
+concept checkpointing_task = requires(T& task, pipeline_stage stage, long step, training_state_writer& state) {
+  { task.checkpoint_due(stage, step) } -> std::convertible_to<bool>;
+  task.write_checkpoint(state);
+};
+
 struct earlybert_report {
   structure_masks ticket;
   long ticket_step = 0;       // search steps taken when the ticket was drawn
@@ -105,6 +124,36 @@ struct earlybert_report {
   double total_wall_s() const { return search_wall_s + draw_wall_s + efficient_wall_s; }
   double total_flops() const { return search_flops + efficient_flops; }
 };
+
+// A mask as JSON: {"heads": ["101", ...], "ffn": ["0110...", ...]}, one string of 0/1 per layer.
+inline nlohmann::ordered_json masks_json(const structure_masks& m) {
+  const auto layers = [](const per_layer_mask& mask) {
+    std::vector<std::string> out;
+    for (const auto& layer : mask) {
+      std::string bits;
+      for (auto b : layer) bits += b != 0 ? '1' : '0';
+      out.push_back(std::move(bits));
+    }
+    return out;
+  };
+  return {{"heads", layers(m.heads)}, {"ffn", layers(m.neurons)}};
+}
+
+inline structure_masks masks_from_json(const nlohmann::json& j) {
+  const auto layers = [&](const char* key) {
+    per_layer_mask out;
+    for (const auto& bits : j.at(key).get<std::vector<std::string>>()) {
+      std::vector<std::uint8_t> layer;
+      for (char c : bits) {
+        if (c != '0' && c != '1') throw io_error(fmt::format("mask '{}': expected a string of 0 and 1", bits));
+        layer.push_back(c == '1');
+      }
+      out.push_back(std::move(layer));
+    }
+    return out;
+  };
+  return {layers("heads"), layers("ffn")};
+}
 
 namespace detail {
 inline double seconds_since(std::chrono::steady_clock::time_point start) {
@@ -126,33 +175,199 @@ inline std::optional<double> windowed_distance(const std::vector<structure_masks
 inline nlohmann::ordered_json optional_number(std::optional<double> v) {
   return v ? nlohmann::ordered_json(*v) : nlohmann::ordered_json(nullptr);
 }
+
+inline nlohmann::ordered_json report_json(const earlybert_report& r) {
+  nlohmann::ordered_json recorded = nlohmann::ordered_json::array();
+  for (const auto& m : r.recorded_masks) recorded.push_back(masks_json(m));
+  return {{"ticket", masks_json(r.ticket)},
+          {"ticket_step", r.ticket_step},
+          {"detected", r.detected},
+          {"check_steps", r.check_steps},
+          {"recorded_masks", recorded},
+          {"efficient_steps", r.efficient_steps},
+          {"search_wall_s", r.search_wall_s},
+          {"draw_wall_s", r.draw_wall_s},
+          {"efficient_wall_s", r.efficient_wall_s},
+          {"search_flops", r.search_flops},
+          {"efficient_flops", r.efficient_flops},
+          {"encoder_flops_ratio", r.encoder_flops_ratio},
+          {"head_coefficients", r.head_coefficients},
+          {"ffn_coefficients", r.ffn_coefficients}};
+}
+
+inline earlybert_report report_from_json(const nlohmann::json& j) {
+  earlybert_report r;
+  r.ticket = masks_from_json(j.at("ticket"));
+  r.ticket_step = j.at("ticket_step").get<long>();
+  r.detected = j.at("detected").get<bool>();
+  r.check_steps = j.at("check_steps").get<std::vector<long>>();
+  for (const auto& m : j.at("recorded_masks")) r.recorded_masks.push_back(masks_from_json(m));
+  r.efficient_steps = j.at("efficient_steps").get<long>();
+  r.search_wall_s = j.at("search_wall_s").get<double>();
+  r.draw_wall_s = j.at("draw_wall_s").get<double>();
+  r.efficient_wall_s = j.at("efficient_wall_s").get<double>();
+  r.search_flops = j.at("search_flops").get<double>();
+  r.efficient_flops = j.at("efficient_flops").get<double>();
+  r.encoder_flops_ratio = j.at("encoder_flops_ratio").get<double>();
+  r.head_coefficients = j.at("head_coefficients").get<per_layer_scores>();
+  r.ffn_coefficients = j.at("ffn_coefficients").get<per_layer_scores>();
+  if (r.recorded_masks.size() != r.check_steps.size()) throw io_error("the recorded masks and the check steps differ in number");
+  return r;
+}
+
+// Where a run stands, the "pipeline" record of a training state: the mode ("dense" or "earlybert"),
+// the stage, the steps done in it, AdamW's step count, the report so far and the criterion's state.
+struct pipeline_position {
+  std::string mode;
+  pipeline_stage stage = pipeline_stage::search;
+  long steps_done = 0;
+  long optimizer_steps = 0;
+  earlybert_report report;
+  nlohmann::json criterion;  // a resumable criterion's state during the search (null otherwise)
+};
+
+inline nlohmann::ordered_json position_json(const pipeline_position& p) {
+  return {{"mode", p.mode},
+          {"stage", to_string(p.stage)},
+          {"steps_done", p.steps_done},
+          {"optimizer_steps", p.optimizer_steps},
+          {"report", report_json(p.report)},
+          {"criterion", p.criterion}};
+}
+
+// The "pipeline" record of `state`, which a run of `mode` must have written.
+inline pipeline_position read_position(const training_state_reader& state, std::string_view mode) {
+  const nlohmann::json& j = state.record("pipeline");
+  pipeline_position p;
+  try {
+    p.mode = j.at("mode").get<std::string>();
+    const auto stage = j.at("stage").get<std::string>();
+    if (stage != "search" && stage != "efficient") throw io_error(fmt::format("stage '{}', expected search or efficient", stage));
+    p.stage = stage == "search" ? pipeline_stage::search : pipeline_stage::efficient;
+    p.steps_done = j.at("steps_done").get<long>();
+    p.optimizer_steps = j.at("optimizer_steps").get<long>();
+    p.report = report_from_json(j.at("report"));
+    p.criterion = j.value("criterion", nlohmann::json());
+  } catch (const nlohmann::json::exception& e) {
+    throw io_error(fmt::format("training state '{}': the pipeline record is malformed ({})", state.path(), e.what()));
+  } catch (const io_error& e) {
+    throw io_error(fmt::format("training state '{}': the pipeline record is malformed ({})", state.path(), e.what()));
+  }
+  if (p.mode != mode) throw io_error(fmt::format("training state '{}': written by a {} run, not a {} one", state.path(), p.mode, mode));
+  return p;
+}
+
+// If the task keeps checkpoints and wants one now: a training state with the model, its moments,
+// what add_extra adds and the pipeline's position, handed to the task to complete and write.
+template <class Model, class Task, class AddExtra>
+void checkpoint_if_due(Task& task, Model& model, pipeline_position& position, AddExtra&& add_extra) {
+  if constexpr (checkpointing_task<Task>) {
+    if (!task.checkpoint_due(position.stage, position.steps_done)) return;
+    training_state_writer state;
+    state.add_model(model);
+    add_extra(state);
+    state.progress()["pipeline"] = position_json(position);
+    task.write_checkpoint(state);
+  }
+}
+
+// The efficient stage (and dense training): steps [position.steps_done, total) of the model as it is,
+// on a fresh schedule; AdamW's count continues from position.optimizer_steps. Updates the report.
+template <class Model, class Task>
+void run_efficient_stage(Model& model, const optimization_options& options, long total, Task& task, pipeline_position& position) {
+  using scalar = typename Model::scalar_type;
+  const auto start = std::chrono::steady_clock::now();
+  const double wall_before = position.report.efficient_wall_s;
+  position.stage = pipeline_stage::efficient;
+  trainer<scalar> efficient(parameters_of(model), options, total);
+  efficient.resume_at(position.steps_done, position.optimizer_steps);
+  for (long step = position.steps_done; step < total; ++step) {
+    const step_report r = efficient.step([&](tape<scalar>& t, int k) {
+      const var<scalar> loss = task.loss(t, model, pipeline_stage::efficient, step, k);
+      position.report.efficient_flops += 3 * task.last_forward_flops(model);
+      return loss;
+    });
+    task.on_step(pipeline_stage::efficient, step + 1, total, r);
+    position.steps_done = step + 1;
+    position.optimizer_steps = efficient.optimizer().steps_taken();
+    position.report.efficient_steps = step + 1;
+    position.report.efficient_wall_s = wall_before + seconds_since(start);
+    if (step + 1 < total) checkpoint_if_due(task, model, position, [](training_state_writer&) {});
+  }
+  position.report.efficient_steps = total;
+  position.report.efficient_wall_s = wall_before + seconds_since(start);
+}
 }  // namespace detail
 
+// The EarlyBERT pipeline on `model` (unpruned, as initialised or loaded). With `resume`, a training
+// state that a checkpoint of the same run wrote: the model takes its structure (the ticket compacted
+// if it was drawn), parameters and moments from it, the detector is shown the recorded masks again,
+// the criterion's state comes back, and the run continues as if it had never stopped.
 template <class Model, class Criterion, class Selector, class Detector, class Task>
   requires mask_selector<Selector> && early_bird_detector<Detector>
 earlybert_report run_earlybert(Model& model, Criterion& criterion, const Selector& selector, Detector& detector,
-                               const earlybert_options& options, Task& task, index_t reference_seq) {
+                               const earlybert_options& options, Task& task, index_t reference_seq,
+                               const training_state_reader* resume = nullptr) {
   using scalar = typename Model::scalar_type;
   using bert_type = std::remove_reference_t<decltype(model.bert)>;
   static_assert(importance_criterion<Criterion, bert_type>, "run_earlybert: the criterion must model importance_criterion");
   static_assert(earlybert_task<Task, Model, scalar>, "run_earlybert: the task must model earlybert_task");
   options.check();
-  earlybert_report report;
-
-  // The step-0 weights, for the restart from init.
-  std::vector<matrix<scalar>> initial;
-  if (options.restart_from == restart_point::init) {
-    model.for_each_parameter([&](parameter<scalar>& p) { initial.push_back(p.value); });
-  }
   const double dense_flops_per_token = model.bert.encoder_flops_per_token(reference_seq);
+  const auto initial_name = [](const std::string& name) { return "earlybert.initial." + name; };
 
-  // ---- 1. Search ----
-  auto start = std::chrono::steady_clock::now();
-  model.bert.set_slimming(true);
-  long optimizer_steps = 0;
-  {
+  detail::pipeline_position position{.mode = "earlybert"};
+  // The step-0 weights, for the restart from init (the model's parameters without coefficients), by name.
+  std::vector<std::pair<std::string, matrix<scalar>>> initial;
+  if (resume != nullptr) {
+    position = detail::read_position(*resume, "earlybert");
+    if (position.stage == pipeline_stage::search) {
+      if (options.restart_from == restart_point::init) {
+        model.for_each_parameter([&](parameter<scalar>& p) {
+          initial.emplace_back(p.name, matrix<scalar>(p.rows(), p.cols()));
+          resume->read_tensor(initial_name(p.name), initial.back().second);
+        });
+      }
+      for (std::size_t i = 0; i < position.report.recorded_masks.size(); ++i) {
+        if (detector.observe(position.report.recorded_masks[i], position.report.check_steps[i])) {
+          throw config_error(fmt::format("run_earlybert: resuming from '{}', the detector fired on the mask recorded at step {}, "
+                                         "which it did not in the interrupted run (a detector must be deterministic)",
+                                         resume->path(), position.report.check_steps[i]));
+        }
+      }
+      if constexpr (resumable_criterion<Criterion>) criterion.restore(position.criterion);
+      model.bert.set_slimming(true);
+    } else {
+      draw_ticket(model.bert, position.report.ticket);
+    }
+    resume->read_model(model);
+  } else {
+    if (options.restart_from == restart_point::init) {
+      model.for_each_parameter([&](parameter<scalar>& p) { initial.emplace_back(p.name, p.value); });
+    }
+    model.bert.set_slimming(true);
+  }
+  earlybert_report& report = position.report;
+
+  if (position.stage == pipeline_stage::search) {
+    // ---- 1. Search ----
+    auto start = std::chrono::steady_clock::now();
+    const double wall_before = report.search_wall_s;
     trainer<scalar> search(parameters_of(model), options.search, options.search_schedule_steps);
-    for (long step = 0; step < options.search_budget; ++step) {
+    search.resume_at(position.steps_done, position.optimizer_steps);
+    // What a search checkpoint holds besides the model: the criterion's state and the step-0 weights.
+    const auto add_search_state = [&](training_state_writer& state) {
+      if constexpr (gradient_observer<Criterion, bert_type>) {
+        if constexpr (resumable_criterion<Criterion>) {
+          position.criterion = criterion.state();
+        } else {
+          throw config_error("run_earlybert: the criterion observes gradients but has no state()/restore() "
+                             "(resumable_criterion), so a search with it cannot be checkpointed");
+        }
+      }
+      for (const auto& [name, value] : initial) state.add_tensor(initial_name(name), value);
+    };
+    for (long step = position.steps_done; step < options.search_budget; ++step) {
       const step_report r = search.step(
           [&](tape<scalar>& t, int k) {
             const var<scalar> loss = task.loss(t, model, pipeline_stage::search, step, k);
@@ -164,73 +379,86 @@ earlybert_report run_earlybert(Model& model, Criterion& criterion, const Selecto
           });
       task.on_step(pipeline_stage::search, step + 1, options.search_budget, r);
       const long done = step + 1;
-      if (done % options.check_interval != 0 && done != options.search_budget) continue;
-      structure_masks masks = selector.select(criterion.score(model.bert));
-      report.recorded_masks.push_back(masks);
-      report.check_steps.push_back(done);
-      const bool fired = detector.observe(masks, done);
-      task.on_event({{"event", "eb_check"},
-                     {"step", done},
-                     {"head_distance", detail::optional_number(detail::windowed_distance(report.recorded_masks, options.distance_window, true))},
-                     {"ffn_distance", detail::optional_number(detail::windowed_distance(report.recorded_masks, options.distance_window, false))},
-                     {"heads_kept", masks.heads_kept()},
-                     {"ffn_kept", masks.neurons_kept()}});
-      report.ticket = std::move(masks);
-      report.ticket_step = done;
-      if (fired) {
-        report.detected = true;
-        break;
+      position.steps_done = done;
+      position.optimizer_steps = search.optimizer().steps_taken();
+      report.search_wall_s = wall_before + detail::seconds_since(start);
+      if (done % options.check_interval == 0 || done == options.search_budget) {
+        structure_masks masks = selector.select(criterion.score(model.bert));
+        report.recorded_masks.push_back(masks);
+        report.check_steps.push_back(done);
+        const bool fired = detector.observe(masks, done);
+        task.on_event({{"event", "eb_check"},
+                       {"step", done},
+                       {"head_distance", detail::optional_number(detail::windowed_distance(report.recorded_masks, options.distance_window, true))},
+                       {"ffn_distance", detail::optional_number(detail::windowed_distance(report.recorded_masks, options.distance_window, false))},
+                       {"heads_kept", masks.heads_kept()},
+                       {"ffn_kept", masks.neurons_kept()}});
+        report.ticket = std::move(masks);
+        report.ticket_step = done;
+        if (fired) {
+          report.detected = true;
+          break;
+        }
       }
+      if (done < options.search_budget) detail::checkpoint_if_due(task, model, position, add_search_state);
     }
-    optimizer_steps = search.steps_taken();
-  }
-  report.search_wall_s = detail::seconds_since(start);
+    report.search_wall_s = wall_before + detail::seconds_since(start);
 
-  // ---- 2. Draw ----
-  start = std::chrono::steady_clock::now();
-  for (const auto& layer : model.bert.layers) {
-    const auto& h = layer.self_attention.coefficients.values.value;
-    const auto& f = layer.ffn.coefficients.values.value;
-    report.head_coefficients.emplace_back(h.data(), h.data() + h.size());
-    report.ffn_coefficients.emplace_back(f.data(), f.data() + f.size());
+    // ---- 2. Draw ----
+    start = std::chrono::steady_clock::now();
+    for (const auto& layer : model.bert.layers) {
+      const auto& h = layer.self_attention.coefficients.values.value;
+      const auto& f = layer.ffn.coefficients.values.value;
+      report.head_coefficients.emplace_back(h.data(), h.data() + h.size());
+      report.ffn_coefficients.emplace_back(f.data(), f.data() + f.size());
+    }
+    if (options.restart_from == restart_point::init) {
+      model.bert.set_slimming(false);  // the coefficients were 1 at step 0
+      std::size_t i = 0;
+      model.for_each_parameter([&](parameter<scalar>& p) {
+        p.value = initial[i++].second;
+        p.zero_gradient();
+        p.first_moment.resize(0, 0);  // a fresh optimizer
+        p.second_moment.resize(0, 0);
+      });
+      position.optimizer_steps = 0;
+    } else {
+      model.bert.fold_slimming();  // AdamW's step count continues from the search's
+    }
+    draw_ticket(model.bert, report.ticket);
+    report.encoder_flops_ratio = model.bert.encoder_flops_per_token(reference_seq) / dense_flops_per_token;
+    task.on_event({{"event", "ticket"},
+                   {"step", report.ticket_step},
+                   {"detected", report.detected},
+                   {"heads_kept", report.ticket.heads_kept()},
+                   {"ffn_kept", report.ticket.neurons_kept()},
+                   {"flops_ratio", report.encoder_flops_ratio}});
+    report.draw_wall_s = detail::seconds_since(start);
+    position.stage = pipeline_stage::efficient;
+    position.steps_done = 0;
+    position.criterion = nullptr;
   }
-  if (options.restart_from == restart_point::init) {
-    model.bert.set_slimming(false);  // the coefficients were 1 at step 0
-    std::size_t i = 0;
-    model.for_each_parameter([&](parameter<scalar>& p) {
-      p.value = initial[i++];
-      p.zero_gradient();
-      p.first_moment.resize(0, 0);  // a fresh optimizer
-      p.second_moment.resize(0, 0);
-    });
-  } else {
-    model.bert.fold_slimming();
-  }
-  draw_ticket(model.bert, report.ticket);
-  report.encoder_flops_ratio = model.bert.encoder_flops_per_token(reference_seq) / dense_flops_per_token;
-  task.on_event({{"event", "ticket"},
-                 {"step", report.ticket_step},
-                 {"detected", report.detected},
-                 {"heads_kept", report.ticket.heads_kept()},
-                 {"ffn_kept", report.ticket.neurons_kept()},
-                 {"flops_ratio", report.encoder_flops_ratio}});
-  report.draw_wall_s = detail::seconds_since(start);
 
   // ---- 3. Efficient training ----
-  start = std::chrono::steady_clock::now();
-  trainer<scalar> efficient(parameters_of(model), options.efficient, options.efficient_steps);
-  if (options.restart_from == restart_point::draw) efficient.optimizer().set_steps_taken(optimizer_steps);
-  for (long step = 0; step < options.efficient_steps; ++step) {
-    const step_report r = efficient.step([&](tape<scalar>& t, int k) {
-      const var<scalar> loss = task.loss(t, model, pipeline_stage::efficient, step, k);
-      report.efficient_flops += 3 * task.last_forward_flops(model);
-      return loss;
-    });
-    task.on_step(pipeline_stage::efficient, step + 1, options.efficient_steps, r);
-  }
-  report.efficient_steps = options.efficient_steps;
-  report.efficient_wall_s = detail::seconds_since(start);
+  detail::run_efficient_stage(model, options.efficient, options.efficient_steps, task, position);
   return report;
+}
+
+// Dense training: the efficient stage alone, for the model as it is (the baseline EarlyBERT is
+// measured against), with the same task, accounting and checkpoints; the report holds its steps,
+// wall time and FLOPs under efficient_*. `resume` as for run_earlybert.
+template <class Model, class Task>
+earlybert_report run_dense(Model& model, const optimization_options& options, long steps, Task& task,
+                           const training_state_reader* resume = nullptr) {
+  static_assert(earlybert_task<Task, Model, typename Model::scalar_type>, "run_dense: the task must model earlybert_task");
+  if (steps < 1) throw config_error(fmt::format("run_dense: steps is {}, expected at least 1", steps));
+  detail::pipeline_position position{.mode = "dense", .stage = pipeline_stage::efficient};
+  if (resume != nullptr) {
+    position = detail::read_position(*resume, "dense");
+    resume->read_model(model);
+  }
+  detail::run_efficient_stage(model, options, steps, task, position);
+  return position.report;
 }
 
 }  // namespace earlybert

@@ -99,6 +99,13 @@ class trainer {
   }
 
   long steps_taken() const noexcept { return steps_; }
+  // Continues a run from a training state: `steps` steps already taken (the schedule's position) and
+  // AdamW's own count `optimizer_steps` (its bias correction; larger after a restart from the draw).
+  void resume_at(long steps, long optimizer_steps) {
+    if (steps < 0) throw config_error(fmt::format("trainer: steps taken is {}, expected a non-negative count", steps));
+    steps_ = steps;
+    optimizer_.set_steps_taken(optimizer_steps);
+  }
   adamw<Scalar>& optimizer() noexcept { return optimizer_; }
   const linear_schedule& schedule() const noexcept { return schedule_; }
   tape<Scalar>& step_tape() noexcept { return tape_; }

@@ -1,0 +1,156 @@
+// SPDX-License-Identifier: Apache-2.0
+#pragma once
+// Interrupted runs of `pretrain` and `finetune`: periodic training states, a training state on
+// SIGINT/SIGTERM, and --resume.
+//
+//   <out>/training_state.safetensors   the model, its AdamW moments, the pipeline's position and the
+//                                      task's bookkeeping (train/training_state.hpp), replaced
+//                                      atomically every --checkpoint-every steps of a stage and when
+//                                      SIGINT or SIGTERM arrives (the run then stops after writing it,
+//                                      with exit status 128 + the signal); removed once the final
+//                                      checkpoint is written
+//   --resume                           continues from it: the settings must be the ones the state was
+//                                      written with (all options but --resume, --checkpoint-every and
+//                                      --threads), the metrics file is cut back to what had been
+//                                      written at that step, and the run ends bit-identical to an
+//                                      uninterrupted one (same seed and threads). Without a state, the
+//                                      run starts from the beginning and says so.
+// The signal handlers are installed only while training runs: before it nothing is lost by dying.
+
+#include <atomic>
+#include <csignal>
+#include <optional>
+#include <stdexcept>
+#include <string>
+
+#include <nlohmann/json.hpp>
+
+#include "cli/common.hpp"
+
+namespace earlybert::cli {
+
+// A run stopped by SIGINT or SIGTERM after writing its training state.
+class run_interrupted : public std::runtime_error {
+ public:
+  run_interrupted(int signal, const std::string& what) : std::runtime_error(what), signal_(signal) {}
+  int signal() const noexcept { return signal_; }
+
+ private:
+  int signal_;
+};
+
+namespace detail {
+inline volatile std::sig_atomic_t pending_signal = 0;
+extern "C" inline void note_signal(int signal) { pending_signal = signal; }
+}  // namespace detail
+
+inline void check_checkpoint_options(const common_options& o) {
+  if (o.checkpoint_every < 0) {
+    throw config_error(fmt::format("--checkpoint-every is {}, expected at least 1 (or 0 for only on SIGINT/SIGTERM)", o.checkpoint_every));
+  }
+}
+
+inline fs::path training_state_path(const std::string& out) { return fs::path(out) / "training_state.safetensors"; }
+
+// With --resume, the training state in `out` (checked against this run's settings), or none.
+inline std::optional<training_state_reader> open_training_state(const char* command, const common_options& o, const std::string& out) {
+  if (!o.resume) return std::nullopt;
+  const fs::path path = training_state_path(out);
+  if (!fs::exists(path)) {
+    fmt::print(stderr, "{}: note: --resume, but '{}' holds no training state: starting from the beginning\n", command, out);
+    return std::nullopt;
+  }
+  training_state_reader state = training_state_reader::open(path);
+  const std::string recorded = state.record("settings").get<std::string>();
+  if (recorded != o.settings) {
+    // Name the first setting that differs.
+    const auto lines = [](const std::string& text) {
+      std::vector<std::string> out;
+      std::size_t begin = 0;
+      for (std::size_t end; (end = text.find('\n', begin)) != std::string::npos; begin = end + 1) out.push_back(text.substr(begin, end - begin));
+      if (begin < text.size()) out.push_back(text.substr(begin));
+      return out;
+    };
+    const auto then = lines(recorded), now = lines(o.settings);
+    std::size_t i = 0;
+    while (i < then.size() && i < now.size() && then[i] == now[i]) ++i;
+    throw config_error(fmt::format("--resume: the training state '{}' was written with other settings: '{}' then, '{}' now", path.string(),
+                                   i < then.size() ? then[i] : "", i < now.size() ? now[i] : ""));
+  }
+  return state;
+}
+
+// The metrics file of a run: none, new, or with a training state the interrupted run's, cut back.
+inline metrics_log open_metrics(const common_options& o, const std::optional<training_state_reader>& state) {
+  if (o.metrics.empty()) return metrics_log();
+  if (!state) return metrics_log(o.metrics);
+  const nlohmann::json& record = state->record("metrics");
+  if (record.at("path").get<std::string>() != o.metrics) {
+    throw config_error(fmt::format("--metrics is '{}', but the training state's run wrote '{}'", o.metrics, record.at("path").get<std::string>()));
+  }
+  return metrics_log(o.metrics, record.at("bytes").get<std::int64_t>());
+}
+
+// When to write the training state, and writing it. Lives for the training loop: installs the
+// SIGINT/SIGTERM handlers (a second signal of the same kind ends the process at once) and restores
+// the previous ones when it goes.
+class run_checkpoints {
+ public:
+  run_checkpoints(const common_options& o, const std::string& out, const metrics_log& metrics)
+      : o_(o), path_(training_state_path(out)), metrics_(metrics), enabled_(o.checkpoints && !out.empty()) {
+    if (!enabled_) return;
+    detail::pending_signal = 0;
+    struct sigaction action {};
+    action.sa_handler = detail::note_signal;
+    action.sa_flags = SA_RESETHAND;
+    sigemptyset(&action.sa_mask);
+    sigaction(SIGINT, &action, &previous_int_);
+    sigaction(SIGTERM, &action, &previous_term_);
+  }
+  run_checkpoints(const run_checkpoints&) = delete;
+  run_checkpoints& operator=(const run_checkpoints&) = delete;
+  ~run_checkpoints() {
+    if (!enabled_) return;
+    sigaction(SIGINT, &previous_int_, nullptr);
+    sigaction(SIGTERM, &previous_term_, nullptr);
+  }
+
+  bool due(long step) const {
+    return enabled_ && (detail::pending_signal != 0 || (o_.checkpoint_every > 0 && step % o_.checkpoint_every == 0));
+  }
+
+  // Completes `state` with the settings, the metrics position and the task's record, writes it, and
+  // ends the run (run_interrupted) if a signal asked for it.
+  void write(training_state_writer& state, const nlohmann::ordered_json& task_record) const {
+    state.progress()["settings"] = o_.settings;
+    state.progress()["metrics"] = {{"path", metrics_.path()}, {"bytes", metrics_.position()}};
+    state.progress()["task"] = task_record;
+    std::error_code ec;
+    fs::create_directories(path_.parent_path(), ec);  // --out was checked to be creatable
+    if (ec) throw io_error(fmt::format("--out '{}': cannot create the directory ({})", path_.parent_path().string(), ec.message()));
+    state.write(path_);
+    if (const int signal = detail::pending_signal; signal != 0) {
+      const auto& position = state.progress()["pipeline"];
+      throw run_interrupted(signal, fmt::format("{} after {}step {}: the training state is in '{}'; run the same command with --resume to continue",
+                                                signal == SIGINT ? "interrupted (SIGINT)" : "terminated (SIGTERM)",
+                                                position["mode"] == "dense" ? "" : position["stage"].get<std::string>() + " ",
+                                                position["steps_done"].get<long>(), path_.string()));
+    }
+  }
+
+  // The run is complete and its checkpoint written: the training state has served.
+  void finished() const {
+    std::error_code ec;
+    if (enabled_) fs::remove(path_, ec);
+  }
+
+ private:
+  const common_options& o_;
+  fs::path path_;
+  const metrics_log& metrics_;
+  bool enabled_;
+  struct sigaction previous_int_ {};
+  struct sigaction previous_term_ {};
+};
+
+}  // namespace earlybert::cli
