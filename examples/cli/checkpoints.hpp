@@ -77,6 +77,9 @@ inline std::optional<training_state_reader> open_training_state(const char* comm
     throw config_error(fmt::format("--resume: the training state '{}' was written with other settings: '{}' then, '{}' now", path.string(),
                                    i < then.size() ? then[i] : "", i < now.size() ? now[i] : ""));
   }
+  const nlohmann::json& position = state.record("pipeline");
+  fmt::print(stderr, "{}: resuming from '{}' at {}step {}\n", command, path.string(),
+             position.value("mode", "") == "dense" ? "" : position.value("stage", "") + " ", position.value("steps_done", 0L));
   return state;
 }
 

@@ -143,6 +143,76 @@ PY
   expect_error "--task is 'qa', expected mlm or cls" "$earlybert" bench --shape tiny --task qa
   expect_error "--steps is 0, expected at least 1" "$earlybert" bench --shape tiny --steps 0
   ;;
+resume)
+  # A run killed with SIGKILL at random steps, each time resumed with --resume, ends bit-identical to
+  # an uninterrupted run: weights, ticket record and metrics (but for timing fields). The kill steps
+  # come from bash's RANDOM, seeded with EARLYBERT_KILL_SEED or the shell's PID (printed).
+  RANDOM=${EARLYBERT_KILL_SEED:-$$}
+  echo "kill seed ${EARLYBERT_KILL_SEED:-$$}"
+  untimed() { sed -e 's/"tokens_per_s".*//' -e 's/"[a-z_]*wall_s":[^,]*,//g' "$1"; }
+  steps_in() { [[ -e $1 ]] && grep -c '"event":"step"' "$1" || true; }
+  # kill_and_resume NAME MAX_KILLS FIRST_TARGET COMMAND...: the first kill once FIRST_TARGET steps are
+  # in the metrics, each later one 2-13 steps past the most the file has held, at most MAX_KILLS.
+  kill_and_resume() {
+    local name=$1 max_kills=$2 target=$3 kills=0 status; shift 3
+    while :; do
+      "$@" --out "$name" --metrics "$name.jsonl" --checkpoint-every 3 --resume >> "$name.out" 2>> "$name.log" &
+      local pid=$!
+      while kill -0 $pid 2> /dev/null && (( $(steps_in "$name.jsonl") + 0 < target )); do sleep 0.01; done
+      (( kills < max_kills )) && kill -9 $pid 2> /dev/null && kills=$((kills + 1))
+      status=0
+      wait $pid 2> /dev/null || status=$?
+      [[ $status -eq 0 ]] && break
+      [[ $status -eq 137 ]] || fail "$name exited with $status: $(tail -n 3 "$name.log")"
+      target=$(( $(steps_in "$name.jsonl") + 0 + 2 + RANDOM % 12 ))
+    done
+    echo "$name: $kills kills; resumed at: $(grep "resuming from" "$name.log" | grep -o 'at [a-z ]*step [0-9]*' | cut -c4- | paste -sd, -)"
+    [[ ! -e $name/training_state.safetensors ]] || fail "$name: the training state is left after the run completed"
+  }
+  # EarlyBERT fine-tuning (19 search steps here, 76 efficient) with the gradient criterion, whose
+  # accumulated scores, like the detector's window and the step-0 weights, must come back: the first
+  # kill lands in the search, and 12 kills of 2 or more steps each reach the efficient stage.
+  base=("$earlybert" finetune --train train.tsv --dev dev.tsv --vocab "$vocab" --batch 16 --threads 2 --shape tiny --seed 7)
+  eb=("${base[@]}" --epochs 6 --earlybert --eb-interval 2 --eb-window 3 --ticket gradient)
+  "${eb[@]}" --out eb_reference --metrics eb_reference.jsonl 2> /dev/null > /dev/null
+  kill_and_resume eb_killed 12 $((4 + RANDOM % 14)) "${eb[@]}"
+  grep -q "resuming from 'eb_killed/training_state.safetensors' at search step" eb_killed.log || fail "no resume in the search"
+  grep -q "resuming from 'eb_killed/training_state.safetensors' at efficient step" eb_killed.log || fail "no resume in the efficient stage"
+  cmp eb_reference/model.safetensors eb_killed/model.safetensors || fail "EarlyBERT: the resumed weights differ"
+  cmp eb_reference/earlybert_ticket.json eb_killed/earlybert_ticket.json || fail "EarlyBERT: the ticket records differ"
+  diff <(untimed eb_reference.jsonl) <(untimed eb_killed.jsonl) || fail "EarlyBERT: the metrics differ"
+  # Dense pre-training, with evaluations between the kills.
+  pretrain=("$earlybert" pretrain --corpus "$data/wikitext2/train_head.txt" --vocab "$vocab" --shape tiny --steps 40 --batch 8 \
+    --seq 32 --eval-every 10 --eval-sequences 16 --threads 2)
+  "${pretrain[@]}" --out mlm_reference --metrics mlm_reference.jsonl 2> /dev/null > /dev/null
+  kill_and_resume mlm_killed 6 $((2 + RANDOM % 12)) "${pretrain[@]}"
+  cmp mlm_reference/model.safetensors mlm_killed/model.safetensors || fail "pre-training: the resumed weights differ"
+  diff <(untimed mlm_reference.jsonl) <(untimed mlm_killed.jsonl) || fail "pre-training: the metrics differ"
+
+  # SIGTERM and SIGINT: the state is written after the step in progress and the run stops with
+  # 128 + the signal and one line saying where the state is; nothing else is written.
+  long=("${base[@]}" --epochs 40 --checkpoint-every 0)
+  for signal in TERM INT; do
+    "${long[@]}" --out stopped_$signal --metrics stopped_$signal.jsonl 2> stopped_$signal.log & pid=$!
+    while (( $(steps_in stopped_$signal.jsonl) + 0 < 5 )); do sleep 0.01; done
+    kill -$signal $pid
+    status=0
+    wait $pid || status=$?
+    expected=$([[ $signal == TERM ]] && echo 143 || echo 130)
+    [[ $status -eq $expected ]] || fail "SIG$signal: exit status $status, expected $expected"
+    tail -n 1 stopped_$signal.log | grep -Eq "^earlybert finetune: (terminated \(SIGTERM\)|interrupted \(SIGINT\)) after step [0-9]+: the training state is in 'stopped_$signal/training_state.safetensors'; run the same command with --resume to continue$" \
+      || fail "SIG$signal: $(tail -n 2 stopped_$signal.log)"
+    [[ $(ls stopped_$signal) == training_state.safetensors ]] || fail "SIG$signal: more than the training state was written: $(ls stopped_$signal)"
+  done
+  # Resuming with other settings names the first that differs; without a state, the run starts afresh.
+  expect_error "--resume: the training state 'stopped_TERM/training_state.safetensors' was written with other settings: 'lr=\"\"' then, 'lr=0.002' now" \
+    "${long[@]}" --out stopped_TERM --metrics stopped_TERM.jsonl --resume --lr 0.002
+  "${long[@]}" --out stopped_TERM --metrics stopped_TERM.jsonl --resume 2> continued.log || fail "the resumed run failed: $(tail -n 2 continued.log)"
+  grep -q "^finetune: resuming from 'stopped_TERM/training_state.safetensors' at step [1-9]" continued.log || fail "no resume note"
+  [[ ! -e stopped_TERM/training_state.safetensors && -e stopped_TERM/model.safetensors ]] || fail "the continued run did not complete"
+  "${finetune[@]}" --out fresh --resume 2> fresh.log || fail "--resume without a training state did not run: $(cat fresh.log)"
+  grep -q "note: --resume, but 'fresh' holds no training state: starting from the beginning" fresh.log || fail "no note: $(cat fresh.log)"
+  ;;
 bad-input)
   # One clear error line, exit status 1, and no output left behind.
   expect_error "shape 'huge' was asked for, which is not a compiled shape; the compiled shapes are tiny (2/128/2/512)" \
@@ -166,6 +236,7 @@ bad-input)
   touch notdir
   expect_error "--out 'notdir' exists and is not a directory" "${finetune[@]}" --out notdir
   expect_error "--on-nonfinite is 'ignore', expected stop or skip" "${finetune[@]}" --out x --on-nonfinite ignore
+  expect_error "--checkpoint-every is -1, expected at least 1 (or 0 for only on SIGINT/SIGTERM)" "${finetune[@]}" --out x --checkpoint-every -1
   [[ ! -e x ]] || fail "finetune created its output despite the error"
   # A diverging run (a learning rate of 1e30) stops at the first non-finite loss, or skips such steps.
   status=0

@@ -3,6 +3,10 @@
 // fires, compacts the model and trains the ticket.
 #include "earlybert/train/earlybert.hpp"
 
+#include <filesystem>
+#include <string>
+#include <utility>
+
 #include <vector>
 
 #include <doctest/doctest.h>
@@ -148,4 +152,140 @@ TEST_CASE("earlybert pipeline: with the never detector the ticket is the last ch
   CHECK(report.check_steps == std::vector<long>{3, 6, 9, 10});
   model_type fresh(toy_config());
   CHECK(ticket_selector{}.select(random_criterion{9}.score(fresh.bert)).neurons == report.ticket.neurons);
+}
+
+// ---- Interrupted runs: a training state written at any step resumes bit for bit ----------------
+
+namespace {
+struct run_killed {};
+
+// The toy task that writes a training state at one step of one stage, then dies (throws).
+struct checkpointing_toy_task : toy_task {
+  pipeline_stage kill_stage = pipeline_stage::search;
+  long kill_step = 0;
+  std::filesystem::path file;
+
+  bool checkpoint_due(pipeline_stage stage, long step) const { return stage == kill_stage && step == kill_step; }
+  void write_checkpoint(training_state_writer& state) const {
+    state.write(file);
+    throw run_killed{};
+  }
+};
+static_assert(checkpointing_task<checkpointing_toy_task>);
+static_assert(!checkpointing_task<toy_task>);
+
+// Every parameter of two models equal, bit for bit (the state stores doubles as F64).
+void check_identical(model_type& a, model_type& b) {
+  const auto pa = parameters_of(a), pb = parameters_of(b);
+  REQUIRE(pa.size() == pb.size());
+  for (std::size_t i = 0; i < pa.size(); ++i) {
+    INFO(pa[i]->name);
+    CHECK(pa[i]->name == pb[i]->name);
+    CHECK(pa[i]->value == pb[i]->value);
+    CHECK(pa[i]->first_moment == pb[i]->first_moment);
+  }
+}
+
+std::filesystem::path state_file(const std::string& name) {
+  return std::filesystem::temp_directory_path() / ("earlybert_test_state_" + name + ".safetensors");
+}
+}  // namespace
+
+TEST_CASE("earlybert pipeline: a run killed in the search or the efficient stage and resumed ends as the uninterrupted run") {
+  for (const restart_point restart : {restart_point::init, restart_point::draw}) {
+    for (const auto& [stage, step] : {std::pair{pipeline_stage::search, 5L}, std::pair{pipeline_stage::efficient, 4L}}) {
+      CAPTURE(static_cast<int>(restart));
+      CAPTURE(to_string(stage));
+      const earlybert_options o = toy_options(restart);
+      model_type reference(toy_config());
+      rng random(5);
+      reference.initialise(random);
+      model_type interrupted = reference, resumed = reference;
+
+      // The mask-distance detector with epsilon 1 fires once its window of 3 is full (step 9): a
+      // resumed search that did not replay the recorded masks would fire later.
+      gradient_criterion criterion;
+      mask_distance_detector detector(3, 1.0);
+      toy_task task;
+      const earlybert_report expected = run_earlybert(reference, criterion, ticket_selector{}, detector, o, task, 6);
+
+      checkpointing_toy_task killing;
+      killing.kill_stage = stage;
+      killing.kill_step = step;
+      killing.file = state_file("pipeline");
+      gradient_criterion criterion_1;
+      mask_distance_detector detector_1(3, 1.0);
+      CHECK_THROWS_AS(run_earlybert(interrupted, criterion_1, ticket_selector{}, detector_1, o, killing, 6), run_killed);
+
+      const training_state_reader state = training_state_reader::open(killing.file);
+      gradient_criterion criterion_2;
+      mask_distance_detector detector_2(3, 1.0);
+      toy_task rest;
+      const earlybert_report report = run_earlybert(resumed, criterion_2, ticket_selector{}, detector_2, o, rest, 6, &state);
+      std::filesystem::remove(killing.file);
+
+      CHECK(rest.steps_seen[0] == (stage == pipeline_stage::search ? expected.ticket_step - step : 0));
+      CHECK(rest.steps_seen[1] == o.efficient_steps - (stage == pipeline_stage::efficient ? step : 0));
+      CHECK(report.ticket_step == expected.ticket_step);
+      CHECK(report.check_steps == expected.check_steps);
+      CHECK(report.ticket.neurons == expected.ticket.neurons);
+      CHECK(report.head_coefficients == expected.head_coefficients);
+      CHECK(report.search_flops == expected.search_flops);
+      CHECK(report.efficient_flops == expected.efficient_flops);
+      check_identical(resumed, reference);
+    }
+  }
+}
+
+TEST_CASE("run_dense: a run killed at a step and resumed ends as the uninterrupted run; a state of another mode is refused") {
+  optimization_options o;
+  o.learning_rate = 1e-2;
+  model_type reference(toy_config());
+  rng random(6);
+  reference.initialise(random);
+  model_type interrupted = reference, resumed = reference;
+  toy_task task;
+  const earlybert_report expected = run_dense(reference, o, 12, task);
+
+  checkpointing_toy_task killing;
+  killing.kill_stage = pipeline_stage::efficient;
+  killing.kill_step = 7;
+  killing.file = state_file("dense");
+  CHECK_THROWS_AS(run_dense(interrupted, o, 12, killing), run_killed);
+  const training_state_reader state = training_state_reader::open(killing.file);
+  toy_task rest;
+  const earlybert_report report = run_dense(resumed, o, 12, rest, &state);
+  CHECK(rest.steps_seen[1] == 5);
+  CHECK(report.efficient_flops == expected.efficient_flops);
+  check_identical(resumed, reference);
+
+  model_type other(toy_config());
+  slimming_criterion criterion;
+  never_detector detector;
+  CHECK_THROWS_WITH_AS(run_earlybert(other, criterion, ticket_selector{}, detector, toy_options(restart_point::init), rest, 6, &state),
+                       doctest::Contains("written by a dense run, not a earlybert one"), io_error);
+  std::filesystem::remove(killing.file);
+}
+
+TEST_CASE("training_state_reader: a file that is not a training state, or lacks a parameter, is refused by name") {
+  const auto file = state_file("malformed");
+  safetensors_writer plain;
+  const matrix<float> x = matrix<float>::Zero(1, 2);
+  plain.add("x", x, {2});
+  plain.write(file);
+  CHECK_THROWS_WITH_AS(training_state_reader::open(file), doctest::Contains("no 'earlybert.training_state' metadata"), io_error);
+
+  training_state_writer other_version;
+  other_version.progress()["format"]["version"] = 99;
+  other_version.write(file);
+  CHECK_THROWS_WITH_AS(training_state_reader::open(file), doctest::Contains("format {\"name\":\"earlybert-training-state\",\"version\":99}"),
+                       io_error);
+
+  training_state_writer empty;
+  empty.write(file);
+  const training_state_reader state = training_state_reader::open(file);
+  model_type model(toy_config());
+  CHECK_THROWS_WITH_AS(state.read_model(model), doctest::Contains("no tensor 'bert.embeddings.word_embeddings.weight'"), io_error);
+  CHECK_THROWS_WITH_AS(state.record("pipeline"), doctest::Contains("no 'pipeline' record"), io_error);
+  std::filesystem::remove(file);
 }

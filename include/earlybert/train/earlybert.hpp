@@ -316,7 +316,8 @@ earlybert_report run_earlybert(Model& model, Criterion& criterion, const Selecto
   const double dense_flops_per_token = model.bert.encoder_flops_per_token(reference_seq);
   const auto initial_name = [](const std::string& name) { return "earlybert.initial." + name; };
 
-  detail::pipeline_position position{.mode = "earlybert"};
+  detail::pipeline_position position;
+  position.mode = "earlybert";
   // The step-0 weights, for the restart from init (the model's parameters without coefficients), by name.
   std::vector<std::pair<std::string, matrix<scalar>>> initial;
   if (resume != nullptr) {
@@ -452,7 +453,9 @@ earlybert_report run_dense(Model& model, const optimization_options& options, lo
                            const training_state_reader* resume = nullptr) {
   static_assert(earlybert_task<Task, Model, typename Model::scalar_type>, "run_dense: the task must model earlybert_task");
   if (steps < 1) throw config_error(fmt::format("run_dense: steps is {}, expected at least 1", steps));
-  detail::pipeline_position position{.mode = "dense", .stage = pipeline_stage::efficient};
+  detail::pipeline_position position;
+  position.mode = "dense";
+  position.stage = pipeline_stage::efficient;
   if (resume != nullptr) {
     position = detail::read_position(*resume, "dense");
     resume->read_model(model);
