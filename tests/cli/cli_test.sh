@@ -226,7 +226,29 @@ bad-input)
   printf 'sentence\tlabel\ngood\t7\n' > badlabel.tsv
   expect_error "dataset 'badlabel.tsv': line 2: label 7 is outside [0, 2)" \
     "$earlybert" finetune --train badlabel.tsv "${common[@]}" --shape tiny --out x
-  [[ ! -e x ]] || fail "an output directory was created despite the errors"
+  # Unreadable inputs: a directory where a file is expected, and a file without read permission
+  # (as the unprivileged user 'nobody' when the tests run as root, whom permissions do not stop).
+  mkdir -p adir
+  expect_error "vocabulary 'adir': is a directory, expected a file" \
+    "$earlybert" finetune --train train.tsv --dev dev.tsv --vocab adir --shape tiny --out x
+  expect_error "dataset 'adir': is a directory, expected a file" "$earlybert" finetune --train adir "${common[@]}" --shape tiny --out x
+  expect_error "corpus 'adir': is a directory, expected a file" "$earlybert" pretrain --corpus adir --vocab "$vocab" --shape tiny --out x
+  # 'nobody' may not be able to reach this folder: the program and its other inputs go to a
+  # world-readable one under /tmp.
+  open=$(mktemp -d /tmp/earlybert-unreadable.XXXXXX)
+  chmod 777 "$open"
+  cp "$earlybert" "$vocab" dev.tsv "$open"/
+  cp train.tsv "$open"/locked.tsv && chmod 000 "$open"/locked.tsv
+  as_user=()
+  if [[ $(id -u) -eq 0 ]]; then
+    command -v setpriv > /dev/null || fail "setpriv (util-linux) is needed to test unreadable files as root"
+    as_user=(setpriv --reuid=nobody --regid=nogroup --clear-groups)
+  fi
+  (cd "$open" && expect_error "dataset 'locked.tsv': cannot open the file for reading (Permission denied)" \
+    "${as_user[@]}" ./earlybert finetune --train locked.tsv --dev dev.tsv --vocab "$(basename "$vocab")" --shape tiny --out x) \
+    || fail "the unreadable file"
+  [[ ! -e x && ! -e $open/x ]] || fail "an output directory was created despite the errors"
+  rm -rf "$open"
   expect_error "config 'nowhere/config.json': cannot open the file for reading" \
     "$earlybert" predict --checkpoint nowhere --input dev.tsv --out p.jsonl
   [[ ! -e p.jsonl ]] || fail "predict left an output behind"

@@ -140,7 +140,7 @@ TEST_CASE("tokenizer: invalid UTF-8 is an io_error naming the byte") {
 
 TEST_CASE("vocabulary: bad files and missing special tokens are clear errors") {
   CHECK_THROWS_WITH_AS(vocabulary::load("/nonexistent/vocab.txt"),
-                       "vocabulary '/nonexistent/vocab.txt': cannot open the file for reading", io_error);
+                       "vocabulary '/nonexistent/vocab.txt': cannot open the file for reading (No such file or directory)", io_error);
   CHECK_THROWS_WITH_AS(vocabulary(std::vector<std::string>{"a", "b", "a"}),
                        "vocabulary: token 'a' appears twice (lines 1 and 3), expected each token once", config_error);
   const vocabulary v(std::vector<std::string>{"[PAD]", "[UNK]", "[CLS]", "[SEP]"});

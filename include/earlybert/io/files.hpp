@@ -21,6 +21,10 @@ namespace earlybert {
 
 // The bytes of a file. `what` names it in errors ("safetensors", "config.json", ...).
 inline std::string read_file(const std::filesystem::path& path, std::string_view what) {
+  std::error_code ec;
+  if (std::filesystem::is_directory(path, ec)) {
+    throw io_error(fmt::format("{} '{}': is a directory, expected a file", what, path.string()));
+  }
   std::FILE* file = std::fopen(path.c_str(), "rb");
   if (file == nullptr) {
     throw io_error(fmt::format("{} '{}': cannot open the file for reading ({})", what, path.string(),
@@ -31,8 +35,9 @@ inline std::string read_file(const std::filesystem::path& path, std::string_view
   std::size_t got = 0;
   while ((got = std::fread(buffer, 1, sizeof buffer, file)) > 0) bytes.append(buffer, got);
   const bool failed = std::ferror(file) != 0;
+  const int code = errno;
   std::fclose(file);
-  if (failed) throw io_error(fmt::format("{} '{}': reading failed", what, path.string()));
+  if (failed) throw io_error(fmt::format("{} '{}': reading failed ({})", what, path.string(), std::generic_category().message(code)));
   return bytes;
 }
 

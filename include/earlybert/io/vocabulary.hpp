@@ -5,7 +5,6 @@
 
 #include <cstddef>
 #include <filesystem>
-#include <fstream>
 #include <optional>
 #include <string>
 #include <string_view>
@@ -47,15 +46,16 @@ class vocabulary {
 
   // Reads vocab.txt. Lines end with '\n' (a trailing '\r' is dropped); an empty last line is not a token.
   static vocabulary load(const std::filesystem::path& path) {
-    std::ifstream in(path, std::ios::binary);
-    if (!in) throw io_error(fmt::format("vocabulary '{}': cannot open the file for reading", path.string()));
+    const std::string text = read_file(path, "vocabulary");
     std::vector<std::string> tokens;
-    std::string line;
-    while (std::getline(in, line)) {
+    for (std::size_t begin = 0; begin < text.size();) {
+      std::size_t end = text.find('\n', begin);
+      if (end == std::string::npos) end = text.size();
+      std::string line = text.substr(begin, end - begin);
       if (!line.empty() && line.back() == '\r') line.pop_back();
-      tokens.push_back(line);
+      tokens.push_back(std::move(line));
+      begin = end + 1;
     }
-    if (in.bad()) throw io_error(fmt::format("vocabulary '{}': reading failed", path.string()));
     if (tokens.empty()) throw io_error(fmt::format("vocabulary '{}': the file is empty, expected one token per line", path.string()));
     for (std::size_t i = 0; i < tokens.size(); ++i) {
       if (tokens[i].empty()) {
