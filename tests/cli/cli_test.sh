@@ -247,7 +247,12 @@ bad-input)
   (cd "$open" && expect_error "dataset 'locked.tsv': cannot open the file for reading (Permission denied)" \
     "${as_user[@]}" ./earlybert finetune --train locked.tsv --dev dev.tsv --vocab "$(basename "$vocab")" --shape tiny --out x) \
     || fail "the unreadable file"
-  [[ ! -e x && ! -e $open/x ]] || fail "an output directory was created despite the errors"
+  # An output folder that cannot be written.
+  mkdir -m 555 "$open/closed"
+  (cd "$open" && expect_error "--out 'closed/x' cannot be created: '$open/closed' is not a writable directory" \
+    "${as_user[@]}" ./earlybert finetune --train dev.tsv --dev dev.tsv --vocab "$(basename "$vocab")" --shape tiny --out closed/x) \
+    || fail "the unwritable output folder"
+  [[ ! -e x && ! -e $open/x && ! -e $open/closed/x ]] || fail "an output directory was created despite the errors"
   rm -rf "$open"
   expect_error "config 'nowhere/config.json': cannot open the file for reading" \
     "$earlybert" predict --checkpoint nowhere --input dev.tsv --out p.jsonl
