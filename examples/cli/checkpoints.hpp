@@ -65,11 +65,11 @@ inline std::optional<training_state_reader> open_training_state(const char* comm
   if (recorded != o.settings) {
     // Name the first setting that differs.
     const auto lines = [](const std::string& text) {
-      std::vector<std::string> out;
+      std::vector<std::string> split;
       std::size_t begin = 0;
-      for (std::size_t end; (end = text.find('\n', begin)) != std::string::npos; begin = end + 1) out.push_back(text.substr(begin, end - begin));
-      if (begin < text.size()) out.push_back(text.substr(begin));
-      return out;
+      for (std::size_t end; (end = text.find('\n', begin)) != std::string::npos; begin = end + 1) split.push_back(text.substr(begin, end - begin));
+      if (begin < text.size()) split.push_back(text.substr(begin));
+      return split;
     };
     const auto then = lines(recorded), now = lines(o.settings);
     std::size_t i = 0;

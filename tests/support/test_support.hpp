@@ -79,47 +79,76 @@ struct gradient_check_options {
   std::uint64_t weight_seed = 7;
 };
 
+// How check_gradients feeds the inputs to the op under test; every op is checked three ways:
+//   parameter      the inputs are the watched parameters (their gradients live outside the tape)
+//   first_writer   each input passes through x * 1 first: the op writes an op output's adjoint, and
+//                  is its only writer
+//   second_writer  as first_writer, plus sum(x * V) recorded after the op, which reaches the adjoint
+//                  first in backward: the op must add to what is there (the expected gradient gains V)
+enum class gradient_route { parameter, first_writer, second_writer };
+
 template <class Build>
 void check_gradients(Build&& build, std::vector<parameter<double>*> inputs,
                      gradient_check_options options = {}) {
   tape<double> t;
   matrix<double> weights;
-  auto objective = [&] {
+  std::vector<matrix<double>> side;
+  for (std::size_t k = 0; k < inputs.size(); ++k) {
+    side.push_back(random_matrix<double>(inputs[k]->rows(), inputs[k]->cols(), options.weight_seed + 1 + k));
+  }
+  auto objective = [&](gradient_route route) {
     std::vector<var<double>> vars;
-    for (auto* p : inputs) vars.push_back(t.watch(*p));
+    for (auto* p : inputs) {
+      const var<double> watched = t.watch(*p);
+      vars.push_back(route == gradient_route::parameter ? watched : scale(t, watched, 1.0));
+    }
+    const std::vector<var<double>> fed = vars;
     const var<double> out = build(t, vars);
     if (weights.size() == 0) weights = random_matrix<double>(out.rows(), out.cols(), options.weight_seed);
-    return sum(t, multiply(t, out, t.constant(weights)));
+    var<double> loss = sum(t, multiply(t, out, t.constant(weights)));
+    if (route == gradient_route::second_writer) {
+      for (std::size_t k = 0; k < fed.size(); ++k) loss = add(t, loss, sum(t, multiply(t, fed[k], t.constant(side[k]))));
+    }
+    return loss;
   };
 
-  // Analytic gradients.
-  for (auto* p : inputs) p->zero_gradient();
-  const var<double> loss = objective();
-  REQUIRE_MESSAGE(loss.needs_gradient(), "the checked output does not depend on any input");
-  t.backward(loss);
-  std::vector<matrix<double>> analytic;
-  for (auto* p : inputs) analytic.push_back(p->gradient);
+  // Analytic gradients, each route.
+  const gradient_route routes[] = {gradient_route::parameter, gradient_route::first_writer, gradient_route::second_writer};
+  std::vector<std::vector<matrix<double>>> analytic;
+  for (const gradient_route route : routes) {
+    for (auto* p : inputs) p->zero_gradient();
+    t.rewind();
+    const var<double> loss = objective(route);
+    REQUIRE_MESSAGE(loss.needs_gradient(), "the checked output does not depend on any input");
+    t.backward(loss);
+    analytic.emplace_back();
+    for (auto* p : inputs) analytic.back().push_back(p->gradient);
+  }
 
-  // Central differences, recording nothing.
+  // Central differences of the op's objective, recording nothing.
+  const char* route_names[] = {"as a parameter", "written first", "written second"};
   int failures = 0;
   for (std::size_t k = 0; k < inputs.size(); ++k) {
     parameter<double>& p = *inputs[k];
     for (index_t i = 0; i < p.size(); ++i) {
       const double original = p.value.data()[i];
       double f[2];
-      for (int side = 0; side < 2; ++side) {
-        p.value.data()[i] = original + (side == 0 ? options.step : -options.step);
+      for (int side_of = 0; side_of < 2; ++side_of) {
+        p.value.data()[i] = original + (side_of == 0 ? options.step : -options.step);
         t.rewind();
         no_recording<double> inference(t);
-        f[side] = objective().item();
+        f[side_of] = objective(gradient_route::parameter).item();
       }
       p.value.data()[i] = original;
       const double numeric = (f[0] - f[1]) / (2 * options.step);
-      const double got = analytic[k].data()[i];
-      if (!(std::abs(got - numeric) <= options.tolerance * std::max(1.0, std::abs(numeric)))) {
-        if (failures++ < 5) {
-          FAIL_CHECK(fmt::format("gradient of '{}' entry {} (row {}, col {}): tape {:.10g}, finite "
-                                 "difference {:.10g}", p.name, i, i / p.cols(), i % p.cols(), got, numeric));
+      for (std::size_t r = 0; r < std::size(routes); ++r) {
+        const double expected = numeric + (routes[r] == gradient_route::second_writer ? side[k].data()[i] : 0.0);
+        const double got = analytic[r][k].data()[i];
+        if (!(std::abs(got - expected) <= options.tolerance * std::max(1.0, std::abs(expected)))) {
+          if (failures++ < 5) {
+            FAIL_CHECK(fmt::format("gradient of '{}' ({}) entry {} (row {}, col {}): tape {:.10g}, finite difference {:.10g}", p.name,
+                                   route_names[r], i, i / p.cols(), i % p.cols(), got, expected));
+          }
         }
       }
     }
