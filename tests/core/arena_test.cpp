@@ -39,3 +39,17 @@ TEST_CASE("arena: a request larger than any block gets a block of its own") {
   big[9999] = 1.0f;
   CHECK(a.capacity_bytes() >= 40000);
 }
+
+TEST_CASE("arena: rewind_to a mark frees what came after it and keeps what came before") {
+  arena a(256);
+  auto* kept = a.allocate<float>(10);
+  kept[0] = 3.0f;
+  const arena::mark before = a.position();
+  auto* first = a.allocate<float>(1000);  // grows into a second block
+  a.allocate<float>(20);
+  a.rewind_to(before);
+  const auto grown = a.capacity_bytes();
+  CHECK(a.allocate<float>(1000) == first);  // the same memory again, no new block
+  CHECK(a.capacity_bytes() == grown);
+  CHECK(kept[0] == 3.0f);
+}

@@ -249,3 +249,25 @@ TEST_CASE("bert: masking and compacting carry the coefficients along") {
              masked.bert.layers[0].self_attention.coefficients.values.gradient.leftCols(1), 1e-12, "head coefficient gradient");
   CHECK(masked.bert.layers[0].self_attention.coefficients.values.gradient(0, 1) == 0.0);
 }
+
+TEST_CASE("bert: inference frees each layer's work as it goes, with the same outputs as a recorded forward pass") {
+  bert_for_masked_lm<double, test_shape> model(test_config());
+  randomise(model, 400);
+  const token_batch b = test_batch();
+  tape<double> recorded;
+  const auto c = model.bert.context(recorded, b, false, 0);
+  const matrix<double> expected = model.bert.encode(recorded, b, c).value();
+
+  tape<double> inference;
+  no_recording<double> scope(inference);
+  const auto ci = model.bert.context(inference, b, false, 0);
+  const var<double> hidden = model.bert.encode(inference, b, ci);
+  CHECK(hidden.value() == expected);
+  // A second pass needs no new memory.
+  const auto after_one = inference.arena_bytes();
+  inference.rewind();
+  const auto ci2 = model.bert.context(inference, b, false, 0);
+  CHECK(model.bert.encode(inference, b, ci2).value() == expected);
+  CHECK(inference.arena_bytes() == after_one);
+  CHECK_THROWS_AS(recorded.release_to(recorded.mark()), error);
+}

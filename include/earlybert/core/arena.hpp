@@ -73,6 +73,17 @@ class arena {
     offset_ = 0;
   }
 
+  // Where the next allocation would go, and a return there: everything allocated since becomes
+  // reusable (and invalid), everything before stays.
+  struct mark {
+    std::size_t block, offset;
+  };
+  mark position() const noexcept { return {current_, offset_}; }
+  void rewind_to(mark m) noexcept {
+    current_ = m.block;
+    offset_ = m.offset;
+  }
+
   // Bytes held from the heap (the high-water mark of any step so far, plus block tails).
   std::size_t capacity_bytes() const noexcept {
     std::size_t total = 0;

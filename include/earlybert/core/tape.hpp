@@ -168,6 +168,14 @@ class tape {
     for (auto it = steps_.rbegin(); it != steps_.rend(); ++it) it->run(it->closure);
   }
 
+  // Inference only (not recording, so no closure can refer to the memory): where the arena stands,
+  // and a return there that frees everything made since for reuse. Vars made since become invalid.
+  arena::mark mark() const noexcept { return arena_.position(); }
+  void release_to(arena::mark m) {
+    if (recording_) throw error("tape::release_to: the tape is recording; memory of a recorded step lives until rewind()");
+    arena_.rewind_to(m);
+  }
+
   // Forgets every recorded closure and rewinds the arena: every var of the step becomes invalid.
   void rewind() noexcept {
     steps_.clear();

@@ -115,9 +115,25 @@ class bert_model {
   }
 
   // Hidden states [tokens, hidden] after the last layer.
+  // In inference (the tape not recording) a layer's intermediate values die with it: its output is
+  // copied into one of two buffers and the arena returns to where it stood before the layer, so
+  // memory holds one layer's work instead of every layer's.
   var<Scalar> encode(tape<Scalar>& t, const token_batch& b, const forward_context<Scalar>& c) {
     var<Scalar> x = embedding.forward(t, b, c);
-    for (auto& layer : layers) x = layer.forward(t, x, c);
+    if (t.recording()) {
+      for (auto& layer : layers) x = layer.forward(t, x, c);
+      return x;
+    }
+    const var<Scalar> buffers[2] = {t.make(x.rows(), x.cols(), false), t.make(x.rows(), x.cols(), false)};
+    std::size_t next = 0;
+    for (auto& layer : layers) {
+      const auto before = t.mark();
+      const var<Scalar> y = layer.forward(t, x, c);
+      buffers[next].value() = y.value();
+      t.release_to(before);
+      x = buffers[next];
+      next ^= 1;
+    }
     return x;
   }
 
