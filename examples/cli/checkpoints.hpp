@@ -17,11 +17,11 @@
 //                                      run starts from the beginning and says so.
 // The signal handlers are installed only while training runs: before it nothing is lost by dying.
 
-#include <atomic>
 #include <csignal>
 #include <optional>
 #include <stdexcept>
 #include <string>
+#include <vector>
 
 #include <nlohmann/json.hpp>
 
