@@ -13,7 +13,8 @@ checkpoint five ways with the `earlybert` program and aggregate the runs' summar
 Writes <out>/study.json (every run's summary and mask-distance checks), <out>/table.md (mean and
 standard deviation over the seeds) and, when matplotlib is installed, <out>/mask_distance_by_seed.png
 (head and FFN mask distance against the fraction of the first epoch). Only the standard library is
-needed otherwise; the program does the work.
+needed otherwise; the program does the work. study.json is rewritten after every run, and a study started
+again with the same --out keeps the runs it holds and does only the missing ones.
 """
 import argparse
 import json
@@ -79,13 +80,27 @@ def main():
     os.makedirs(a.out, exist_ok=True)
     common = ["--train", a.train, "--dev", a.dev, "--vocab", a.vocab, "--init", a.init, "--max-seq", str(a.max_seq)]
     results = {"init": a.init, "train": a.train, "epochs": a.epochs, "runs": []}
-    with open(os.path.join(a.out, "study.log"), "w") as log:
+    study_path = os.path.join(a.out, "study.json")
+    if os.path.exists(study_path):
+        # Continue an interrupted study: the runs it finished are kept, not repeated; the settings must match.
+        with open(study_path) as f:
+            previous = json.load(f)
+        for key in ("init", "train", "epochs"):
+            if previous[key] != results[key]:
+                raise SystemExit(f"study: {study_path} was made with {key} {previous[key]!r}, this run has {results[key]!r}; "
+                                 "use another --out")
+        results = previous
+    finished = {(r["seed"], r["arm"]): r for r in results["runs"]}
+    with open(os.path.join(a.out, "study.log"), "a") as log:
         for seed in a.seeds:
             seed_dir = os.path.join(a.out, f"seed{seed}")
             os.makedirs(seed_dir, exist_ok=True)
             base = common + ["--seed", str(seed), "--epochs", str(a.epochs)]
-            done = {}
+            done = {arm: r for (s, arm), r in finished.items() if s == seed}
             for arm in a.arms:
+                if arm in done:
+                    print(f"study: seed {seed} {arm}: kept from {study_path}", file=sys.stderr, flush=True)
+                    continue
                 if arm == "dense":
                     args = base
                 elif arm == "earlybert":
@@ -104,8 +119,10 @@ def main():
                 results["runs"].append({"seed": seed, "arm": arm, **done[arm]})
                 s = done[arm]
                 print(f"study: seed {seed} {arm}: dev accuracy {s['dev_accuracy']:.4f}, {s['train_wall_s']:.1f} s", file=sys.stderr, flush=True)
-            with open(os.path.join(a.out, "study.json"), "w") as f:
-                json.dump(results, f, indent=1)
+                # After every run, through a temporary file: an interrupted study loses at most the run in progress.
+                with open(study_path + ".tmp", "w") as f:
+                    json.dump(results, f, indent=1)
+                os.replace(study_path + ".tmp", study_path)
     report(results, a)
 
 
