@@ -77,9 +77,14 @@ inline std::optional<training_state_reader> open_training_state(const char* comm
     throw config_error(fmt::format("--resume: the training state '{}' was written with other settings: '{}' then, '{}' now", path.string(),
                                    i < then.size() ? then[i] : "", i < now.size() ? now[i] : ""));
   }
+  // Where the run stands, as far as the note needs it; the pipeline checks the record when it resumes.
   const nlohmann::json& position = state.record("pipeline");
-  fmt::print(stderr, "{}: resuming from '{}' at {}step {}\n", command, path.string(),
-             position.value("mode", "") == "dense" ? "" : position.value("stage", "") + " ", position.value("steps_done", 0L));
+  const auto text = [&](const char* key) {
+    return position.is_object() && position.contains(key) && position[key].is_string() ? position[key].get<std::string>() : "?";
+  };
+  const auto steps = position.is_object() && position.contains("steps_done") ? whole_number<long>(position["steps_done"]) : std::nullopt;
+  fmt::print(stderr, "{}: resuming from '{}' at {}step {}\n", command, path.string(), text("mode") == "dense" ? "" : text("stage") + " ",
+             steps ? std::to_string(*steps) : "?");
   return state;
 }
 
@@ -91,7 +96,7 @@ inline metrics_log open_metrics(const common_options& o, const std::optional<tra
   if (record.at("path").get<std::string>() != o.metrics) {
     throw config_error(fmt::format("--metrics is '{}', but the training state's run wrote '{}'", o.metrics, record.at("path").get<std::string>()));
   }
-  return metrics_log(o.metrics, record.at("bytes").get<std::int64_t>());
+  return metrics_log(o.metrics, read_whole_number<std::int64_t>(record.at("bytes"), "the metrics record's bytes"));
 }
 
 // When to write the training state, and writing it. Lives for the training loop: installs the

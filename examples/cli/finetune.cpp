@@ -74,7 +74,7 @@ class classification_task {
   }
   void restore(const nlohmann::json& record) {
     report_.restore(record);
-    last_evaluated_ = record.at("last_evaluated").get<long>();
+    last_evaluated_ = read_whole_number<long>(record.at("last_evaluated"), "last_evaluated");
     last_accuracy_ = record.at("last_accuracy").get<double>();
   }
 

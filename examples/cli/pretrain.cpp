@@ -99,7 +99,7 @@ class mlm_task {
   }
   void restore(const nlohmann::json& record) {
     report_.restore(record);
-    last_evaluated_ = record.at("last_evaluated").get<long>();
+    last_evaluated_ = read_whole_number<long>(record.at("last_evaluated"), "last_evaluated");
     last_ = {record.at("last_loss").get<double>(), record.at("last_accuracy").get<double>()};
   }
 

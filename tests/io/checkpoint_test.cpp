@@ -219,7 +219,29 @@ TEST_CASE("checkpoint: config.json errors name the file and the key") {
                        fmt::format("config '{}': hidden_size 8, num_hidden_layers 2, num_attention_heads 3 and intermediate_size "
                                    "12 do not describe a BERT (all positive, heads dividing hidden)", p).c_str(), io_error);
   write_file_atomically(path, R"({"hidden_size": "8"})");
-  CHECK_THROWS_WITH_AS(read_config(path), fmt::format("config '{}': key 'hidden_size' is \"8\", expected a whole number", p).c_str(), io_error);
+  CHECK_THROWS_WITH_AS(read_config(path),
+                       fmt::format("config '{}': key 'hidden_size' is \"8\", expected a whole number from -2147483648 to 2147483647", p).c_str(),
+                       io_error);
+  // Numbers a plain cast would truncate or turn into undefined behaviour.
+  write_file_atomically(path, R"({"hidden_size": 5.55556e+76})");
+  CHECK_THROWS_WITH_AS(read_config(path), doctest::Contains("key 'hidden_size' is 5.55556e+76, expected a whole number"), io_error);
+  write_file_atomically(path, R"({"hidden_size": 8.5})");
+  CHECK_THROWS_WITH_AS(read_config(path), doctest::Contains("key 'hidden_size' is 8.5, expected a whole number"), io_error);
+  write_file_atomically(path, R"({"hidden_size": 8.0, "num_hidden_layers": 2, "num_attention_heads": 2, "intermediate_size": 12, "vocab_size": 5})");
+  CHECK(read_config(path).model.hidden == 8);
+  write_file_atomically(path, R"({"hidden_size": 8, "num_hidden_layers": 2, "num_attention_heads": 2, "intermediate_size": 12, "vocab_size": 5,
+                                  "earlybert_format": {"version": 1e300}})");
+  CHECK_THROWS_WITH_AS(read_config(path), doctest::Contains("earlybert checkpoint format version 1e+300, expected 1"), io_error);
+  write_file_atomically(path, R"({"hidden_size": 8, "num_hidden_layers": 2, "num_attention_heads": 2, "intermediate_size": 12, "vocab_size": 5,
+                                  "pruned_heads": {"1": "0"}})");
+  CHECK_THROWS_WITH_AS(read_config(path), doctest::Contains("pruned_heads['1'] is \"0\", expected a list of whole numbers"), io_error);
+  write_file_atomically(path, R"({"hidden_size": 8, "num_hidden_layers": 2, "num_attention_heads": 2, "intermediate_size": 12, "vocab_size": 5,
+                                  "earlybert_kept_ffn": [[0, 1], [0, 1.5]]})");
+  CHECK_THROWS_WITH_AS(read_config(path), doctest::Contains("key 'earlybert_kept_ffn'[1][1] is 1.5, expected a whole number"), io_error);
+  // Sizes whose kept structure could not be allocated are refused before it is built.
+  write_file_atomically(path, R"({"hidden_size": 2000000000, "num_hidden_layers": 2000000000, "num_attention_heads": 2000000000,
+                                  "intermediate_size": 2000000000, "vocab_size": 5, "pruned_heads": {"0": [1]}})");
+  CHECK_THROWS_WITH_AS(read_config(path), doctest::Contains("expected at most 16777216 heads and neurons in all"), io_error);
   write_file_atomically(path, R"({"hidden_size": 8, "num_hidden_layers": 2, "num_attention_heads": 2, "intermediate_size": 12, "vocab_size": 5, "hidden_act": "relu"})");
   CHECK_THROWS_WITH_AS(read_config(path),
                        fmt::format("config '{}': hidden_act is 'relu', expected 'gelu' (the exact erf form, the only one implemented)", p).c_str(),

@@ -280,6 +280,14 @@ TEST_CASE("training_state_reader: a file that is not a training state, or lacks 
   other_version.write(file);
   CHECK_THROWS_WITH_AS(training_state_reader::open(file), doctest::Contains("format {\"name\":\"earlybert-training-state\",\"version\":99}"),
                        io_error);
+  for (const nlohmann::json& format : {nlohmann::json{{"name", 7}, {"version", 1}}, nlohmann::json{{"name", "earlybert-training-state"}, {"version", 1e300}},
+                                       nlohmann::json("earlybert-training-state")}) {
+    training_state_writer odd_format;  // a name that is not a string, a version no int holds, not an object
+    odd_format.progress()["format"] = format;
+    odd_format.write(file);
+    const std::string expected = fmt::format("format {}, expected", format.dump());
+    CHECK_THROWS_WITH_AS(training_state_reader::open(file), doctest::Contains(expected.c_str()), io_error);
+  }
 
   training_state_writer empty;
   empty.write(file);

@@ -23,6 +23,7 @@
 // task-head parameters that are absent keep their initialisation, and the report lists them.
 
 #include <algorithm>
+#include <cstdint>
 #include <filesystem>
 #include <string>
 #include <utility>
@@ -35,6 +36,7 @@
 
 #include "earlybert/core/error.hpp"
 #include "earlybert/io/files.hpp"
+#include "earlybert/io/json.hpp"
 #include "earlybert/io/safetensors.hpp"
 #include "earlybert/io/vocabulary.hpp"
 #include "earlybert/nn/bert.hpp"
@@ -58,21 +60,29 @@ T config_value(const nlohmann::json& j, const std::string& path, const char* key
     if (required) throw io_error(fmt::format("config '{}': key '{}' is missing", path, key));
     return fallback;
   }
-  try {
-    return j.at(key).get<T>();
-  } catch (const nlohmann::json::exception&) {
-    throw io_error(fmt::format("config '{}': key '{}' is {}, expected a {}", path, key, j.at(key).dump(),
-                               std::is_floating_point_v<T> ? "number" : std::is_integral_v<T> ? "whole number" : "value"));
+  if constexpr (std::is_integral_v<T>) {
+    return read_whole_number<T>(j.at(key), fmt::format("config '{}': key '{}'", path, key));
+  } else {
+    try {
+      return j.at(key).get<T>();
+    } catch (const nlohmann::json::exception&) {
+      throw io_error(fmt::format("config '{}': key '{}' is {}, expected a {}", path, key, detail::json_excerpt(j.at(key)),
+                                 std::is_floating_point_v<T> ? "number" : "string"));
+    }
   }
+}
+
+// A list of index lists, one per layer.
+inline std::vector<std::vector<index_t>> index_lists(const nlohmann::json& j, const std::string& what) {
+  if (!j.is_array()) throw io_error(fmt::format("{} is {}, expected a list of index lists", what, json_excerpt(j)));
+  std::vector<std::vector<index_t>> out;
+  for (std::size_t l = 0; l < j.size(); ++l) out.push_back(read_whole_numbers<index_t>(j[l], fmt::format("{}[{}]", what, l)));
+  return out;
 }
 
 inline std::vector<std::vector<index_t>> kept_lists(const nlohmann::json& j, const std::string& path, const char* key) {
   if (!j.contains(key)) return {};
-  try {
-    return j.at(key).get<std::vector<std::vector<index_t>>>();
-  } catch (const nlohmann::json::exception&) {
-    throw io_error(fmt::format("config '{}': key '{}' is not a list of index lists", path, key));
-  }
+  return index_lists(j.at(key), fmt::format("config '{}': key '{}'", path, key));
 }
 }  // namespace detail
 
@@ -131,10 +141,11 @@ inline checkpoint_config read_config(const std::filesystem::path& path) {
   }
   if (!j.is_object()) throw io_error(fmt::format("config '{}': expected a JSON object", p));
   if (j.contains("earlybert_format")) {
-    const auto version = j["earlybert_format"].value("version", 0);
-    if (version != checkpoint_format_version) {
+    const auto& format = j["earlybert_format"];
+    const auto version = format.is_object() && format.contains("version") ? format["version"] : nlohmann::json();
+    if (whole_number<int>(version) != checkpoint_format_version) {
       throw io_error(fmt::format("config '{}': earlybert checkpoint format version {}, expected {} (written by another "
-                                 "release; re-save it with that release)", p, version, checkpoint_format_version));
+                                 "release; re-save it with that release)", p, detail::json_excerpt(version), checkpoint_format_version));
     }
   }
   checkpoint_config out;
@@ -144,6 +155,18 @@ inline checkpoint_config read_config(const std::filesystem::path& path) {
   c.layers = config_value<int>(j, p, "num_hidden_layers", 0, true);
   c.heads = config_value<int>(j, p, "num_attention_heads", 0, true);
   c.ffn = config_value<int>(j, p, "intermediate_size", 0, true);
+  if (c.hidden <= 0 || c.layers <= 0 || c.heads <= 0 || c.ffn <= 0 || c.hidden % c.heads != 0) {
+    throw io_error(fmt::format("config '{}': hidden_size {}, num_hidden_layers {}, num_attention_heads {} and "
+                               "intermediate_size {} do not describe a BERT (all positive, heads dividing hidden)",
+                               p, c.hidden, c.layers, c.heads, c.ffn));
+  }
+  // The kept structure is one index per head and per FFN neuron of every layer; a bound on their count
+  // turns a config with absurd sizes into an error instead of an allocation that cannot succeed.
+  constexpr std::int64_t max_structure_units = std::int64_t{1} << 24;  // BERT-large has 24 x (16 + 4096)
+  if (std::int64_t{c.layers} * (std::int64_t{c.heads} + c.ffn) > max_structure_units) {
+    throw io_error(fmt::format("config '{}': num_hidden_layers x (num_attention_heads + intermediate_size) is {} x ({} + {}), "
+                               "expected at most {} heads and neurons in all", p, c.layers, c.heads, c.ffn, max_structure_units));
+  }
   c.vocab_size = config_value<index_t>(j, p, "vocab_size", 0, true);
   c.max_positions = config_value<index_t>(j, p, "max_position_embeddings", 512, false);
   c.type_vocab_size = config_value<index_t>(j, p, "type_vocab_size", 2, false);
@@ -173,7 +196,10 @@ inline checkpoint_config read_config(const std::filesystem::path& path) {
   if (c.kept_heads.empty() && j.contains("pruned_heads") && j["pruned_heads"].is_object() && !j["pruned_heads"].empty()) {
     for (int l = 0; l < c.layers; ++l) {
       std::vector<index_t> removed;
-      if (j["pruned_heads"].contains(std::to_string(l))) removed = j["pruned_heads"][std::to_string(l)].get<std::vector<index_t>>();
+      const std::string layer = std::to_string(l);
+      if (j["pruned_heads"].contains(layer)) {
+        removed = read_whole_numbers<index_t>(j["pruned_heads"][layer], fmt::format("config '{}': pruned_heads['{}']", p, layer));
+      }
       std::vector<index_t> kept;
       for (index_t h = 0; h < c.heads; ++h) {
         if (std::find(removed.begin(), removed.end(), h) == removed.end()) kept.push_back(h);
@@ -190,11 +216,6 @@ inline checkpoint_config read_config(const std::filesystem::path& path) {
     };
     if (c.kept_heads.empty()) c.kept_heads = all(c.heads);
     else c.kept_ffn = all(c.ffn);
-  }
-  if (c.hidden <= 0 || c.layers <= 0 || c.heads <= 0 || c.ffn <= 0 || c.hidden % c.heads != 0) {
-    throw io_error(fmt::format("config '{}': hidden_size {}, num_hidden_layers {}, num_attention_heads {} and "
-                               "intermediate_size {} do not describe a BERT (all positive, heads dividing hidden)",
-                               p, c.hidden, c.layers, c.heads, c.ffn));
   }
   try {
     c.check();

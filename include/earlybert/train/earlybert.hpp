@@ -37,6 +37,7 @@
 #include <nlohmann/json.hpp>
 
 #include "earlybert/core/error.hpp"
+#include "earlybert/io/json.hpp"
 #include "earlybert/nn/bert.hpp"
 #include "earlybert/prune/criteria.hpp"
 #include "earlybert/prune/detectors.hpp"
@@ -198,11 +199,11 @@ inline nlohmann::ordered_json report_json(const earlybert_report& r) {
 inline earlybert_report report_from_json(const nlohmann::json& j) {
   earlybert_report r;
   r.ticket = masks_from_json(j.at("ticket"));
-  r.ticket_step = j.at("ticket_step").get<long>();
+  r.ticket_step = read_whole_number<long>(j.at("ticket_step"), "ticket_step");
   r.detected = j.at("detected").get<bool>();
-  r.check_steps = j.at("check_steps").get<std::vector<long>>();
+  r.check_steps = read_whole_numbers<long>(j.at("check_steps"), "check_steps");
   for (const auto& m : j.at("recorded_masks")) r.recorded_masks.push_back(masks_from_json(m));
-  r.efficient_steps = j.at("efficient_steps").get<long>();
+  r.efficient_steps = read_whole_number<long>(j.at("efficient_steps"), "efficient_steps");
   r.search_wall_s = j.at("search_wall_s").get<double>();
   r.draw_wall_s = j.at("draw_wall_s").get<double>();
   r.efficient_wall_s = j.at("efficient_wall_s").get<double>();
@@ -244,8 +245,8 @@ inline pipeline_position read_position(const training_state_reader& state, std::
     const auto stage = j.at("stage").get<std::string>();
     if (stage != "search" && stage != "efficient") throw io_error(fmt::format("stage '{}', expected search or efficient", stage));
     p.stage = stage == "search" ? pipeline_stage::search : pipeline_stage::efficient;
-    p.steps_done = j.at("steps_done").get<long>();
-    p.optimizer_steps = j.at("optimizer_steps").get<long>();
+    p.steps_done = read_whole_number<long>(j.at("steps_done"), "steps_done");
+    p.optimizer_steps = read_whole_number<long>(j.at("optimizer_steps"), "optimizer_steps");
     p.report = report_from_json(j.at("report"));
     p.criterion = j.value("criterion", nlohmann::json());
   } catch (const nlohmann::json::exception& e) {

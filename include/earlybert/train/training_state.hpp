@@ -22,6 +22,7 @@
 
 #include "earlybert/core/error.hpp"
 #include "earlybert/core/parameter.hpp"
+#include "earlybert/io/json.hpp"
 #include "earlybert/io/safetensors.hpp"
 
 namespace earlybert {
@@ -126,9 +127,10 @@ class training_state_reader {
     } catch (const nlohmann::json::exception& e) {
       throw io_error(fmt::format("training state '{}': the progress record is not valid JSON ({})", path.string(), e.what()));
     }
-    const auto& format = progress_.is_object() ? progress_.value("format", nlohmann::json()) : nlohmann::json();
-    if (!format.is_object() || format.value("name", "") != training_state_format_name ||
-        format.value("version", 0) != training_state_format_version) {
+    const auto format = progress_.is_object() && progress_.contains("format") ? progress_["format"] : nlohmann::json();
+    const auto field = [&](const char* key) { return format.is_object() && format.contains(key) ? format[key] : nlohmann::json(); };
+    if (field("name") != std::string(training_state_format_name) ||
+        whole_number<int>(field("version")) != training_state_format_version) {
       throw io_error(fmt::format("training state '{}': format {}, expected {{\"name\":\"{}\",\"version\":{}}}", path.string(),
                                  format.dump(), training_state_format_name, training_state_format_version));
     }
