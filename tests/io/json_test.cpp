@@ -58,3 +58,12 @@ TEST_CASE("json: read_whole_number(s) name what was read, the value found and th
                        "list[1] is \"2\", expected a whole number from -2147483648 to 2147483647", io_error);
   CHECK_THROWS_WITH_AS(read_whole_numbers<int>(json::object(), "list"), "list is {}, expected a list of whole numbers", io_error);
 }
+
+TEST_CASE("json: a long value in a message is cut at a character boundary") {
+  std::string euros;
+  for (int i = 0; i < 30; ++i) euros += "\u20ac";  // three bytes each
+  std::string expected = "n is \"a";
+  for (int i = 0; i < 18; ++i) expected += "\u20ac";  // 56 bytes with the quote and the a: the 19th would be cut
+  expected += "..., expected a whole number from -2147483648 to 2147483647";
+  CHECK_THROWS_WITH_AS(read_whole_number<int>(json("a" + euros), "n"), expected.c_str(), io_error);
+}

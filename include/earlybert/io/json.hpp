@@ -46,11 +46,13 @@ std::optional<T> whole_number(const nlohmann::json& j) {
 }
 
 namespace detail {
-// A JSON value for an error message, cut to a readable length.
+// A JSON value for an error message, cut to a readable length (at a UTF-8 character boundary).
 inline std::string json_excerpt(const nlohmann::json& j) {
   std::string text = j.dump();
-  if (text.size() > 60) text = text.substr(0, 57) + "...";
-  return text;
+  if (text.size() <= 60) return text;
+  std::size_t cut = 57;
+  while (cut > 0 && (static_cast<unsigned char>(text[cut]) & 0xC0) == 0x80) --cut;  // not inside a character
+  return text.substr(0, cut) + "...";
 }
 }  // namespace detail
 
