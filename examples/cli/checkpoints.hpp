@@ -80,9 +80,10 @@ inline std::optional<training_state_reader> open_training_state(const char* comm
   // Where the run stands, as far as the note needs it; the pipeline checks the record when it resumes.
   const nlohmann::json& position = state.record("pipeline");
   const auto text = [&](const char* key) {
-    return position.is_object() && position.contains(key) && position[key].is_string() ? position[key].get<std::string>() : "?";
+    const auto& value = member_or_null(position, key);
+    return value.is_string() ? value.get<std::string>() : "?";
   };
-  const auto steps = position.is_object() && position.contains("steps_done") ? whole_number<long>(position["steps_done"]) : std::nullopt;
+  const auto steps = whole_number<long>(member_or_null(position, "steps_done"));
   fmt::print(stderr, "{}: resuming from '{}' at {}step {}\n", command, path.string(), text("mode") == "dense" ? "" : text("stage") + " ",
              steps ? std::to_string(*steps) : "?");
   return state;

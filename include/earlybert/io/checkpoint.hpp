@@ -72,17 +72,15 @@ T config_value(const nlohmann::json& j, const std::string& path, const char* key
   }
 }
 
-// A list of index lists, one per layer.
-inline std::vector<std::vector<index_t>> index_lists(const nlohmann::json& j, const std::string& what) {
-  if (!j.is_array()) throw io_error(fmt::format("{} is {}, expected a list of index lists", what, json_excerpt(j)));
-  std::vector<std::vector<index_t>> out;
-  for (std::size_t l = 0; l < j.size(); ++l) out.push_back(read_whole_numbers<index_t>(j[l], fmt::format("{}[{}]", what, l)));
-  return out;
-}
-
+// The list of index lists, one per layer, under `key`; empty if the key is absent.
 inline std::vector<std::vector<index_t>> kept_lists(const nlohmann::json& j, const std::string& path, const char* key) {
   if (!j.contains(key)) return {};
-  return index_lists(j.at(key), fmt::format("config '{}': key '{}'", path, key));
+  const auto& lists = j.at(key);
+  const std::string what = fmt::format("config '{}': key '{}'", path, key);
+  if (!lists.is_array()) throw io_error(fmt::format("{} is {}, expected a list of index lists", what, json_excerpt(lists)));
+  std::vector<std::vector<index_t>> out;
+  for (std::size_t l = 0; l < lists.size(); ++l) out.push_back(read_whole_numbers<index_t>(lists[l], fmt::format("{}[{}]", what, l)));
+  return out;
 }
 }  // namespace detail
 
@@ -141,8 +139,7 @@ inline checkpoint_config read_config(const std::filesystem::path& path) {
   }
   if (!j.is_object()) throw io_error(fmt::format("config '{}': expected a JSON object", p));
   if (j.contains("earlybert_format")) {
-    const auto& format = j["earlybert_format"];
-    const auto version = format.is_object() && format.contains("version") ? format["version"] : nlohmann::json();
+    const auto& version = member_or_null(j["earlybert_format"], "version");
     if (whole_number<int>(version) != checkpoint_format_version) {
       throw io_error(fmt::format("config '{}': earlybert checkpoint format version {}, expected {} (written by another "
                                  "release; re-save it with that release)", p, detail::json_excerpt(version), checkpoint_format_version));

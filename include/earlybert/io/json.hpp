@@ -45,6 +45,15 @@ std::optional<T> whole_number(const nlohmann::json& j) {
   return std::nullopt;
 }
 
+// j[key] if `j` is an object that holds `key`; null otherwise. For reading a field of input whose
+// shape is not known yet: a missing key and a non-object read the same, and nothing throws.
+inline const nlohmann::json& member_or_null(const nlohmann::json& j, const char* key) {
+  static const nlohmann::json null;
+  if (!j.is_object()) return null;
+  const auto it = j.find(key);
+  return it == j.end() ? null : *it;
+}
+
 namespace detail {
 // A JSON value for an error message, cut to a readable length (at a UTF-8 character boundary).
 inline std::string json_excerpt(const nlohmann::json& j) {

@@ -127,10 +127,9 @@ class training_state_reader {
     } catch (const nlohmann::json::exception& e) {
       throw io_error(fmt::format("training state '{}': the progress record is not valid JSON ({})", path.string(), e.what()));
     }
-    const auto format = progress_.is_object() && progress_.contains("format") ? progress_["format"] : nlohmann::json();
-    const auto field = [&](const char* key) { return format.is_object() && format.contains(key) ? format[key] : nlohmann::json(); };
-    if (field("name") != std::string(training_state_format_name) ||
-        whole_number<int>(field("version")) != training_state_format_version) {
+    const auto& format = member_or_null(progress_, "format");
+    if (member_or_null(format, "name") != std::string(training_state_format_name) ||
+        whole_number<int>(member_or_null(format, "version")) != training_state_format_version) {
       throw io_error(fmt::format("training state '{}': format {}, expected {{\"name\":\"{}\",\"version\":{}}}", path.string(),
                                  format.dump(), training_state_format_name, training_state_format_version));
     }
