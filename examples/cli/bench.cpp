@@ -195,7 +195,7 @@ void check_bench_options(const bench_options& o) {
 }  // namespace
 
 int run_bench(const bench_options& o) {
-  apply_threads(o.common.threads);
+  apply_threads("bench", o.common.threads);
   check_bench_options(o);
   const auto r = with_named_shape(o.shape, [&]<class Shape>() { return bench<Shape>(o); });
   if (o.json) {

@@ -57,7 +57,7 @@ inline std::optional<training_state_reader> open_training_state(const char* comm
   if (!o.resume) return std::nullopt;
   const fs::path path = training_state_path(out);
   if (!fs::exists(path)) {
-    fmt::print(stderr, "{}: note: --resume, but '{}' holds no training state: starting from the beginning\n", command, out);
+    messages::note(command, "--resume, but '{}' holds no training state: starting from the beginning", out);
     return std::nullopt;
   }
   training_state_reader state = training_state_reader::open(path);
@@ -84,8 +84,8 @@ inline std::optional<training_state_reader> open_training_state(const char* comm
     return value.is_string() ? value.get<std::string>() : "?";
   };
   const auto steps = whole_number<long>(member_or_null(position, "steps_done"));
-  fmt::print(stderr, "{}: resuming from '{}' at {}step {}\n", command, path.string(), text("mode") == "dense" ? "" : text("stage") + " ",
-             steps ? std::to_string(*steps) : "?");
+  messages::status(command, "resuming from '{}' at {}step {}", path.string(), text("mode") == "dense" ? "" : text("stage") + " ",
+                   steps ? std::to_string(*steps) : "?");
   return state;
 }
 

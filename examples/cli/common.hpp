@@ -5,15 +5,19 @@
 
 #include <chrono>
 #include <cstdint>
+#include <cstdlib>
 #include <filesystem>
 #include <optional>
 #include <string>
+#include <string_view>
 #include <vector>
 
 #include <fmt/format.h>
 #include <unistd.h>
 
 #include <earlybert/earlybert.hpp>
+
+#include "cli/messages.hpp"
 
 namespace earlybert::cli {
 
@@ -153,11 +157,29 @@ int run_bench(const bench_options& o);
 
 // ---- Set-up ------------------------------------------------------------------------------------
 
-// Sets the thread count, and says once when OpenBLAS's kernels are weaker than the CPU.
-inline void apply_threads(int threads) {
+// Says which kernel set OpenBLAS runs when it is weaker than the CPU (EARLYBERT_BLAS_NOTE unset or
+// "auto"), every time ("always": the note then also says when the kernels fit the CPU), or never
+// ("never"). "always" and "never" make a script's handling of notes testable on any CPU.
+inline void note_blas_kernels(const char* command) {
+  const char* variable = std::getenv("EARLYBERT_BLAS_NOTE");
+  const std::string_view setting = variable != nullptr && *variable != '\0' ? variable : "auto";
+  if (setting != "auto" && setting != "always" && setting != "never") {
+    throw config_error(fmt::format("the environment variable EARLYBERT_BLAS_NOTE is '{}', expected auto, always or never", setting));
+  }
+  if (setting == "never") return;
+  if (const std::string warning = blas_core_warning(); !warning.empty()) {
+    messages::note(command, "{}", warning);
+  } else if (setting == "always") {
+    messages::note(command, "OpenBLAS runs its '{}' kernels, which fit this CPU{}", blas_core_name(),
+                   cpu_has_avx512() ? " (AVX-512)" : "");
+  }
+}
+
+// Sets the thread count, and notes (once per process) when OpenBLAS's kernels are weaker than the CPU.
+inline void apply_threads(const char* command, int threads) {
   if (threads < 0) throw config_error(fmt::format("--threads is {}, expected at least 1 (or 0 for every core)", threads));
   set_num_threads(threads == 0 ? static_cast<int>(std::max(1L, ::sysconf(_SC_NPROCESSORS_ONLN))) : threads);
-  if (const std::string warning = blas_core_warning(); !warning.empty()) fmt::print(stderr, "earlybert: note: {}\n", warning);
+  note_blas_kernels(command);
 }
 
 // The tokenizer for a vocabulary: uncased vocabularies lower-case and strip accents; the special
@@ -199,23 +221,24 @@ class progress_display {
     if (terminal_) {
       constexpr int width = 24;
       const int filled = static_cast<int>(width * step / std::max(total_, 1L));
-      fmt::print(stderr, "\r{} [{}{}] {}/{}  loss {:.4f}  {:.0f} tok/s  ETA {}   ", label_, std::string(static_cast<std::size_t>(filled), '='),
-                 std::string(static_cast<std::size_t>(width - filled), ' '), step, total_, loss, tokens_per_s, clock(eta));
-      std::fflush(stderr);
+      messages::progress(fmt::format("{} [{}{}] {}/{}  loss {:.4f}  {:.0f} tok/s  ETA {}   ", label_,
+                                     std::string(static_cast<std::size_t>(filled), '='),
+                                     std::string(static_cast<std::size_t>(width - filled), ' '), step, total_, loss, tokens_per_s,
+                                     clock(eta)),
+                         true);
       return;
     }
     const long every = std::max(total_ / 10, 1L);
     if (step == total_ || step % every == 0 || elapsed_s - last_line_s_ >= 30) {
-      fmt::print(stderr, "{} step {}/{}  loss {:.4f}  {:.0f} tok/s  elapsed {}  ETA {}\n", label_, step, total_, loss,
-                 tokens_per_s, clock(elapsed_s), clock(eta));
+      messages::progress(fmt::format("{} step {}/{}  loss {:.4f}  {:.0f} tok/s  elapsed {}  ETA {}", label_, step, total_, loss,
+                                     tokens_per_s, clock(elapsed_s), clock(eta)),
+                         false);
       last_line_s_ = elapsed_s;
     }
   }
 
   // Ends the in-place line before other output.
-  void interrupt() const {
-    if (terminal_) fmt::print(stderr, "\n");
-  }
+  void interrupt() const { messages::end_line(); }
 
  private:
   static std::string clock(double seconds) {

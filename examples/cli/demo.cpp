@@ -20,7 +20,7 @@
 namespace earlybert::cli {
 
 int run_demo(const demo_options& o) {
-  apply_threads(o.common.threads);
+  apply_threads("demo", o.common.threads);
   const fs::path data(o.data), out(o.out);
   check_output_directory(out);
   if (o.pretrain_steps < 0) throw config_error(fmt::format("--pretrain-steps is {}, expected 0 or more", o.pretrain_steps));
@@ -29,7 +29,7 @@ int run_demo(const demo_options& o) {
   const wordpiece_tokenizer tokenizer = make_tokenizer(vocab);
   const classification_dataset train = read_classification_tsv(data / "sst2" / "train_subset.tsv", tokenizer, o.max_seq, 2);
   const classification_dataset dev = read_classification_tsv(data / "sst2" / "dev.tsv", tokenizer, o.max_seq, 2);
-  fmt::print(stderr, "demo: SST-2, {} training sentences (every 8th of the train split) and the {} dev sentences\n", train.examples.size(),
+  messages::status("demo", "SST-2, {} training sentences (every 8th of the train split) and the {} dev sentences", train.examples.size(),
              dev.examples.size());
 
   finetune_options base;
@@ -63,7 +63,7 @@ int run_demo(const demo_options& o) {
     p.steps = o.pretrain_steps;
     p.eval_every = std::max(1L, o.pretrain_steps / 4);
     check_pretrain_options(p);
-    fmt::print(stderr, "demo: pre-training {} on the bundled WikiText-2 excerpt, {} steps (skip it next time with --init {})\n", o.shape,
+    messages::status("demo", "pre-training {} on the bundled WikiText-2 excerpt, {} steps (skip it next time with --init {})", o.shape,
                o.pretrain_steps, p.out);
     const pretrain_result r = pretrain_with(p, vocab);
     base.init = p.out;
@@ -87,7 +87,7 @@ int run_demo(const demo_options& o) {
       const std::string run_name = fmt::format("{}_seed{}", arms[a], seed);
       r.out = k == 0 ? (out / arms[a]).string() : std::string();  // the first seed's checkpoints only
       r.common.metrics = (out / (run_name + ".jsonl")).string();
-      fmt::print(stderr, "demo: fine-tuning {} (seed {}, {} of {})\n", arms[a], seed, k + 1, o.seeds);
+      messages::status("demo", "fine-tuning {} (seed {}, {} of {})", arms[a], seed, k + 1, o.seeds);
       results[a].push_back(finetune_with(r, vocab, train, dev));
     }
   }
@@ -172,11 +172,12 @@ int run_demo(const demo_options& o) {
   // The pictures, when matplotlib is there; the program never depends on it.
   const std::string script = o.plot_script;
   if (std::system("/usr/bin/python3 -c 'import matplotlib' >/dev/null 2>&1") == 0 && fs::exists(script)) {
-    const std::string command = fmt::format("/usr/bin/python3 '{}' '{}' --metrics '{}' --out '{}' >&2", script, (out / "earlybert").string(),
-                                            (out / fmt::format("earlybert_seed{}.jsonl", o.common.seed)).string(), out.string());
-    if (std::system(command.c_str()) != 0) fmt::print(stderr, "demo: the plotting script failed; the results above stand\n");
+    const std::string command = fmt::format("/usr/bin/python3 '{}' '{}' --metrics '{}' --out '{}' {}", script, (out / "earlybert").string(),
+                                            (out / fmt::format("earlybert_seed{}.jsonl", o.common.seed)).string(), out.string(),
+                                            messages::quiet() ? ">/dev/null 2>&1" : ">&2");
+    if (std::system(command.c_str()) != 0) messages::note("demo", "the plotting script failed; the results above stand");
   } else {
-    fmt::print(stderr, "demo: pictures skipped (install python3-matplotlib, then run {} {}/earlybert)\n", script, out.string());
+    messages::note("demo", "pictures skipped (install python3-matplotlib, then run {} {}/earlybert)", script, out.string());
   }
   fmt::print("Results in '{}': summary.json, per-run metrics (*.jsonl) and checkpoints.\n", out.string());
   return 0;

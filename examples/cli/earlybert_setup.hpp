@@ -200,8 +200,8 @@ class stage_reporter {
     const double rate = (tokens_ - stage_tokens_) / std::max(elapsed, 1e-9);
     if (r.skipped) {
       progress_->interrupt();
-      fmt::print(stderr, "{}: note: step {} skipped (--on-nonfinite skip): the loss ({}) or the gradient norm ({}) is not finite\n",
-                 command_, step, r.loss, r.gradient_norm);
+      messages::note(command_, "step {} skipped (--on-nonfinite skip): the loss ({}) or the gradient norm ({}) is not finite", step,
+                     r.loss, r.gradient_norm);
     }
     progress_->update(step, r.loss, rate, elapsed);
     nlohmann::ordered_json line{{"event", "step"}};
@@ -241,10 +241,10 @@ class stage_reporter {
 
 // The "ticket" event, told on stderr.
 inline void print_ticket_event(const char* command, const nlohmann::ordered_json& event) {
-  fmt::print(stderr, "{}: ticket drawn at search step {} ({}); heads kept per layer [{}], FFN kept [{}]; encoder FLOPs ratio {:.3f}\n",
-             command, event["step"].get<long>(), event["detected"].get<bool>() ? "early bird detected" : "search budget reached",
-             fmt::join(event["heads_kept"].get<std::vector<long>>(), ", "), fmt::join(event["ffn_kept"].get<std::vector<long>>(), ", "),
-             event["flops_ratio"].get<double>());
+  messages::status(command, "ticket drawn at search step {} ({}); heads kept per layer [{}], FFN kept [{}]; encoder FLOPs ratio {:.3f}",
+                   event["step"].get<long>(), event["detected"].get<bool>() ? "early bird detected" : "search budget reached",
+                   fmt::join(event["heads_kept"].get<std::vector<long>>(), ", "),
+                   fmt::join(event["ffn_kept"].get<std::vector<long>>(), ", "), event["flops_ratio"].get<double>());
 }
 
 inline void stage_reporter::event(const nlohmann::ordered_json& e) {

@@ -82,7 +82,7 @@ class classification_task {
     if (step == last_evaluated_) return last_accuracy_;
     last_accuracy_ = report_.evaluation([&] { return classification_accuracy(*model_, dev_, 64, pad_); });
     last_evaluated_ = step;
-    fmt::print(stderr, "finetune: step {} dev accuracy {:.4f}\n", step, last_accuracy_);
+    messages::status("finetune", "step {} dev accuracy {:.4f}", step, last_accuracy_);
     metrics_.write({{"event", "eval"}, {"step", step}, {"accuracy", last_accuracy_}});
     return last_accuracy_;
   }
@@ -130,7 +130,7 @@ finetune_result finetune_model(const finetune_options& o, const vocabulary& voca
   if (init) {
     const load_report report = load_weights(o.init, model);
     if (!report.initialised.empty()) {
-      fmt::print(stderr, "finetune: initialised from '{}'; freshly initialised: {}\n", o.init, fmt::join(report.initialised, ", "));
+      messages::status("finetune", "initialised from '{}'; freshly initialised: {}", o.init, fmt::join(report.initialised, ", "));
     }
   }
 
@@ -231,7 +231,7 @@ void check_finetune_options(const finetune_options& o) {
 }
 
 int run_finetune(const finetune_options& o) {
-  apply_threads(o.common.threads);
+  apply_threads("finetune", o.common.threads);
   check_finetune_options(o);
   if (!o.out.empty()) check_output_directory(o.out);
   const vocabulary vocab = vocabulary::load(o.vocab);
@@ -242,7 +242,7 @@ int run_finetune(const finetune_options& o) {
   if (train.sentence_pairs != dev.sentence_pairs) {
     throw config_error(fmt::format("--train has {} text column(s) but --dev has {}", train.text_columns.size(), dev.text_columns.size()));
   }
-  fmt::print(stderr, "finetune: {} training and {} dev examples ({}), tokenised in {:.1f} s\n", train.examples.size(),
+  messages::status("finetune", "{} training and {} dev examples ({}), tokenised in {:.1f} s", train.examples.size(),
              dev.examples.size(), train.sentence_pairs ? "sentence pairs" : "single sentences", reading.seconds());
   const finetune_result r = finetune_with(o, vocab, train, dev);
   if (o.earlybert.enabled) {

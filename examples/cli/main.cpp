@@ -9,7 +9,8 @@
 //   earlybert bench     --shape NAME [--batch B --seq L --steps N ...] [--json] training-step timing
 //
 // Errors are one line on stderr, "earlybert <subcommand>: <what>", and exit status 1 (2 for usage);
-// a training run stopped by SIGINT or SIGTERM exits with 128 + the signal, its state saved.
+// a training run stopped by SIGINT or SIGTERM exits with 128 + the signal, its state saved. Status
+// lines and notes come before it, and --quiet silences them (cli/messages.hpp).
 #include <sstream>
 #include <string>
 
@@ -43,7 +44,7 @@ std::string resumable_settings(const CLI::App& command) {
   std::string kept;
   std::istringstream lines(command.config_to_str(true, false));
   for (std::string line; std::getline(lines, line);) {
-    if (line.starts_with("resume=") || line.starts_with("checkpoint-every=") || line.starts_with("threads=")) continue;
+    if (line.starts_with("resume=") || line.starts_with("quiet=") || line.starts_with("checkpoint-every=") || line.starts_with("threads=")) continue;
     kept += line + "\n";
   }
   return kept;
@@ -177,6 +178,12 @@ int main(int argc, char** argv) {
   i->add_flag("--json", inspect.json, "Print one JSON object instead of text");
   i->add_option("--seq", inspect.seq, "Sequence length for the FLOPs count")->capture_default_str();
 
+  // --quiet on every subcommand (cli/messages.hpp): no status lines or notes, only an error.
+  bool quiet = false;
+  for (CLI::App* command : {p, f, r, d, b, i}) {
+    command->add_flag("-q,--quiet", quiet, "Print no status lines or notes on stderr, only an error (also EARLYBERT_QUIET=1)");
+  }
+
   try {
     app.parse(argc, argv);
   } catch (const CLI::ParseError& e) {
@@ -186,6 +193,7 @@ int main(int argc, char** argv) {
   pretrain.common.settings = resumable_settings(*p);
   finetune.common.settings = resumable_settings(*f);
   try {
+    messages::configure(quiet);
     if (name == "pretrain") return run_pretrain(pretrain);
     if (name == "finetune") return run_finetune(finetune);
     if (name == "predict") return run_predict(predict);
@@ -193,10 +201,10 @@ int main(int argc, char** argv) {
     if (name == "bench") return run_bench(bench);
     return run_inspect(inspect);
   } catch (const run_interrupted& e) {
-    fmt::print(stderr, "\nearlybert {}: {}\n", name, e.what());
+    messages::error(name, e.what());
     return 128 + e.signal();
   } catch (const std::exception& e) {
-    fmt::print(stderr, "\nearlybert {}: {}\n", name, e.what());
+    messages::error(name, e.what());
     return 1;
   }
 }

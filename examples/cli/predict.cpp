@@ -37,13 +37,13 @@ int predict(const predict_options& o, const checkpoint_config& config, const voc
     }
   }
   write_file_atomically(o.out, lines);
-  fmt::print(stderr, "predict: {} rows classified into '{}'\n", data.examples.size(), o.out);
+  messages::status("predict", "{} rows classified into '{}'", data.examples.size(), o.out);
   return 0;
 }
 }  // namespace
 
 int run_predict(const predict_options& o) {
-  apply_threads(o.common.threads);
+  apply_threads("predict", o.common.threads);
   if (o.batch < 1) throw config_error(fmt::format("--batch is {}, expected at least 1", o.batch));
   if (o.max_seq < 3) throw config_error(fmt::format("--max-seq is {}, expected at least 3", o.max_seq));
   const fs::path directory(o.checkpoint);

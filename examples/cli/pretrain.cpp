@@ -153,7 +153,7 @@ pretrain_result pretrain(const pretrain_options& o, const vocabulary& vocab) {
   }
   std::vector<std::size_t> eval_indices(static_cast<std::size_t>(held));
   std::iota(eval_indices.begin(), eval_indices.end(), static_cast<std::size_t>(eval_corpus ? 0 : train_sequences));
-  fmt::print(stderr, "pretrain: {} tokens from {} lines; {} training and {} held-out sequences of {}; tokenised in {:.1f} s\n",
+  messages::status("pretrain", "{} tokens from {} lines; {} training and {} held-out sequences of {}; tokenised in {:.1f} s",
              corpus.tokens.size(), corpus.lines, train_sequences, held, o.seq, reading.seconds());
 
   model_type model(config);
@@ -171,7 +171,7 @@ pretrain_result pretrain(const pretrain_options& o, const vocabulary& vocab) {
   metrics_log metrics = open_metrics(o.common, state);
   const auto evaluate = [&](long step) {
     const mlm_evaluation e = evaluate_mlm(model, held_out, eval_indices, o.seq, o.batch, special, vocab.size(), o.common.seed);
-    fmt::print(stderr, "pretrain: step {} held-out masked-LM loss {:.4f}, accuracy {:.4f}\n", step, e.loss, e.accuracy);
+    messages::status("pretrain", "step {} held-out masked-LM loss {:.4f}, accuracy {:.4f}", step, e.loss, e.accuracy);
     metrics.write({{"event", "eval"}, {"step", step}, {"mlm_accuracy", e.accuracy}, {"loss", e.loss}});
     return e;
   };
@@ -240,7 +240,7 @@ pretrain_result pretrain_with(const pretrain_options& o, const vocabulary& vocab
 }
 
 int run_pretrain(const pretrain_options& o) {
-  apply_threads(o.common.threads);
+  apply_threads("pretrain", o.common.threads);
   check_pretrain_options(o);
   check_output_directory(o.out);
   const vocabulary vocab = vocabulary::load(o.vocab);

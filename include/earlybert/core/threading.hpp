@@ -20,6 +20,7 @@
 #include <memory>
 #include <mutex>
 #include <string>
+#include <string_view>
 
 #include <fmt/format.h>
 #include <oneapi/tbb/global_control.h>
@@ -65,22 +66,41 @@ inline int num_threads() {
 // environment can force a weaker one than the CPU supports.
 inline const char* blas_core_name() { return detail::blas_core_name(); }
 
-// A warning when OpenBLAS runs AVX2-only kernels on a CPU with AVX-512 (OPENBLAS_CORETYPE=Haswell on
-// an AVX-512 machine halves GEMM speed, ../shared/performance.md), or "" when its kernels fit the CPU.
-// Programs print it once at start; timings taken under it are comparable only to others taken under it.
-inline std::string blas_core_warning() {
+// Whether this CPU has AVX-512 (the foundation instructions, AVX-512F).
+inline bool cpu_has_avx512() {
 #if defined(__x86_64__) || defined(__i386__)
-  if (!__builtin_cpu_supports("avx512f")) return {};
-  const std::string core = blas_core_name();
-  for (const char* avx512 : {"SkylakeX", "Cooperlake", "SapphireRapids"}) {
-    if (core.find(avx512) != std::string::npos) return {};
-  }
-  const char* forced = std::getenv("OPENBLAS_CORETYPE");
-  return fmt::format("OpenBLAS runs its '{}' kernels on a CPU with AVX-512{}: GEMMs run at about half the speed this CPU allows",
-                     core, forced != nullptr ? fmt::format(" (OPENBLAS_CORETYPE={} forces them; unset it for full speed)", forced) : "");
+  return __builtin_cpu_supports("avx512f") != 0;
 #else
-  return {};
+  return false;
 #endif
+}
+
+// Whether an OpenBLAS kernel set ("Haswell", "SkylakeX", ...) uses AVX-512.
+inline bool blas_core_uses_avx512(std::string_view core) {
+  for (const std::string_view avx512 : {"SkylakeX", "Cooperlake", "SapphireRapids"}) {
+    if (core.find(avx512) != std::string_view::npos) return true;
+  }
+  return false;
+}
+
+// The warning for a CPU and the kernel set OpenBLAS runs on it, or "" when the kernels fit the CPU.
+// Kernels without AVX-512 on a CPU with it run GEMMs at half speed or less: AVX2's "Haswell", forced
+// by OPENBLAS_CORETYPE=Haswell, at half (docs/performance.md); SSE3's "Prescott", OpenBLAS's
+// fallback for a CPU it does not recognise, slower still (docs/threading.md). `forced` is
+// OPENBLAS_CORETYPE's value, or null. A pure function of its arguments, so that every case can be
+// tested on any machine.
+inline std::string blas_core_warning(bool cpu_avx512, std::string_view core, const char* forced) {
+  if (!cpu_avx512 || blas_core_uses_avx512(core)) return {};
+  return fmt::format("OpenBLAS runs its '{}' kernels, which do not use this CPU's AVX-512 ({}): GEMMs run at half the speed this CPU "
+                     "allows or less",
+                     core, forced != nullptr ? fmt::format("OPENBLAS_CORETYPE={} selects them", forced)
+                                             : std::string("OpenBLAS chose them; OPENBLAS_CORETYPE selects others"));
+}
+
+// The warning for this CPU and this process's OpenBLAS, or "". Programs print it once at start;
+// timings taken under it are comparable only to others taken under it.
+inline std::string blas_core_warning() {
+  return blas_core_warning(cpu_has_avx512(), blas_core_name(), std::getenv("OPENBLAS_CORETYPE"));
 }
 
 }  // namespace earlybert
