@@ -4,8 +4,10 @@
 // The library's criteria (slimming, magnitude, gradient, Taylor, random) are types that model the
 // concept importance_criterion: score(model) returns a score per head and per FFN neuron, higher is
 // kept. Any type with that member works. This one scores a structure by how much it writes into the
-// residual stream, the L2 norm of its columns of the output projection (W_O for a head, W_2 for a
-// neuron), and also models gradient_observer to count how often the pipeline shows it gradients.
+// residual stream: the L2 norm of its outgoing slices (the weights that read what it computed). It
+// never names a weight matrix: score_each_member() visits every member of every prunable family
+// (heads, FFN neurons), and the family hands over the member's slices. It also models
+// gradient_observer to count how often the pipeline shows it gradients.
 //
 // The task is synthetic so that the program needs no data: sequences of random tokens, labelled by
 // whether token 3 occurs. The pipeline searches with slimming coefficients, the detector fires when
@@ -13,6 +15,7 @@
 //
 // Usage: custom_criterion [--seed S]
 
+#include <cmath>
 #include <cstdint>
 #include <cstdlib>
 #include <string_view>
@@ -32,25 +35,19 @@ struct output_norm_criterion {
   long gradients_seen = 0;
 
   template <class Scalar, class Shape>
-  eb::structure_scores score(eb::bert_model<Scalar, Shape>& model) const {
-    eb::structure_scores s;
-    for (const auto& layer : model.layers) {
-      const auto& w_o = layer.self_attention.output.weight.value;  // [hidden, kept_heads * head_dim]
-      const auto& w_2 = layer.ffn.output.weight.value;             // [hidden, kept_ffn]
-      std::vector<double> heads, neurons;
-      for (eb::index_t h = 0; h < layer.self_attention.heads(); ++h) {
-        heads.push_back(static_cast<double>(w_o.middleCols(h * Shape::head_dim, Shape::head_dim).norm()));
-      }
-      for (eb::index_t j = 0; j < layer.ffn.neurons(); ++j) neurons.push_back(static_cast<double>(w_2.col(j).norm()));
-      s.heads.push_back(std::move(heads));
-      s.neurons.push_back(std::move(neurons));
-    }
-    return s;
+  eb::structure_scores score(const eb::bert_model<Scalar, Shape>& model) const {
+    return eb::score_each_member(model, [](const eb::structure_family<Scalar>& family, eb::index_t member) {
+      double written = 0;
+      family.for_each_slice(member, [&](const eb::member_slice<Scalar>& slice) {
+        if (slice.role == eb::slice_role::outgoing) written += slice.value.template cast<double>().squaredNorm();
+      });
+      return std::sqrt(written);
+    });
   }
 
   // Optional: called after every backward pass of the search.
   template <class Scalar, class Shape>
-  void observe(eb::bert_model<Scalar, Shape>&) {
+  void observe(const eb::bert_model<Scalar, Shape>&) {
     ++gradients_seen;
   }
 };

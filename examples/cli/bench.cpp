@@ -140,8 +140,9 @@ nlohmann::ordered_json bench_model(const bench_options& o, const bert_config& co
   r["mode"] = o.inference ? "inference" : "train";
   r["batch"] = o.batch;
   r["seq"] = o.seq;
-  r["heads_kept"] = bert.layers.front().self_attention.heads();
-  r["ffn_kept"] = bert.layers.front().ffn.neurons();
+  std::as_const(bert).for_each_family([&](const structure_family<float>& family) {  // every layer keeps as many
+    if (family.layer() == 0) r[family.kind() == structure_kind::heads ? "heads_kept" : "ffn_kept"] = family.size();
+  });
   r["steps"] = o.steps;
   r["step_ms_median"] = step_median;
   r["step_ms_min"] = *std::min_element(times.step.begin(), times.step.end());

@@ -20,11 +20,14 @@ int describe(const inspect_options& o, const checkpoint_config& config) {
   const double flops = model.bert.encoder_flops_per_token(o.seq), dense_flops = dense.encoder_flops_per_token(o.seq);
   std::vector<index_t> heads_kept, ffn_kept;
   std::vector<std::vector<index_t>> head_indices;
-  for (const auto& layer : model.bert.layers) {
-    heads_kept.push_back(layer.self_attention.heads());
-    ffn_kept.push_back(layer.ffn.neurons());
-    head_indices.emplace_back(layer.self_attention.kept_heads().begin(), layer.self_attention.kept_heads().end());
-  }
+  model.bert.for_each_family([&](const structure_family<float>& family) {
+    if (family.kind() == structure_kind::neurons) {
+      ffn_kept.push_back(family.size());
+      return;
+    }
+    heads_kept.push_back(family.size());
+    head_indices.emplace_back(family.kept().begin(), family.kept().end());
+  });
   using shape = typename Model::shape;
   const std::string name = shape_name_of(config.model);
   if (o.json) {

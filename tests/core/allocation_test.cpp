@@ -140,9 +140,9 @@ TEST_CASE("allocation: after warm-up, a BERT training step (masked LM, masked an
     bert_for_masked_lm<float, shape> model(config);
     rng random(5);
     model.initialise(random);
-    model.bert.layers[1].self_attention.set_active_heads(std::vector<std::uint8_t>{1, 0, 1, 1});
-    model.bert.layers[0].self_attention.set_active_heads(std::vector<std::uint8_t>{0, 1, 1, 1});
-    model.bert.layers[0].self_attention.compact();  // one layer masked, one compacted
+    model.bert.layers[1].self_attention.structures().set_active(std::vector<std::uint8_t>{1, 0, 1, 1});
+    model.bert.layers[0].self_attention.structures().set_active(std::vector<std::uint8_t>{0, 1, 1, 1});
+    model.bert.layers[0].self_attention.structures().compact();  // one layer masked, one compacted
     token_batch b;
     b.batch = 8;
     b.seq = 64;

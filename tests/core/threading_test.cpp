@@ -6,6 +6,7 @@
 
 #include <doctest/doctest.h>
 
+#include "earlybert/ops/blas.hpp"
 #include "earlybert/ops/matmul.hpp"
 
 using namespace earlybert;

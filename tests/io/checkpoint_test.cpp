@@ -171,18 +171,45 @@ TEST_CASE("checkpoint: save then load gives identical parameters and outputs") {
   for (std::size_t i = 0; i < original.size(); ++i) check_near(reread[i]->value, original[i]->value, 0, original[i]->name.c_str());
 }
 
+TEST_CASE("checkpoint: a model saved with its slimming coefficients on reloads with them, computing the same logits") {
+  scratch_directory dir("checkpoint_slimming");
+  bert_for_sequence_classification<float, test_shape> model(test_config());
+  rng random(5);
+  model.initialise(random);
+  model.bert.set_slimming(true);
+  model.bert.layers[0].self_attention.coefficients.values.value << 0.25f, -1.5f;
+  model.bert.layers[1].ffn.coefficients.values.value.setConstant(0.5f);
+  save_checkpoint(dir.path, model, test_vocabulary());
+
+  bert_for_sequence_classification<float, test_shape> loaded(read_config(dir.path / "config.json").model);
+  const load_report report = load_weights(dir.path, loaded);
+  CHECK(loaded.bert.slimming());
+  CHECK(report.unused.empty());
+  auto original = parameters_of(model), reread = parameters_of(loaded);
+  REQUIRE(original.size() == reread.size());
+  for (std::size_t i = 0; i < original.size(); ++i) check_near(reread[i]->value, original[i]->value, 0, original[i]->name.c_str());
+  token_batch b;
+  b.batch = 1;
+  b.seq = 4;
+  b.ids = {2, 5, 6, 3};
+  b.type_ids.assign(4, 0);
+  b.attention.assign(4, 1);
+  tape<float> t1, t2;
+  check_near(loaded.logits(t2, b, false, 0).value(), model.logits(t1, b, false, 0).value(), 0);
+}
+
 TEST_CASE("checkpoint: a pruned model records its structure in config.json and the metadata, and reloads") {
   scratch_directory dir("checkpoint_pruned");
   bert_for_masked_lm<float, test_shape> model(test_config());
   rng random(4);
   model.initialise(random);
-  model.bert.layers[0].self_attention.set_active_heads(std::vector<std::uint8_t>{0, 1});
+  model.bert.layers[0].self_attention.structures().set_active(std::vector<std::uint8_t>{0, 1});
   std::vector<std::uint8_t> neurons(12, 1);
   neurons[3] = neurons[7] = 0;
-  model.bert.layers[1].ffn.set_active_neurons(neurons);
+  model.bert.layers[1].ffn.structures().set_active(neurons);
   for (auto& layer : model.bert.layers) {
-    layer.self_attention.compact();
-    layer.ffn.compact();
+    layer.self_attention.structures().compact();
+    layer.ffn.structures().compact();
   }
   save_checkpoint(dir.path, model, test_vocabulary());
 
@@ -206,6 +233,23 @@ TEST_CASE("checkpoint: a pruned model records its structure in config.json and t
   CHECK(report.initialised == std::vector<std::string>{"bert.pooler.dense.weight", "bert.pooler.dense.bias",
                                                          "classifier.weight", "classifier.bias"});
   CHECK(report.unused.size() == 5);
+}
+
+TEST_CASE("checkpoint: a layer with every head pruned saves and reloads") {
+  scratch_directory dir("checkpoint_no_heads");
+  bert_for_sequence_classification<float, test_shape> model(test_config());
+  rng random(6);
+  model.initialise(random);
+  model.bert.layers[1].self_attention.structures().set_active(std::vector<std::uint8_t>{0, 0});
+  model.bert.layers[1].self_attention.structures().compact();
+  save_checkpoint(dir.path, model, test_vocabulary());
+  CHECK(nlohmann::json::parse(read_file(dir.path / "config.json", "config"))["pruned_heads"] == nlohmann::json::parse(R"({"1": [0, 1]})"));
+  bert_for_sequence_classification<float, test_shape> loaded(read_config(dir.path / "config.json").model);
+  load_weights(dir.path, loaded);
+  CHECK(loaded.bert.layers[1].self_attention.heads() == 0);
+  auto original = parameters_of(model), reread = parameters_of(loaded);
+  REQUIRE(original.size() == reread.size());
+  for (std::size_t i = 0; i < original.size(); ++i) check_near(reread[i]->value, original[i]->value, 0, original[i]->name.c_str());
 }
 
 TEST_CASE("checkpoint: config.json errors name the file and the key") {

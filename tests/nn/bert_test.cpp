@@ -90,17 +90,17 @@ TEST_CASE("bert: pruned heads and neurons, masked or compacted, give the same ou
   using scalar = double;
   bert_for_masked_lm<scalar, test_shape> masked(test_config());
   randomise(masked, 400);
-  masked.bert.layers[0].self_attention.set_active_heads(std::vector<std::uint8_t>{0, 1});
-  masked.bert.layers[1].self_attention.set_active_heads(std::vector<std::uint8_t>{1, 0});
+  masked.bert.layers[0].self_attention.structures().set_active(std::vector<std::uint8_t>{0, 1});
+  masked.bert.layers[1].self_attention.structures().set_active(std::vector<std::uint8_t>{1, 0});
   std::vector<std::uint8_t> neurons(12, 1);
   neurons[0] = neurons[5] = neurons[11] = 0;
-  masked.bert.layers[0].ffn.set_active_neurons(neurons);
+  masked.bert.layers[0].ffn.structures().set_active(neurons);
   neurons[5] = 1;
-  masked.bert.layers[1].ffn.set_active_neurons(neurons);
+  masked.bert.layers[1].ffn.structures().set_active(neurons);
   auto compacted = masked;
   for (auto& layer : compacted.bert.layers) {
-    layer.self_attention.compact();
-    layer.ffn.compact();
+    layer.self_attention.structures().compact();
+    layer.ffn.structures().compact();
   }
   CHECK(compacted.bert.layers[0].self_attention.heads() == 1);
   CHECK(compacted.bert.layers[0].ffn.neurons() == 9);
@@ -224,16 +224,16 @@ TEST_CASE("bert: masking and compacting carry the coefficients along") {
     layer.self_attention.coefficients.values.value = random_matrix<double>(1, 2, 701, 0.5, 1.5);
     layer.ffn.coefficients.values.value = random_matrix<double>(1, 12, 702, 0.5, 1.5);
   }
-  masked.bert.layers[0].self_attention.set_active_heads(std::vector<std::uint8_t>{1, 0});
+  masked.bert.layers[0].self_attention.structures().set_active(std::vector<std::uint8_t>{1, 0});
   std::vector<std::uint8_t> neurons(12, 1);
   neurons[2] = neurons[9] = 0;
-  masked.bert.layers[1].ffn.set_active_neurons(neurons);
+  masked.bert.layers[1].ffn.structures().set_active(neurons);
   CHECK(masked.bert.layers[0].self_attention.coefficients.values.value(0, 1) == 0.0);
   CHECK(masked.bert.layers[1].ffn.coefficients.values.value(0, 9) == 0.0);
   auto compacted = masked;
   for (auto& layer : compacted.bert.layers) {
-    layer.self_attention.compact();
-    layer.ffn.compact();
+    layer.self_attention.structures().compact();
+    layer.ffn.structures().compact();
   }
   CHECK(compacted.bert.layers[0].self_attention.coefficients.values.cols() == 1);
   CHECK(compacted.bert.layers[1].ffn.coefficients.values.cols() == 10);

@@ -1,6 +1,7 @@
 // SPDX-License-Identifier: Apache-2.0
 #include "earlybert/prune/selection.hpp"
 
+#include <limits>
 #include <vector>
 
 #include <doctest/doctest.h>
@@ -65,4 +66,20 @@ TEST_CASE("selection: ratios outside 0 to 1 (1 excluded) and a zero minimum are 
   CHECK_THROWS_WITH_AS(select_structures({{1.0}}, {-0.1}), "select_structures: pruning ratio is -0.1, expected a value in [0, 1)", config_error);
   CHECK_THROWS_WITH_AS(select_structures({{1.0}}, {0.5, selection_scope::global, counting_rule::exact, 0}),
                        "select_structures: minimum kept per layer is 0, expected at least 1", config_error);
+}
+
+TEST_CASE("selection: a score that is not finite is a numerical_error naming the structure, never a silent mask") {
+  // {1.0, NaN, 0.5} with one head pruned would otherwise keep the NaN head and prune the best one.
+  const double nan = std::numeric_limits<double>::quiet_NaN(), inf = std::numeric_limits<double>::infinity();
+  const selection_rule third{1.0 / 3.0, selection_scope::layerwise, counting_rule::exact, 1};
+  CHECK_THROWS_WITH_AS(select_structures({{1.0, nan, 0.5}}, third, "heads"),
+                       "select_structures: the score of heads 1 of layer 0 is nan, expected a finite number", numerical_error);
+  const selection_rule global{0.4, selection_scope::global, counting_rule::quantile, 1};
+  CHECK_THROWS_WITH_AS(select_structures({{0.1, 0.2}, {-inf, 0.3}}, global, "neurons"),
+                       "select_structures: the score of neurons 0 of layer 1 is -inf, expected a finite number", numerical_error);
+  structure_scores scores{{{0.2, 0.3, 0.1}}, {{0.5, nan}}};
+  CHECK_THROWS_WITH_AS(ticket_selector{}.select(scores), "select_structures: the score of neurons 1 of layer 0 is nan, expected a finite number",
+                       numerical_error);
+  scores.neurons[0][1] = 0.4;
+  CHECK(ticket_selector{}.select(scores).heads[0] == mask{1, 1, 0});
 }

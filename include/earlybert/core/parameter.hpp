@@ -42,6 +42,16 @@ struct parameter {
   index_t size() const noexcept { return value.size(); }
 
   void zero_gradient() noexcept { gradient.setZero(); }
+
+  // Applies f(matrix&) to each of the four tensors that share the parameter's layout (value, gradient,
+  // first and second moment), skipping moments the optimizer has not sized yet: the one place where
+  // masking or slicing a parameter keeps its optimizer state in step with its value.
+  template <class F>
+  void for_each_tensor(F&& f) {
+    for (matrix<Scalar>* m : {&value, &gradient, &first_moment, &second_moment}) {
+      if (m->size() != 0) f(*m);
+    }
+  }
 };
 
 }  // namespace earlybert

@@ -41,4 +41,8 @@ using const_matrix_map = Eigen::Map<const matrix<Scalar>>;
 // Token ids, labels and row indices.
 using token_id = std::int32_t;
 
+// The label of a row (or token) that has nothing to predict: HuggingFace's and PyTorch's default
+// ignore index. Datasets write it, losses skip it.
+inline constexpr token_id ignore_label = -100;
+
 }  // namespace earlybert

@@ -266,7 +266,8 @@ struct load_report {
 };
 
 // Fills `model` from `directory`/model.safetensors. The model must have been built from the
-// checkpoint's config (so a pruned checkpoint's structure is already in place).
+// checkpoint's config (so a pruned checkpoint's structure is already in place). A checkpoint that
+// holds slimming coefficients turns the model's slimming on and fills them too.
 template <class Model>
 load_report load_weights(const std::filesystem::path& directory, Model& model) {
   const auto file = safetensors_reader::open(directory / "model.safetensors");
@@ -283,6 +284,10 @@ load_report load_weights(const std::filesystem::path& directory, Model& model) {
                                  key, recorded, expected));
     }
   }
+  // Slimming coefficients saved beside the weights (a model saved while slimming was on) come back
+  // with them: the model turns slimming on, so that the reloaded model computes the saved function.
+  const auto is_coefficient = [](const auto& t) { return t.name.ends_with(".slimming_coefficients"); };
+  if (std::any_of(file.tensors().begin(), file.tensors().end(), is_coefficient) && !model.bert.slimming()) model.bert.set_slimming(true);
   using scalar = typename Model::scalar_type;
   model.for_each_parameter([&](parameter<scalar>& p) {
     // HuggingFace names, with the aliases older checkpoints use: no "bert." prefix (a bare BertModel)

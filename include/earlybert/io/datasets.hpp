@@ -39,7 +39,6 @@
 #include "earlybert/io/files.hpp"
 #include "earlybert/io/tokenizer.hpp"
 #include "earlybert/nn/config.hpp"
-#include "earlybert/ops/loss.hpp"
 
 namespace earlybert {
 

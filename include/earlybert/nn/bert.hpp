@@ -10,8 +10,9 @@
 //   bert_for_token_classification    + dropout -> classifier on every token
 //
 // Shapes: the batch is token_batch (nn/config.hpp); hidden states are [tokens, hidden], row-major,
-// sequence by sequence. Pruning is per layer: set_active_heads / set_active_neurons mask structures,
-// compact() removes them, and the kept original indices travel in config().kept_heads / kept_ffn.
+// sequence by sequence. Pruning is by family (nn/structure.hpp): for_each_family visits the heads and
+// the FFN neurons of every layer, which mask, compact and keep, and the kept original indices travel
+// in config().kept_heads / kept_ffn.
 
 #include <cstdint>
 #include <span>
@@ -48,10 +49,10 @@ class bert_model {
     layers.reserve(Shape::layers);
     for (int l = 0; l < Shape::layers; ++l) layers.emplace_back(l, config_);
     if (with_pooler_) pooler = linear<Scalar>("bert.pooler.dense", Shape::hidden, Shape::hidden);
-    for (int l = 0; l < Shape::layers; ++l) {
-      if (!config_.kept_heads.empty()) layers[static_cast<std::size_t>(l)].self_attention.keep_heads(config_.kept_heads[static_cast<std::size_t>(l)]);
-      if (!config_.kept_ffn.empty()) layers[static_cast<std::size_t>(l)].ffn.keep_neurons(config_.kept_ffn[static_cast<std::size_t>(l)]);
-    }
+    for_each_family([&](structure_family<Scalar> family) {
+      const auto& kept = family.kind() == structure_kind::heads ? config_.kept_heads : config_.kept_ffn;
+      if (!kept.empty()) family.keep(kept[static_cast<std::size_t>(family.layer())]);
+    });
   }
 
   bool has_pooler() const noexcept { return with_pooler_; }
@@ -66,16 +67,11 @@ class bert_model {
     c.kept_heads.clear();
     c.kept_ffn.clear();
     bool pruned = false;
-    for (const auto& layer : layers) {
-      pruned = pruned || layer.self_attention.heads() != Shape::heads || layer.ffn.neurons() != Shape::ffn;
-    }
+    for_each_family([&](const structure_family<Scalar>& family) { pruned = pruned || family.size() != family.original_size(); });
     if (!pruned) return c;
-    for (const auto& layer : layers) {
-      const auto heads = layer.self_attention.kept_heads();
-      const auto neurons = layer.ffn.kept_neurons();
-      c.kept_heads.emplace_back(heads.begin(), heads.end());
-      c.kept_ffn.emplace_back(neurons.begin(), neurons.end());
-    }
+    for_each_family([&](const structure_family<Scalar>& family) {
+      (family.kind() == structure_kind::heads ? c.kept_heads : c.kept_ffn).emplace_back(family.kept().begin(), family.kept().end());
+    });
     return c;
   }
 
@@ -146,21 +142,34 @@ class bert_model {
     return earlybert::tanh(t, pooler.forward(t, cls));
   }
 
-  // ---- EarlyBERT's slimming coefficients (nn/encoder.hpp) ----
+  // ---- Prunable structure (nn/structure.hpp) ----
 
-  void set_slimming(bool on) {
+  // Calls f(structure_family) for every family, layer by layer, each layer's heads before its FFN
+  // neurons: the order in which scores, masks and tickets list them.
+  template <class F>
+  void for_each_family(F&& f) {
     for (auto& layer : layers) {
-      layer.self_attention.set_slimming(on);
-      layer.ffn.set_slimming(on);
+      f(layer.self_attention.structures());
+      f(layer.ffn.structures());
     }
   }
-  bool slimming() const noexcept { return !layers.empty() && layers.front().self_attention.slimming(); }
+  template <class F>
+  void for_each_family(F&& f) const {
+    for (const auto& layer : layers) {
+      f(layer.self_attention.structures());
+      f(layer.ffn.structures());
+    }
+  }
+
+  // ---- EarlyBERT's slimming coefficients (nn/structure.hpp) ----
+
+  void set_slimming(bool on) {
+    for_each_family([&](structure_family<Scalar> family) { family.set_slimming(on); });
+  }
+  bool slimming() const noexcept { return !layers.empty() && layers.front().self_attention.coefficients.on(); }
   // Folds every coefficient into W_O / W_2 (the function is unchanged) and turns slimming off.
   void fold_slimming() {
-    for (auto& layer : layers) {
-      layer.self_attention.fold_slimming();
-      layer.ffn.fold_slimming();
-    }
+    for_each_family([](structure_family<Scalar> family) { family.fold_slimming(); });
   }
   // The L1 penalty  l1_heads * sum |c_head| + l1_ffn * sum |c_neuron|  over all layers, [1, 1]: a plain
   // sum, added to the batch-mean task loss (subgradient sign(c), 0 at 0).
@@ -189,21 +198,14 @@ class bert_model {
   double encoder_flops_per_token(index_t seq) const {
     double flops = 0;
     const double d = Shape::hidden;
-    for (const auto& layer : layers) {
-      const double attended = static_cast<double>(count_active(layer.self_attention.active_heads())) * Shape::head_dim;
-      const double f = static_cast<double>(count_active(layer.ffn.active_neurons()));
-      flops += 8 * d * attended + 4 * static_cast<double>(seq) * attended + 4 * d * f;
-    }
+    for_each_family([&](const structure_family<Scalar>& family) {
+      const double width = static_cast<double>(family.active_count() * family.member_width());  // h d_h, or f
+      flops += family.kind() == structure_kind::heads ? 8 * d * width + 4 * static_cast<double>(seq) * width : 4 * d * width;
+    });
     return flops;
   }
 
  private:
-  static std::size_t count_active(std::span<const std::uint8_t> active) {
-    std::size_t n = 0;
-    for (auto a : active) n += a;
-    return n;
-  }
-
   static const bert_config& checked(const bert_config& c) {
     c.check_against<Shape>();
     return c;

@@ -89,13 +89,13 @@ struct bert_config {
   }
 
  private:
+  // A layer may keep none (every head or neuron pruned, as HuggingFace allows).
   void check_kept(const char* what, const std::vector<std::vector<index_t>>& kept, int total) const {
     if (kept.empty()) return;
     if (static_cast<int>(kept.size()) != layers) {
       throw config_error(fmt::format("bert_config: {} lists {} layers, expected {}", what, kept.size(), layers));
     }
     for (std::size_t l = 0; l < kept.size(); ++l) {
-      if (kept[l].empty()) throw config_error(fmt::format("bert_config: {} of layer {} is empty, expected at least one", what, l));
       for (std::size_t i = 0; i < kept[l].size(); ++i) {
         const index_t k = kept[l][i];
         if (k < 0 || k >= total || (i > 0 && k <= kept[l][i - 1])) {

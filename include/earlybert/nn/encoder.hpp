@@ -9,8 +9,9 @@
 //   feed_forward    x [tokens, hidden] -> LayerNorm(x + dropout(W_2 GELU(W_1 x + b_1) + b_2))
 //   encoder_layer   feed_forward(attention(x))
 //
-// Heads and FFN neurons are the structures of the mask-aware linear layers (nn/linear.hpp): the
-// attention runs on however many heads its projections hold, so a compacted layer does less work.
+// Heads and FFN neurons are the structures of the mask-aware linear layers (nn/linear.hpp), and each
+// block's structures() is their family (nn/structure.hpp): the attention runs on however many heads
+// its projections hold, so a compacted layer does less work.
 // Every forward accumulates gradients through the tape; nothing is cached outside it.
 //
 // EarlyBERT's slimming coefficients (one per head, one per FFN neuron) live in the blocks and join the
@@ -29,6 +30,7 @@
 #include "earlybert/core/tape.hpp"
 #include "earlybert/nn/config.hpp"
 #include "earlybert/nn/linear.hpp"
+#include "earlybert/nn/structure.hpp"
 #include "earlybert/ops/activation.hpp"
 #include "earlybert/ops/arithmetic.hpp"
 #include "earlybert/ops/dropout.hpp"
@@ -40,57 +42,6 @@
 #include "earlybert/ops/softmax.hpp"
 
 namespace earlybert {
-
-// Positions of the active entries of a mask.
-inline std::vector<index_t> active_positions(std::span<const std::uint8_t> active) {
-  std::vector<index_t> positions;
-  for (std::size_t g = 0; g < active.size(); ++g) {
-    if (active[g] != 0) positions.push_back(static_cast<index_t>(g));
-  }
-  return positions;
-}
-
-// The slimming coefficients of a block's structures (heads or FFN neurons), [1, held]: a value held
-// by the block, so copying a model copies them. While off they are not part of the model.
-template <class Scalar>
-class slimming_coefficients {
- public:
-  parameter<Scalar> values;  // never decayed
-
-  explicit slimming_coefficients(std::string name) : values(std::move(name), 1, 0, false) {}
-
-  bool on() const noexcept { return on_; }
-
-  // On: 1 for active structures, 0 for masked ones; off: empty. Moments start afresh either way.
-  void reset(bool on, std::span<const std::uint8_t> active) {
-    on_ = on;
-    values = parameter<Scalar>(values.name, 1, on ? static_cast<index_t>(active.size()) : 0, false);
-    values.value.setOnes();
-    mask(active);
-  }
-  // Zeroes the coefficients (and moments) of masked structures: with a zero gradient (their inputs
-  // are zero) AdamW keeps them at zero.
-  void mask(std::span<const std::uint8_t> active) {
-    if (!on_) return;
-    for (std::size_t g = 0; g < active.size(); ++g) {
-      if (active[g] != 0) continue;
-      for (matrix<Scalar>* m : {&values.value, &values.gradient, &values.first_moment, &values.second_moment}) {
-        if (m->size() != 0) (*m)(0, static_cast<index_t>(g)) = Scalar(0);
-      }
-    }
-  }
-  // Keeps the structures at `positions` (compaction).
-  void keep(std::span<const index_t> positions) {
-    if (on_) detail::keep_parameter_columns(values, positions);
-  }
-  // x [tokens, held * group_size] with each structure's columns scaled by its coefficient; x itself when off.
-  var<Scalar> apply(tape<Scalar>& t, const var<Scalar>& x, index_t group_size) {
-    return on_ ? scale_columns(t, x, t.watch(values), group_size) : x;
-  }
-
- private:
-  bool on_ = false;
-};
 
 // What every block's forward needs besides its input: the batch layout, the padding mask, and the
 // dropout settings of this step.
@@ -188,52 +139,33 @@ class attention {
   // EarlyBERT's slimming coefficient of each held head: scales the head's context before W_O.
   slimming_coefficients<Scalar> coefficients;
 
-  attention(const std::string& prefix, const bert_config& c)
+  attention(int layer, const std::string& prefix, const bert_config& c)
       : query(prefix + ".attention.self.query", Shape::hidden, Shape::hidden, structure_axis::outputs, head_dim),
         key(prefix + ".attention.self.key", Shape::hidden, Shape::hidden, structure_axis::outputs, head_dim),
         value(prefix + ".attention.self.value", Shape::hidden, Shape::hidden, structure_axis::outputs, head_dim),
         output(prefix + ".attention.output.dense", Shape::hidden, Shape::hidden, structure_axis::inputs, head_dim),
         norm(prefix + ".attention.output.LayerNorm", Shape::hidden),
         coefficients(prefix + ".attention.self.slimming_coefficients"),
-        epsilon_(c.layer_norm_eps) {}
+        epsilon_(c.layer_norm_eps),
+        layer_(layer) {}
 
-  // Heads held (all of them until compacted) and their original indices.
+  // The heads as a prunable family: Q, K, V by output rows, W_O by input columns, the coefficients.
+  structure_family<Scalar> structures() {
+    return structure_family<Scalar>(structure_kind::heads, layer_, {&query, &key, &value, &output}, &coefficients, Shape::heads);
+  }
+  const structure_family<Scalar> structures() const { return const_cast<attention*>(this)->structures(); }
+
+  // Heads held (all of them until compacted).
   index_t heads() const noexcept { return query.groups(); }
-  std::span<const index_t> kept_heads() const noexcept { return query.kept_groups(); }
-  std::span<const std::uint8_t> active_heads() const noexcept { return query.active_groups(); }
-
-  void set_active_heads(std::span<const std::uint8_t> active) {
-    for (linear<Scalar>* l : {&query, &key, &value, &output}) l->set_active_groups(active);
-    coefficients.mask(active_heads());
-  }
-  void compact() {
-    const std::vector<index_t> positions = active_positions(active_heads());
-    for (linear<Scalar>* l : {&query, &key, &value, &output}) l->compact();
-    coefficients.keep(positions);
-  }
-  void keep_heads(std::span<const index_t> originals) {
-    const std::vector<index_t> positions = detail::positions_of(kept_heads(), originals);
-    for (linear<Scalar>* l : {&query, &key, &value, &output}) l->keep_original_groups(originals);
-    coefficients.keep(positions);
-  }
-
-  // Slimming on: coefficients of 1 for the active heads (0 for masked ones), trained with the model.
-  // Off: the coefficients leave the model; fold_slimming() first keeps the function unchanged.
-  bool slimming() const noexcept { return coefficients.on(); }
-  void set_slimming(bool on) { coefficients.reset(on, active_heads()); }
-  // Multiplies each head's columns of W_O by its coefficient and turns slimming off.
-  void fold_slimming() {
-    if (!slimming()) return;
-    for (index_t h = 0; h < heads(); ++h) {
-      output.weight.value.middleCols(h * head_dim, head_dim) *= coefficients.values.value(0, h);
-    }
-    set_slimming(false);
-  }
 
   // x [tokens, hidden] -> [tokens, hidden]. `site` numbers this layer's dropout streams.
   var<Scalar> forward(tape<Scalar>& t, const var<Scalar>& x, const forward_context<Scalar>& context,
                       std::uint64_t site) {
     const index_t batch = context.batch, seq = context.seq, h = heads();
+    if (h == 0) {  // every head pruned (HuggingFace allows it): the sub-layer adds only W_O's bias
+      const var<Scalar> no_heads = t.make(x.rows(), 0, false);
+      return norm.forward(t, context.hidden_dropout_of(t, output.forward(t, no_heads), site + 1), x, epsilon_);
+    }
     // The projections stay [tokens, h * head_dim]; the attention products read each (sequence, head)
     // block in place. Scores [batch*h*seq, seq], scaled inside the softmax; the padding mask row of
     // sequence b covers its h*seq score rows.
@@ -255,11 +187,12 @@ class attention {
     }
     f(norm.gamma);
     f(norm.beta);
-    if (slimming()) f(coefficients.values);
+    if (coefficients.on()) f(coefficients.values);
   }
 
  private:
   double epsilon_;
+  int layer_;
 };
 
 template <class Scalar, bert_shape_type Shape>
@@ -271,40 +204,22 @@ class feed_forward {
   // EarlyBERT's slimming coefficient of each held neuron: scales its GELU output before W_2.
   slimming_coefficients<Scalar> coefficients;
 
-  feed_forward(const std::string& prefix, const bert_config& c)
+  feed_forward(int layer, const std::string& prefix, const bert_config& c)
       : intermediate(prefix + ".intermediate.dense", Shape::hidden, Shape::ffn, structure_axis::outputs, 1),
         output(prefix + ".output.dense", Shape::ffn, Shape::hidden, structure_axis::inputs, 1),
         norm(prefix + ".output.LayerNorm", Shape::hidden),
         coefficients(prefix + ".intermediate.slimming_coefficients"),
-        epsilon_(c.layer_norm_eps) {}
+        epsilon_(c.layer_norm_eps),
+        layer_(layer) {}
 
+  // The neurons as a prunable family: W_1 and b_1 by output rows, W_2 by input columns, the coefficients.
+  structure_family<Scalar> structures() {
+    return structure_family<Scalar>(structure_kind::neurons, layer_, {&intermediate, &output}, &coefficients, Shape::ffn);
+  }
+  const structure_family<Scalar> structures() const { return const_cast<feed_forward*>(this)->structures(); }
+
+  // Neurons held (all of them until compacted).
   index_t neurons() const noexcept { return intermediate.groups(); }
-  std::span<const index_t> kept_neurons() const noexcept { return intermediate.kept_groups(); }
-  std::span<const std::uint8_t> active_neurons() const noexcept { return intermediate.active_groups(); }
-
-  void set_active_neurons(std::span<const std::uint8_t> active) {
-    for (linear<Scalar>* l : {&intermediate, &output}) l->set_active_groups(active);
-    coefficients.mask(active_neurons());
-  }
-  void compact() {
-    const std::vector<index_t> positions = active_positions(active_neurons());
-    for (linear<Scalar>* l : {&intermediate, &output}) l->compact();
-    coefficients.keep(positions);
-  }
-  void keep_neurons(std::span<const index_t> originals) {
-    const std::vector<index_t> positions = detail::positions_of(kept_neurons(), originals);
-    for (linear<Scalar>* l : {&intermediate, &output}) l->keep_original_groups(originals);
-    coefficients.keep(positions);
-  }
-
-  bool slimming() const noexcept { return coefficients.on(); }
-  void set_slimming(bool on) { coefficients.reset(on, active_neurons()); }
-  // Multiplies each neuron's column of W_2 by its coefficient and turns slimming off.
-  void fold_slimming() {
-    if (!slimming()) return;
-    for (index_t j = 0; j < neurons(); ++j) output.weight.value.col(j) *= coefficients.values.value(0, j);
-    set_slimming(false);
-  }
 
   var<Scalar> forward(tape<Scalar>& t, const var<Scalar>& x, const forward_context<Scalar>& context,
                       std::uint64_t site) {
@@ -322,11 +237,12 @@ class feed_forward {
     f(output.bias);
     f(norm.gamma);
     f(norm.beta);
-    if (slimming()) f(coefficients.values);
+    if (coefficients.on()) f(coefficients.values);
   }
 
  private:
   double epsilon_;
+  int layer_;
 };
 
 template <class Scalar, bert_shape_type Shape>
@@ -336,8 +252,8 @@ class encoder_layer {
   feed_forward<Scalar, Shape> ffn;
 
   encoder_layer(int index, const bert_config& c)
-      : self_attention(fmt::format("bert.encoder.layer.{}", index), c),
-        ffn(fmt::format("bert.encoder.layer.{}", index), c),
+      : self_attention(index, fmt::format("bert.encoder.layer.{}", index), c),
+        ffn(index, fmt::format("bert.encoder.layer.{}", index), c),
         index_(index) {}
 
   var<Scalar> forward(tape<Scalar>& t, const var<Scalar>& x, const forward_context<Scalar>& context) {

@@ -46,15 +46,22 @@ namespace earlybert {
 enum class structure_axis { none, outputs, inputs };
 
 namespace detail {
+// Keeps the lines (rows for structure_axis::outputs, columns for inputs) `lines` of m, in that order.
+template <class Scalar>
+void keep_lines(matrix<Scalar>& m, structure_axis axis, std::span<const index_t> lines) {
+  const auto count = static_cast<index_t>(lines.size());
+  matrix<Scalar> kept(axis == structure_axis::outputs ? count : m.rows(), axis == structure_axis::outputs ? m.cols() : count);
+  for (index_t i = 0; i < count; ++i) {
+    if (axis == structure_axis::outputs) kept.row(i) = m.row(lines[static_cast<std::size_t>(i)]);
+    else kept.col(i) = m.col(lines[static_cast<std::size_t>(i)]);
+  }
+  m = std::move(kept);
+}
+
 // Keeps the columns `positions` (ascending) of a [1, n] parameter's value, gradient and AdamW moments.
 template <class Scalar>
 void keep_parameter_columns(parameter<Scalar>& p, std::span<const index_t> positions) {
-  for (matrix<Scalar>* m : {&p.value, &p.gradient, &p.first_moment, &p.second_moment}) {
-    if (m->size() == 0) continue;
-    matrix<Scalar> kept(m->rows(), static_cast<index_t>(positions.size()));
-    for (std::size_t i = 0; i < positions.size(); ++i) kept.col(static_cast<index_t>(i)) = m->col(positions[i]);
-    *m = std::move(kept);
-  }
+  p.for_each_tensor([&](matrix<Scalar>& m) { keep_lines(m, structure_axis::inputs, positions); });
 }
 
 // Positions (in `held`) of the listed original indices; both ascending, every listed one held.
@@ -115,14 +122,13 @@ class linear {
                                     weight.name, active.size(), groups()));
     }
     for (std::size_t g = 0; g < active.size(); ++g) active_[g] = active[g] != 0 ? 1 : 0;
-    for (matrix<Scalar>* m : {&weight.value, &weight.gradient, &weight.first_moment, &weight.second_moment}) {
-      zero_inactive(*m, axis_);
-    }
-    if (axis_ == structure_axis::outputs) {
-      for (matrix<Scalar>* m : {&bias.value, &bias.gradient, &bias.first_moment, &bias.second_moment}) {
-        zero_inactive(*m, structure_axis::inputs);  // the bias is [1, outputs]: its columns are the rows
+    for_each_structured_tensor([&](matrix<Scalar>& m, structure_axis axis) {
+      for (index_t g = 0; g < groups(); ++g) {
+        if (active_[static_cast<std::size_t>(g)] != 0) continue;
+        if (axis == structure_axis::outputs) m.middleRows(g * group_size_, group_size_).setZero();
+        else m.middleCols(g * group_size_, group_size_).setZero();
       }
-    }
+    });
   }
 
   // Compact mode: drops the inactive groups physically. Every held group becomes active.
@@ -200,42 +206,22 @@ class linear {
     }
   }
 
-  // Zeroes the inactive groups along `axis` of m (rows for outputs, columns for inputs). An empty m
-  // (moments never sized) is left alone.
-  void zero_inactive(matrix<Scalar>& m, structure_axis axis) const {
-    if (m.size() == 0) return;
-    for (index_t g = 0; g < groups(); ++g) {
-      if (active_[static_cast<std::size_t>(g)] != 0) continue;
-      if (axis == structure_axis::outputs) m.middleRows(g * group_size_, group_size_).setZero();
-      else m.middleCols(g * group_size_, group_size_).setZero();
-    }
+  // Calls f(m, axis) for every tensor that is sliced by the groups, with the axis its groups lie
+  // along: the weight's four tensors along the layer's axis, and on an outputs-structured layer the
+  // bias's, whose columns are the output rows ([1, outputs]).
+  template <class F>
+  void for_each_structured_tensor(F&& f) {
+    weight.for_each_tensor([&](matrix<Scalar>& m) { f(m, axis_); });
+    if (axis_ == structure_axis::outputs) bias.for_each_tensor([&](matrix<Scalar>& m) { f(m, structure_axis::inputs); });
   }
 
-  // Keeps the held groups at `positions` (ascending), along the structured axis of every matrix.
+  // Keeps the held groups at `positions` (ascending), along the structured axis of every tensor.
   void select_positions(const std::vector<index_t>& positions) {
     std::vector<index_t> lines;  // rows or columns to keep
     for (index_t p : positions) {
       for (index_t i = p * group_size_; i < (p + 1) * group_size_; ++i) lines.push_back(i);
     }
-    const auto select = [&](matrix<Scalar>& m, structure_axis axis) {
-      if (m.size() == 0) return;
-      const auto count = static_cast<index_t>(lines.size());
-      matrix<Scalar> kept(axis == structure_axis::outputs ? count : m.rows(),
-                          axis == structure_axis::outputs ? m.cols() : count);
-      for (index_t i = 0; i < count; ++i) {
-        if (axis == structure_axis::outputs) kept.row(i) = m.row(lines[static_cast<std::size_t>(i)]);
-        else kept.col(i) = m.col(lines[static_cast<std::size_t>(i)]);
-      }
-      m = std::move(kept);
-    };
-    for (matrix<Scalar>* m : {&weight.value, &weight.gradient, &weight.first_moment, &weight.second_moment}) {
-      select(*m, axis_);
-    }
-    if (axis_ == structure_axis::outputs) {
-      for (matrix<Scalar>* m : {&bias.value, &bias.gradient, &bias.first_moment, &bias.second_moment}) {
-        select(*m, structure_axis::inputs);
-      }
-    }
+    for_each_structured_tensor([&](matrix<Scalar>& m, structure_axis axis) { detail::keep_lines(m, axis, lines); });
     std::vector<index_t> kept;
     for (index_t p : positions) kept.push_back(kept_[static_cast<std::size_t>(p)]);
     kept_ = std::move(kept);

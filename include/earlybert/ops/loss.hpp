@@ -18,9 +18,6 @@
 
 namespace earlybert {
 
-// HuggingFace's and PyTorch's default ignore index.
-inline constexpr token_id ignore_label = -100;
-
 template <class Scalar>
 var<Scalar> cross_entropy(tape<Scalar>& t, const var<Scalar>& logits, std::span<const token_id> labels,
                           token_id ignore = ignore_label) {

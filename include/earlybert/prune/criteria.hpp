@@ -6,19 +6,22 @@
 // that learns from gradients also models gradient_observer: observe(model) is called after every
 // backward pass of the search (before the optimizer step clears the gradients). A user's own type
 // plugs in by modelling the concepts; examples/custom_criterion.cpp shows one written outside the
-// library.
+// library. Criteria read structures through their families (nn/structure.hpp): score_each_member()
+// calls a function of (family, member) for every member the model holds, and a family gives the
+// member's slices, its squared norm, its w . dL/dw and its slimming coefficient.
 //
 //   slimming_criterion   the slimming coefficient c (EarlyBERT, Chen et al. 2021); the official code
 //                        ranks the signed value (a negative coefficient is least important), |c| is
 //                        the alternative
-//   magnitude_criterion  head h: |W_Q[h]|^2 + |W_K[h]|^2 + |W_V[h]|^2 + |W_O[:, h]|^2;
-//                        neuron j: |W_1[j, :]|^2 + b_1[j]^2 + |W_2[:, j]|^2
+//   magnitude_criterion  the squared norm of all the structure's parameters: head h:
+//                        |W_Q[h]|^2 + |b_Q[h]|^2 + ... + |W_O[:, h]|^2; neuron j:
+//                        |W_1[j, :]|^2 + b_1[j]^2 + |W_2[:, j]|^2
 //   gradient_criterion   Michel, Levy and Neubig 2019 ("Are Sixteen Heads Really Better than One?"):
 //                        sum over batches of |dL/dc| for a gate c = 1 on each head (the slimming
 //                        coefficient at 1 is that gate), normalised per layer by its L2 norm; neurons
 //                        the same, without the normalisation (they are ranked globally)
 //   taylor_criterion     first-order Taylor (Molchanov et al. 2017): sum over batches of
-//                        |sum over the structure's weights of w dL/dw|
+//                        |sum over the structure's parameters of w dL/dw|
 //   random_criterion     U(0, 1) from a seed: the random ticket, the paper's main baseline
 // Gradient-based criteria read the gradient of the whole search loss, L1 penalty included (at the
 // default lambda of 1e-4 it is a negligible share).
@@ -56,25 +59,22 @@ concept resumable_criterion = requires(C& c, const C& cc, const nlohmann::json& 
   c.restore(state);
 };
 
-namespace detail {
-// Squared norms and dot products over a block of rows or columns, accumulated in double.
-template <class Scalar>
-double squared_rows(const matrix<Scalar>& m, index_t begin, index_t count) {
-  return m.middleRows(begin, count).template cast<double>().squaredNorm();
-}
-template <class Scalar>
-double squared_cols(const matrix<Scalar>& m, index_t begin, index_t count) {
-  return m.middleCols(begin, count).template cast<double>().squaredNorm();
-}
-template <class Scalar>
-double dot_rows(const matrix<Scalar>& a, const matrix<Scalar>& b, index_t begin, index_t count) {
-  return (a.middleRows(begin, count).template cast<double>().array() * b.middleRows(begin, count).template cast<double>().array()).sum();
-}
-template <class Scalar>
-double dot_cols(const matrix<Scalar>& a, const matrix<Scalar>& b, index_t begin, index_t count) {
-  return (a.middleCols(begin, count).template cast<double>().array() * b.middleCols(begin, count).template cast<double>().array()).sum();
+// Scores every member of every family the model holds: score_of(family, member) -> double, called
+// family by family in the model's order (layer by layer, heads before neurons) and member by member.
+// The building block of a criterion (examples/custom_criterion.cpp).
+template <class Scalar, class Shape, class ScoreOf>
+structure_scores score_each_member(const bert_model<Scalar, Shape>& model, ScoreOf&& score_of) {
+  structure_scores s;
+  model.for_each_family([&](const structure_family<Scalar>& family) {
+    std::vector<double> scores;
+    scores.reserve(static_cast<std::size_t>(family.size()));
+    for (index_t member = 0; member < family.size(); ++member) scores.push_back(static_cast<double>(score_of(family, member)));
+    s.of(family.kind()).push_back(std::move(scores));
+  });
+  return s;
 }
 
+namespace detail {
 // Accumulated scores as JSON ({"heads": [[...] per layer], "neurons": [...]}) and back; doubles
 // round-trip exactly through nlohmann::json's shortest representation.
 inline nlohmann::ordered_json scores_json(const structure_scores& s) { return {{"heads", s.heads}, {"neurons", s.neurons}}; }
@@ -93,12 +93,7 @@ inline structure_scores scores_from_json(const nlohmann::json& j) {
 // Scores of zero for every structure the model holds.
 template <class Scalar, class Shape>
 structure_scores zero_scores(const bert_model<Scalar, Shape>& model) {
-  structure_scores s;
-  for (const auto& layer : model.layers) {
-    s.heads.emplace_back(static_cast<std::size_t>(layer.self_attention.heads()), 0.0);
-    s.neurons.emplace_back(static_cast<std::size_t>(layer.ffn.neurons()), 0.0);
-  }
-  return s;
+  return score_each_member(model, [](const structure_family<Scalar>&, index_t) { return 0.0; });
 }
 
 template <class Scalar, class Shape>
@@ -113,70 +108,62 @@ struct slimming_criterion {
   bool absolute = false;  // false: the signed coefficient (the official code); true: |c|
 
   template <class Scalar, class Shape>
-  structure_scores score(bert_model<Scalar, Shape>& model) const {
+  structure_scores score(const bert_model<Scalar, Shape>& model) const {
     detail::require_slimming(model, "slimming_criterion");
-    structure_scores s;
-    for (const auto& layer : model.layers) {
-      const auto read = [&](const parameter<Scalar>& c) {
-        std::vector<double> v;
-        for (index_t i = 0; i < c.cols(); ++i) v.push_back(absolute ? std::abs(double(c.value(0, i))) : double(c.value(0, i)));
-        return v;
-      };
-      s.heads.push_back(read(layer.self_attention.coefficients.values));
-      s.neurons.push_back(read(layer.ffn.coefficients.values));
-    }
-    return s;
+    return score_each_member(model, [&](const structure_family<Scalar>& family, index_t member) {
+      const double c = family.coefficients().value(0, member);
+      return absolute ? std::abs(c) : c;
+    });
   }
 };
 
 struct magnitude_criterion {
   template <class Scalar, class Shape>
-  structure_scores score(bert_model<Scalar, Shape>& model) const {
-    structure_scores s;
-    constexpr index_t d = Shape::head_dim;
-    for (const auto& layer : model.layers) {
-      const auto& a = layer.self_attention;
-      std::vector<double> heads;
-      for (index_t h = 0; h < a.heads(); ++h) {
-        heads.push_back(detail::squared_rows(a.query.weight.value, h * d, d) + detail::squared_rows(a.key.weight.value, h * d, d) +
-                        detail::squared_rows(a.value.weight.value, h * d, d) + detail::squared_cols(a.output.weight.value, h * d, d));
-      }
-      const auto& f = layer.ffn;
-      std::vector<double> neurons;
-      for (index_t j = 0; j < f.neurons(); ++j) {
-        const double bias = f.intermediate.bias.value(0, j);
-        neurons.push_back(detail::squared_rows(f.intermediate.weight.value, j, 1) + bias * bias +
-                          detail::squared_cols(f.output.weight.value, j, 1));
-      }
-      s.heads.push_back(std::move(heads));
-      s.neurons.push_back(std::move(neurons));
-    }
-    return s;
+  structure_scores score(const bert_model<Scalar, Shape>& model) const {
+    return score_each_member(model, [](const structure_family<Scalar>& family, index_t member) { return family.squared_norm(member); });
   }
 };
 
-struct gradient_criterion {
+namespace detail {
+// What the gradient and Taylor criteria share: per-member sums over the search's backward passes,
+// which are their resumable state.
+struct accumulating_criterion {
   structure_scores accumulated;
 
-  nlohmann::ordered_json state() const { return detail::scores_json(accumulated); }
-  void restore(const nlohmann::json& state) { accumulated = detail::scores_from_json(state); }
+  nlohmann::ordered_json state() const { return scores_json(accumulated); }
+  void restore(const nlohmann::json& state) { accumulated = scores_from_json(state); }
 
+ protected:
+  // Adds score_of(family, member) to every member's sum (the sums start at zero for the structure
+  // the model holds).
+  template <class Scalar, class Shape, class ScoreOf>
+  void add(const bert_model<Scalar, Shape>& model, ScoreOf&& score_of) {
+    sums(model);
+    model.for_each_family([&](const structure_family<Scalar>& family) {
+      std::vector<double>& layer_sums = accumulated.of(family.kind())[static_cast<std::size_t>(family.layer())];
+      for (index_t member = 0; member < family.size(); ++member) layer_sums[static_cast<std::size_t>(member)] += score_of(family, member);
+    });
+  }
+  // The sums so far (zero before the first backward pass).
   template <class Scalar, class Shape>
-  void observe(bert_model<Scalar, Shape>& model) {
+  const structure_scores& sums(const bert_model<Scalar, Shape>& model) {
+    if (accumulated.heads.size() != model.layers.size()) accumulated = zero_scores(model);
+    return accumulated;
+  }
+};
+}  // namespace detail
+
+struct gradient_criterion : detail::accumulating_criterion {
+  template <class Scalar, class Shape>
+  void observe(const bert_model<Scalar, Shape>& model) {
     detail::require_slimming(model, "gradient_criterion");
-    if (accumulated.heads.size() != model.layers.size()) accumulated = detail::zero_scores(model);
-    for (std::size_t l = 0; l < model.layers.size(); ++l) {
-      const auto& a = model.layers[l].self_attention.coefficients.values.gradient;
-      const auto& f = model.layers[l].ffn.coefficients.values.gradient;
-      for (index_t h = 0; h < a.cols(); ++h) accumulated.heads[l][static_cast<std::size_t>(h)] += std::abs(double(a(0, h)));
-      for (index_t j = 0; j < f.cols(); ++j) accumulated.neurons[l][static_cast<std::size_t>(j)] += std::abs(double(f(0, j)));
-    }
+    add(model, [](const structure_family<Scalar>& family, index_t member) { return std::abs(double(family.coefficients().gradient(0, member))); });
   }
 
+  // Heads normalised per layer by the L2 norm of the layer's sums (Michel et al.); neurons as summed.
   template <class Scalar, class Shape>
-  structure_scores score(bert_model<Scalar, Shape>& model) {
-    if (accumulated.heads.size() != model.layers.size()) accumulated = detail::zero_scores(model);
-    structure_scores s = accumulated;
+  structure_scores score(const bert_model<Scalar, Shape>& model) {
+    structure_scores s = sums(model);
     for (auto& layer : s.heads) {
       double norm = 0;
       for (double v : layer) norm += v * v;
@@ -189,40 +176,15 @@ struct gradient_criterion {
   }
 };
 
-struct taylor_criterion {
-  structure_scores accumulated;
-
-  nlohmann::ordered_json state() const { return detail::scores_json(accumulated); }
-  void restore(const nlohmann::json& state) { accumulated = detail::scores_from_json(state); }
-
+struct taylor_criterion : detail::accumulating_criterion {
   template <class Scalar, class Shape>
-  void observe(bert_model<Scalar, Shape>& model) {
-    constexpr index_t d = Shape::head_dim;
-    if (accumulated.heads.size() != model.layers.size()) accumulated = detail::zero_scores(model);
-    for (std::size_t l = 0; l < model.layers.size(); ++l) {
-      const auto& a = model.layers[l].self_attention;
-      for (index_t h = 0; h < a.heads(); ++h) {
-        double total = detail::dot_cols(a.output.weight.value, a.output.weight.gradient, h * d, d);
-        for (const linear<Scalar>* p : {&a.query, &a.key, &a.value}) {
-          total += detail::dot_rows(p->weight.value, p->weight.gradient, h * d, d) +
-                   detail::dot_cols(p->bias.value, p->bias.gradient, h * d, d);
-        }
-        accumulated.heads[l][static_cast<std::size_t>(h)] += std::abs(total);
-      }
-      const auto& f = model.layers[l].ffn;
-      for (index_t j = 0; j < f.neurons(); ++j) {
-        const double total = detail::dot_rows(f.intermediate.weight.value, f.intermediate.weight.gradient, j, 1) +
-                             double(f.intermediate.bias.value(0, j)) * double(f.intermediate.bias.gradient(0, j)) +
-                             detail::dot_cols(f.output.weight.value, f.output.weight.gradient, j, 1);
-        accumulated.neurons[l][static_cast<std::size_t>(j)] += std::abs(total);
-      }
-    }
+  void observe(const bert_model<Scalar, Shape>& model) {
+    add(model, [](const structure_family<Scalar>& family, index_t member) { return std::abs(family.value_gradient_dot(member)); });
   }
 
   template <class Scalar, class Shape>
-  structure_scores score(bert_model<Scalar, Shape>& model) {
-    if (accumulated.heads.size() != model.layers.size()) accumulated = detail::zero_scores(model);
-    return accumulated;
+  structure_scores score(const bert_model<Scalar, Shape>& model) {
+    return sums(model);
   }
 };
 
@@ -230,18 +192,10 @@ struct random_criterion {
   std::uint64_t seed = 0;
 
   template <class Scalar, class Shape>
-  structure_scores score(bert_model<Scalar, Shape>& model) const {
+  structure_scores score(const bert_model<Scalar, Shape>& model) const {
     const counter_rng random(derive_key(seed, 0x7a11e7));
-    structure_scores s;
     std::uint64_t counter = 0;
-    for (const auto& layer : model.layers) {
-      std::vector<double> heads, neurons;
-      for (index_t h = 0; h < layer.self_attention.heads(); ++h) heads.push_back(random.uniform(counter++));
-      for (index_t j = 0; j < layer.ffn.neurons(); ++j) neurons.push_back(random.uniform(counter++));
-      s.heads.push_back(std::move(heads));
-      s.neurons.push_back(std::move(neurons));
-    }
-    return s;
+    return score_each_member(model, [&](const structure_family<Scalar>&, index_t) { return random.uniform(counter++); });
   }
 };
 

@@ -20,6 +20,7 @@
 #include <cmath>
 #include <concepts>
 #include <numeric>
+#include <string_view>
 #include <vector>
 
 #include <fmt/format.h>
@@ -74,9 +75,20 @@ inline void prune_among(const std::vector<double>& scores, const std::vector<std
 }
 }  // namespace detail
 
-// The mask for one kind of structure (per layer scores) under one rule.
-inline per_layer_mask select_structures(const per_layer_scores& scores, const selection_rule& rule) {
+// The mask for one kind of structure (per layer scores) under one rule. Every score must be finite:
+// a NaN compares false with everything and would be kept or pruned by its position, not its merit,
+// so a criterion that produced one (0 log 0, a division by a zero norm) is stopped here, named by
+// `kind` ("heads", "neurons"), layer and index.
+inline per_layer_mask select_structures(const per_layer_scores& scores, const selection_rule& rule, std::string_view kind = "structures") {
   rule.check("select_structures");
+  for (std::size_t l = 0; l < scores.size(); ++l) {
+    for (std::size_t i = 0; i < scores[l].size(); ++i) {
+      if (!std::isfinite(scores[l][i])) {
+        throw numerical_error(fmt::format("select_structures: the score of {} {} of layer {} is {}, expected a finite number", kind, i, l,
+                                          scores[l][i]));
+      }
+    }
+  }
   per_layer_mask mask(scores.size());
   if (rule.scope == selection_scope::layerwise) {
     for (std::size_t l = 0; l < scores.size(); ++l) {
@@ -127,7 +139,7 @@ struct ticket_selector {
   selection_rule neurons{0.4, selection_scope::global, counting_rule::exact, 1};
 
   structure_masks select(const structure_scores& scores) const {
-    return {select_structures(scores.heads, heads), select_structures(scores.neurons, neurons)};
+    return {select_structures(scores.heads, heads, "heads"), select_structures(scores.neurons, neurons, "neurons")};
   }
 };
 static_assert(mask_selector<ticket_selector>);

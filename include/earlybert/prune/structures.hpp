@@ -2,8 +2,8 @@
 #pragma once
 // The prunable structures of a BERT, their scores and their masks.
 //
-// Structures are attention heads and FFN neurons, indexed per layer by the groups the model holds now
-// (during the search, before any compaction, that is every original head and neuron).
+// Structures are attention heads and FFN neurons (the families of nn/structure.hpp), indexed per layer
+// by the members the model holds now (during the search, before any compaction, every original one).
 //   structure_scores  per layer: a score per head and per neuron; higher = more important = keep
 //   structure_masks   per layer: 1 = keep, 0 = prune, per head and per neuron
 // mask_distance(a, b) is the normalised Hamming distance of the early-bird test (You et al. 2020):
@@ -16,6 +16,7 @@
 
 #include "earlybert/core/error.hpp"
 #include "earlybert/core/types.hpp"
+#include "earlybert/nn/structure.hpp"
 
 namespace earlybert {
 
@@ -25,11 +26,17 @@ using per_layer_mask = std::vector<std::vector<std::uint8_t>>;
 struct structure_scores {
   per_layer_scores heads;    // [layers][heads held]
   per_layer_scores neurons;  // [layers][ffn held]
+
+  per_layer_scores& of(structure_kind kind) noexcept { return kind == structure_kind::heads ? heads : neurons; }
+  const per_layer_scores& of(structure_kind kind) const noexcept { return kind == structure_kind::heads ? heads : neurons; }
 };
 
 struct structure_masks {
   per_layer_mask heads;
   per_layer_mask neurons;
+
+  per_layer_mask& of(structure_kind kind) noexcept { return kind == structure_kind::heads ? heads : neurons; }
+  const per_layer_mask& of(structure_kind kind) const noexcept { return kind == structure_kind::heads ? heads : neurons; }
 
   static index_t kept(const per_layer_mask& m, std::size_t layer) {
     index_t n = 0;

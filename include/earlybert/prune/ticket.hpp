@@ -25,38 +25,21 @@ void apply_masks(bert_model<Scalar, Shape>& model, const structure_masks& masks)
     throw shape_error(fmt::format("apply_masks: masks for {} and {} layers, expected {}", masks.heads.size(),
                                   masks.neurons.size(), model.layers.size()));
   }
-  for (std::size_t l = 0; l < model.layers.size(); ++l) {
-    if (structure_masks::kept(masks.heads, l) < 1 || structure_masks::kept(masks.neurons, l) < 1) {
-      throw config_error(fmt::format("apply_masks: layer {} would keep no head or no FFN neuron", l));
-    }
-    model.layers[l].self_attention.set_active_heads(masks.heads[l]);
-    model.layers[l].ffn.set_active_neurons(masks.neurons[l]);
-  }
+  model.for_each_family([&](structure_family<Scalar> family) {
+    family.set_active(masks.of(family.kind())[static_cast<std::size_t>(family.layer())]);
+  });
 }
 
 template <class Scalar, class Shape>
 void draw_ticket(bert_model<Scalar, Shape>& model, const structure_masks& masks) {
   apply_masks(model, masks);
-  for (auto& layer : model.layers) {
-    layer.self_attention.compact();
-    layer.ffn.compact();
-  }
+  model.for_each_family([](structure_family<Scalar> family) { family.compact(); });
 }
 
 template <class Scalar, class Shape>
 structure_masks original_masks(const bert_model<Scalar, Shape>& model) {
   structure_masks m;
-  for (const auto& layer : model.layers) {
-    std::vector<std::uint8_t> heads(Shape::heads, 0), neurons(Shape::ffn, 0);
-    const auto kept_heads = layer.self_attention.kept_heads();
-    const auto active_heads = layer.self_attention.active_heads();
-    for (std::size_t i = 0; i < kept_heads.size(); ++i) heads[static_cast<std::size_t>(kept_heads[i])] = active_heads[i];
-    const auto kept_neurons = layer.ffn.kept_neurons();
-    const auto active_neurons = layer.ffn.active_neurons();
-    for (std::size_t i = 0; i < kept_neurons.size(); ++i) neurons[static_cast<std::size_t>(kept_neurons[i])] = active_neurons[i];
-    m.heads.push_back(std::move(heads));
-    m.neurons.push_back(std::move(neurons));
-  }
+  model.for_each_family([&](const structure_family<Scalar>& family) { m.of(family.kind()).push_back(family.original_mask()); });
   return m;
 }
 

@@ -408,12 +408,10 @@ earlybert_report run_earlybert(Model& model, Criterion& criterion, const Selecto
 
     // ---- 2. Draw ----
     start = std::chrono::steady_clock::now();
-    for (const auto& layer : model.bert.layers) {
-      const auto& h = layer.self_attention.coefficients.values.value;
-      const auto& f = layer.ffn.coefficients.values.value;
-      report.head_coefficients.emplace_back(h.data(), h.data() + h.size());
-      report.ffn_coefficients.emplace_back(f.data(), f.data() + f.size());
-    }
+    std::as_const(model.bert).for_each_family([&](const structure_family<scalar>& family) {
+      const matrix<scalar>& c = family.coefficients().value;
+      (family.kind() == structure_kind::heads ? report.head_coefficients : report.ffn_coefficients).emplace_back(c.data(), c.data() + c.size());
+    });
     if (options.restart_from == restart_point::init) {
       model.bert.set_slimming(false);  // the coefficients were 1 at step 0
       std::size_t i = 0;
