@@ -51,6 +51,14 @@ void write_raw(const fs::path& path, const std::string& header, std::size_t data
   bytes += std::string(data_bytes, '\0');
   write_file_atomically(path, bytes);
 }
+
+// The reloaded model holds the saved model's parameters, the same ones, bit for bit.
+template <class Model>
+void check_same_parameters(Model& reloaded, Model& saved) {
+  auto original = parameters_of(saved), reread = parameters_of(reloaded);
+  REQUIRE(original.size() == reread.size());
+  for (std::size_t i = 0; i < original.size(); ++i) check_near(reread[i]->value, original[i]->value, 0, original[i]->name.c_str());
+}
 }  // namespace
 
 TEST_CASE("safetensors: tensors round-trip with their shapes, dtype F32 and metadata") {
@@ -166,9 +174,7 @@ TEST_CASE("checkpoint: save then load gives identical parameters and outputs") {
   const load_report report = load_weights(dir.path, loaded);
   CHECK(report.initialised.empty());
   CHECK(report.unused.empty());
-  auto original = parameters_of(model), reread = parameters_of(loaded);
-  REQUIRE(original.size() == reread.size());
-  for (std::size_t i = 0; i < original.size(); ++i) check_near(reread[i]->value, original[i]->value, 0, original[i]->name.c_str());
+  check_same_parameters(loaded, model);
 }
 
 TEST_CASE("checkpoint: a model saved with its slimming coefficients on reloads with them, computing the same logits") {
@@ -185,9 +191,7 @@ TEST_CASE("checkpoint: a model saved with its slimming coefficients on reloads w
   const load_report report = load_weights(dir.path, loaded);
   CHECK(loaded.bert.slimming());
   CHECK(report.unused.empty());
-  auto original = parameters_of(model), reread = parameters_of(loaded);
-  REQUIRE(original.size() == reread.size());
-  for (std::size_t i = 0; i < original.size(); ++i) check_near(reread[i]->value, original[i]->value, 0, original[i]->name.c_str());
+  check_same_parameters(loaded, model);
   token_batch b;
   b.batch = 1;
   b.seq = 4;
@@ -247,9 +251,7 @@ TEST_CASE("checkpoint: a layer with every head pruned saves and reloads") {
   bert_for_sequence_classification<float, test_shape> loaded(read_config(dir.path / "config.json").model);
   load_weights(dir.path, loaded);
   CHECK(loaded.bert.layers[1].self_attention.heads() == 0);
-  auto original = parameters_of(model), reread = parameters_of(loaded);
-  REQUIRE(original.size() == reread.size());
-  for (std::size_t i = 0; i < original.size(); ++i) check_near(reread[i]->value, original[i]->value, 0, original[i]->name.c_str());
+  check_same_parameters(loaded, model);
 }
 
 TEST_CASE("checkpoint: config.json errors name the file and the key") {
