@@ -64,8 +64,7 @@ void fill_random_batch(token_batch& b, index_t batch, index_t seq, rng& random) 
 }
 
 // Every layer keeps round((1 - ratio) n) heads and neurons (at least one), picked at random.
-template <class Scalar, class Shape>
-void compact_at_random(bert_model<Scalar, Shape>& bert, double prune_heads, double prune_ffn, std::uint64_t seed) {
+void compact_at_random(bert_model<float, shapes::any>& bert, double prune_heads, double prune_ffn, std::uint64_t seed) {
   const ticket_selector uniform{{prune_heads, selection_scope::layerwise, counting_rule::exact, 1},
                                 {prune_ffn, selection_scope::layerwise, counting_rule::exact, 1}};
   draw_ticket(bert, uniform.select(random_criterion{seed}.score(bert)));
@@ -76,12 +75,10 @@ struct phase_times {
 };
 
 // The loss of one batch, for each task's model.
-template <class Shape>
-var<float> batch_loss(bert_for_masked_lm<float, Shape>& model, tape<float>& t, const token_batch& b, bool training, std::uint64_t key) {
+var<float> batch_loss(bert_for_masked_lm<float, shapes::any>& model, tape<float>& t, const token_batch& b, bool training, std::uint64_t key) {
   return model.forward(t, b, training, key).loss;
 }
-template <class Shape>
-var<float> batch_loss(bert_for_sequence_classification<float, Shape>& model, tape<float>& t, const token_batch& b, bool training,
+var<float> batch_loss(bert_for_sequence_classification<float, shapes::any>& model, tape<float>& t, const token_batch& b, bool training,
                       std::uint64_t key) {
   return model.loss(t, model.logits(t, b, training, key), b);
 }
@@ -161,9 +158,8 @@ nlohmann::ordered_json bench_model(const bench_options& o, const bert_config& co
   return r;
 }
 
-template <class Shape>
 nlohmann::ordered_json bench(const bench_options& o) {
-  const bert_config config = bert_config::for_shape<Shape>(bert_vocab_size);
+  const bert_config config = named_shape_config(o.shape, bert_vocab_size);
   if (o.seq > config.max_positions) {
     throw config_error(fmt::format("--seq is {}, but the model has only {} positions", o.seq, config.max_positions));
   }
@@ -172,11 +168,11 @@ nlohmann::ordered_json bench(const bench_options& o) {
   fill_random_batch(b, o.batch, o.seq, random);
   if (o.task == "mlm") {
     mask_tokens(b, random, bert_special, bert_vocab_size);
-    return bench_model<bert_for_masked_lm<float, Shape>>(o, config, random, b);
+    return bench_model<bert_for_masked_lm<float, shapes::any>>(o, config, random, b);
   }
   b.labels.resize(static_cast<std::size_t>(o.batch));
   for (auto& label : b.labels) label = static_cast<token_id>(random.below(2));
-  return bench_model<bert_for_sequence_classification<float, Shape>>(o, config, random, b);
+  return bench_model<bert_for_sequence_classification<float, shapes::any>>(o, config, random, b);
 }
 
 void check_bench_options(const bench_options& o) {
@@ -198,7 +194,7 @@ void check_bench_options(const bench_options& o) {
 int run_bench(const bench_options& o) {
   apply_threads("bench", o.common.threads);
   check_bench_options(o);
-  const auto r = with_named_shape(o.shape, [&]<class Shape>() { return bench<Shape>(o); });
+  const auto r = bench(o);
   if (o.json) {
     fmt::print("{}\n", r.dump());
     return 0;

@@ -108,12 +108,11 @@ class classification_task {
   const run_checkpoints* checkpoints_ = nullptr;
 };
 
-template <class Shape>
 finetune_result finetune_model(const finetune_options& o, const vocabulary& vocab, const std::optional<checkpoint_config>& init,
                                const classification_dataset& train, const classification_dataset& dev) {
-  using model_type = bert_for_sequence_classification<float, Shape>;
+  using model_type = bert_for_sequence_classification<float, shapes::any>;
   const special_tokens special = special_tokens::of(vocab);
-  bert_config config = init ? init->model : bert_config::for_shape<Shape>(vocab.size());
+  bert_config config = init ? init->model : named_shape_config(o.shape, vocab.size());
   config.num_labels = o.num_labels;
   if (config.vocab_size != vocab.size()) {
     throw config_error(fmt::format("--vocab has {} tokens, but the model's vocabulary has {}", vocab.size(), config.vocab_size));
@@ -171,7 +170,7 @@ finetune_result finetune_model(const finetune_options& o, const vocabulary& voca
                                                        std::max(1L, std::lround(2.0 * static_cast<double>(dense_steps) / 3.0)),
                                                        2 * optimization.learning_rate);
     const ticket_selector selector = make_selector(e);
-    auto criterion = make_criterion<bert_model<float, Shape>>(e, o.common.seed);
+    auto criterion = make_criterion<bert_model<float, shapes::any>>(e, o.common.seed);
     any_detector detector = make_detector(e, steps_per_epoch);
     const earlybert_report report = run_earlybert(model, criterion, selector, detector, eo, task, o.max_seq, resume);
     result.total_steps = report.ticket_step + report.efficient_steps;
@@ -202,16 +201,17 @@ finetune_result finetune_with(const finetune_options& o, const vocabulary& vocab
                               const classification_dataset& dev) {
   std::optional<checkpoint_config> init;
   if (!o.init.empty()) init = read_config(fs::path(o.init) / "config.json");
-  const auto run = [&]<class Shape>() { return finetune_model<Shape>(o, vocab, init, train, dev); };
   if (init) {
     if (!o.shape.empty() && shape_name_of(init->model) != o.shape) {
-      throw config_error(fmt::format("--shape is '{}', but the checkpoint '{}' holds a '{}' model", o.shape, o.init,
-                                     shape_name_of(init->model)));
+      const bert_config& c = init->model;
+      throw config_error(fmt::format("--shape is '{}', but the checkpoint '{}' holds a {}/{}/{}/{} (layers/hidden/heads/ffn) model{}",
+                                     o.shape, o.init, c.layers, c.hidden, c.heads, c.ffn,
+                                     shape_name_of(c).empty() ? "" : fmt::format(" ('{}')", shape_name_of(c))));
     }
-    return with_shape_of(init->model, run);
+  } else if (o.shape.empty()) {
+    throw config_error("--shape is required when not initialising from a checkpoint (--init)");
   }
-  if (o.shape.empty()) throw config_error("--shape is required when not initialising from a checkpoint (--init)");
-  return with_named_shape(o.shape, run);
+  return finetune_model(o, vocab, init, train, dev);
 }
 
 void check_finetune_options(const finetune_options& o) {

@@ -16,7 +16,7 @@ int describe(const inspect_options& o, const checkpoint_config& config) {
   bert_config dense_config = config.model;
   dense_config.kept_heads.clear();
   dense_config.kept_ffn.clear();
-  const bert_model<float, typename Model::shape> dense(dense_config, false);
+  const bert_model<float, shapes::any> dense(dense_config, false);
   const double flops = model.bert.encoder_flops_per_token(o.seq), dense_flops = dense.encoder_flops_per_token(o.seq);
   std::vector<index_t> heads_kept, ffn_kept;
   std::vector<std::vector<index_t>> head_indices;
@@ -28,16 +28,16 @@ int describe(const inspect_options& o, const checkpoint_config& config) {
     heads_kept.push_back(family.size());
     head_indices.emplace_back(family.kept().begin(), family.kept().end());
   });
-  using shape = typename Model::shape;
-  const std::string name = shape_name_of(config.model);
+  const bert_config& shape = config.model;
+  const std::string name = shape_name_of(shape);
   if (o.json) {
     nlohmann::ordered_json j{{"directory", o.directory},
                              {"architecture", config.architecture},
-                             {"shape", name},
-                             {"layers", shape::layers},
-                             {"hidden", shape::hidden},
-                             {"heads", shape::heads},
-                             {"ffn", shape::ffn},
+                             {"shape", name.empty() ? nlohmann::ordered_json() : nlohmann::ordered_json(name)},
+                             {"layers", shape.layers},
+                             {"hidden", shape.hidden},
+                             {"heads", shape.heads},
+                             {"ffn", shape.ffn},
                              {"vocab_size", config.model.vocab_size},
                              {"parameters", parameters},
                              {"seq", o.seq},
@@ -51,14 +51,14 @@ int describe(const inspect_options& o, const checkpoint_config& config) {
     return 0;
   }
   fmt::print("{}: {} of shape {} ({} layers, hidden {}, {} heads, ffn {}), vocabulary {}\n", o.directory,
-             config.architecture.empty() ? "BERT" : config.architecture, name, shape::layers, shape::hidden, shape::heads,
-             shape::ffn, config.model.vocab_size);
+             config.architecture.empty() ? "BERT" : config.architecture, name.empty() ? "(unnamed)" : name, shape.layers, shape.hidden, shape.heads,
+             shape.ffn, config.model.vocab_size);
   fmt::print("parameters: {}\n", parameters);
   fmt::print("encoder forward FLOPs per token at seq {}: {:.4g} ({:.3f} of the unpruned {:.4g})\n", o.seq, flops,
              flops / dense_flops, dense_flops);
   for (std::size_t l = 0; l < heads_kept.size(); ++l) {
-    fmt::print("layer {}: heads kept {}/{} [{}], FFN kept {}/{}\n", l, heads_kept[l], shape::heads,
-               fmt::join(head_indices[l], ", "), ffn_kept[l], shape::ffn);
+    fmt::print("layer {}: heads kept {}/{} [{}], FFN kept {}/{}\n", l, heads_kept[l], shape.heads,
+               fmt::join(head_indices[l], ", "), ffn_kept[l], shape.ffn);
   }
   return 0;
 }
@@ -67,11 +67,9 @@ int describe(const inspect_options& o, const checkpoint_config& config) {
 int run_inspect(const inspect_options& o) {
   if (o.seq < 1) throw config_error(fmt::format("--seq is {}, expected at least 1", o.seq));
   const checkpoint_config config = read_config(fs::path(o.directory) / "config.json");
-  return with_shape_of(config.model, [&]<class Shape>() {
-    if (config.architecture == "BertForMaskedLM") return describe<bert_for_masked_lm<float, Shape>>(o, config);
-    if (config.architecture == "BertForTokenClassification") return describe<bert_for_token_classification<float, Shape>>(o, config);
-    return describe<bert_for_sequence_classification<float, Shape>>(o, config);
-  });
+  if (config.architecture == "BertForMaskedLM") return describe<bert_for_masked_lm<float, shapes::any>>(o, config);
+  if (config.architecture == "BertForTokenClassification") return describe<bert_for_token_classification<float, shapes::any>>(o, config);
+  return describe<bert_for_sequence_classification<float, shapes::any>>(o, config);
 }
 
 }  // namespace earlybert::cli

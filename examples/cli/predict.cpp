@@ -8,9 +8,8 @@
 namespace earlybert::cli {
 
 namespace {
-template <class Shape>
 int predict(const predict_options& o, const checkpoint_config& config, const vocabulary& vocab) {
-  bert_for_sequence_classification<float, Shape> model(config.model);
+  bert_for_sequence_classification<float, shapes::any> model(config.model);
   load_weights(o.checkpoint, model);
   const wordpiece_tokenizer tokenizer = make_tokenizer(vocab);
   const special_tokens special = special_tokens::of(vocab);
@@ -53,7 +52,7 @@ int run_predict(const predict_options& o) {
                                    o.checkpoint, config.architecture.empty() ? "model of unknown architecture" : config.architecture));
   }
   const vocabulary vocab = vocabulary::load(directory / "vocab.txt");
-  return with_shape_of(config.model, [&]<class Shape>() { return predict<Shape>(o, config, vocab); });
+  return predict(o, config, vocab);
 }
 
 }  // namespace earlybert::cli

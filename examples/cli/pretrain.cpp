@@ -129,12 +129,11 @@ class mlm_task {
   const run_checkpoints* checkpoints_ = nullptr;
 };
 
-template <class Shape>
 pretrain_result pretrain(const pretrain_options& o, const vocabulary& vocab) {
-  using model_type = bert_for_masked_lm<float, Shape>;
+  using model_type = bert_for_masked_lm<float, shapes::any>;
   const wordpiece_tokenizer tokenizer = make_tokenizer(vocab);
   const special_tokens special = special_tokens::of(vocab);
-  bert_config config = bert_config::for_shape<Shape>(vocab.size());
+  bert_config config = named_shape_config(o.shape, vocab.size());
   if (o.seq > config.max_positions) {
     throw config_error(fmt::format("--seq is {}, but the model has only {} positions", o.seq, config.max_positions));
   }
@@ -201,7 +200,7 @@ pretrain_result pretrain(const pretrain_options& o, const vocabulary& vocab) {
     const earlybert_options eo = make_pipeline_options(e, optimization, task.steps_per_pass(), o.steps,
                                                        std::max(1L, std::lround(2.0 * static_cast<double>(o.steps) / 3.0)), o.lr);
     const ticket_selector selector = make_selector(e);
-    auto criterion = make_criterion<bert_model<float, Shape>>(e, o.common.seed);
+    auto criterion = make_criterion<bert_model<float, shapes::any>>(e, o.common.seed);
     any_detector detector = make_detector(e, task.steps_per_pass());
     const earlybert_report report = run_earlybert(model, criterion, selector, detector, eo, task, o.seq, resume);
     train_seconds = report.total_wall_s() - task.eval_seconds();
@@ -236,7 +235,7 @@ void check_pretrain_options(const pretrain_options& o) {
 }
 
 pretrain_result pretrain_with(const pretrain_options& o, const vocabulary& vocab) {
-  return with_named_shape(o.shape, [&]<class Shape>() { return pretrain<Shape>(o, vocab); });
+  return pretrain(o, vocab);
 }
 
 int run_pretrain(const pretrain_options& o) {

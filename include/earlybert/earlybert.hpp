@@ -19,7 +19,7 @@
 #include "earlybert/io/vocabulary.hpp"
 #include "earlybert/nn/bert.hpp"
 #include "earlybert/nn/config.hpp"
-#include "earlybert/nn/dispatch.hpp"
+#include "earlybert/nn/named_shapes.hpp"
 #include "earlybert/nn/encoder.hpp"
 #include "earlybert/nn/linear.hpp"
 #include "earlybert/nn/structure.hpp"

@@ -5,6 +5,7 @@
 set -euo pipefail
 export LC_ALL=C  # grep's and bash's character ranges, whatever the machine's locale
 case_name=$1 earlybert=$2 data=$3 work=$4/$1
+reference=$(cd "$(dirname "$0")/../reference" && pwd)  # PyTorch-written checkpoints (make_reference.py)
 rm -rf "$work" && mkdir -p "$work" && cd "$work"
 
 fail() { echo "FAIL: $*" >&2; exit 1; }
@@ -99,6 +100,32 @@ earlybert)
   expect_error "--ticket is 'best', expected slimming, random, magnitude, gradient or taylor" \
     "$earlybert" finetune --train train.tsv "${common[@]}" --shape tiny --earlybert --ticket best --out z
   [[ ! -e z ]] || fail "an output directory was created despite the errors"
+  ;;
+any-shape)
+  # A HuggingFace checkpoint of a shape that is none of the named ones (3 layers, hidden 64, 2 heads of
+  # size 32, FFN 96), written by PyTorch: it loads, and predict gives PyTorch's logits.
+  checkpoint=$reference/head32_bert
+  "$earlybert" inspect "$checkpoint" | grep -q "BertForSequenceClassification of shape (unnamed) (3 layers, hidden 64, 2 heads, ffn 96)" \
+    || fail "inspect does not describe the checkpoint: $("$earlybert" inspect "$checkpoint")"
+  "$earlybert" inspect "$checkpoint" --json | grep -q '"shape":null,"layers":3,"hidden":64,"heads":2,"ffn":96' || fail "inspect --json"
+  "$earlybert" predict --checkpoint "$checkpoint" --input "$checkpoint/sentences.tsv" --out head32.jsonl --threads 2
+  python3 - "$checkpoint/expected_logits.json" head32.jsonl <<'PY' || fail "the logits differ from PyTorch's"
+import json, sys
+expected = json.load(open(sys.argv[1]))["logits"]
+got = [json.loads(line)["logits"] for line in open(sys.argv[2])]
+assert len(got) == len(expected), (len(got), len(expected))
+worst = max(abs(g - e) for gr, er in zip(got, expected) for g, e in zip(gr, er))
+print(f"largest difference from PyTorch's logits: {worst:.2e}")
+assert worst <= 1e-4, worst
+PY
+  # It fine-tunes as any other checkpoint; a --shape that contradicts it is refused.
+  printf 'sentence\tlabel\nw1 w2 w3\t0\nw4 w5\t2\nw6\t1\nw7 w8 w9 w10\t0\n' > words.tsv
+  "$earlybert" finetune --train words.tsv --dev words.tsv --vocab "$checkpoint/vocab.txt" --init "$checkpoint" --num-labels 3 --max-seq 16 \
+    --epochs 2 --batch 2 --out tuned --threads 2 --quiet
+  "$earlybert" inspect tuned --json | grep -q '"shape":null,"layers":3,"hidden":64,"heads":2,"ffn":96' || fail "the fine-tuned checkpoint"
+  expect_error "--shape is 'tiny', but the checkpoint '$checkpoint' holds a 3/64/2/96 (layers/hidden/heads/ffn) model" \
+    "$earlybert" finetune --train words.tsv --dev words.tsv --vocab "$checkpoint/vocab.txt" --init "$checkpoint" --num-labels 3 --max-seq 16 \
+    --shape tiny --out z
   ;;
 demo)
   # The main job on a miniature copy of the bundled data: pre-training, three arms for two seeds, the
@@ -229,7 +256,7 @@ resume)
   ;;
 bad-input)
   # One clear error line, exit status 1, and no output left behind.
-  expect_error "shape 'huge' was asked for, which is not a compiled shape; the compiled shapes are tiny (2/128/2/512)" \
+  expect_error "shape 'huge' is not a named shape; the named shapes are tiny (2/128/2/512)" \
     "$earlybert" finetune --train train.tsv "${common[@]}" --out x --shape huge
   expect_error "--batch is 0, expected at least 1" \
     "$earlybert" finetune --train train.tsv --dev dev.tsv --vocab "$vocab" --shape tiny --out x --batch 0

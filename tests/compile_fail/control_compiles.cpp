@@ -4,6 +4,7 @@
 
 int main() {
   [[maybe_unused]] earlybert::bert_shape<2, 128, 4, 512> shape;
+  [[maybe_unused]] const auto config = earlybert::bert_config::for_shape<earlybert::shapes::tiny>(10);
   earlybert::tape<float> t;
   float* buffer = t.scratch<float>(3);
   t.on_backward([buffer] { buffer[0] = 0; });

@@ -15,3 +15,13 @@ TEST_CASE("bert_shape: the named shapes carry their dimensions and head size") {
   CHECK(shapes::base::ffn == 3072);
   CHECK(shapes::base::head_dim == 64);
 }
+
+TEST_CASE("bert_shape: a dynamic dimension is read at run time; a shape is fixed only when all four are") {
+  static_assert(shapes::any::layers == dynamic && shapes::any::head_dim == dynamic && !shapes::any::fixed);
+  static_assert(shapes::base::fixed);
+  using wide_heads = bert_shape<dynamic, 96, 3, dynamic>;
+  static_assert(wide_heads::head_dim == 32 && !wide_heads::fixed);
+  using open_heads = bert_shape<4, 96, dynamic, 160>;
+  CHECK(open_heads::head_dim == dynamic);
+  CHECK(open_heads::hidden == 96);
+}

@@ -288,6 +288,11 @@ TEST_CASE("checkpoint: config.json errors name the file and the key") {
   write_file_atomically(path, R"({"hidden_size": 2000000000, "num_hidden_layers": 2000000000, "num_attention_heads": 2000000000,
                                   "intermediate_size": 2000000000, "vocab_size": 5, "pruned_heads": {"0": [1]}})");
   CHECK_THROWS_WITH_AS(read_config(path), doctest::Contains("expected at most 16777216 heads and neurons in all"), io_error);
+  // Any shape is built as the config says, so sizes whose weights could not be held are refused too.
+  write_file_atomically(path, R"({"hidden_size": 1048576, "num_hidden_layers": 1, "num_attention_heads": 1,
+                                  "intermediate_size": 1, "vocab_size": 5})");
+  CHECK_THROWS_WITH_AS(read_config(path), fmt::format("config '{}': the sizes describe 4.4e+12 weights, expected at most 4e+09", p).c_str(),
+                       io_error);
   write_file_atomically(path, R"({"hidden_size": 8, "num_hidden_layers": 2, "num_attention_heads": 2, "intermediate_size": 12, "vocab_size": 5, "hidden_act": "relu"})");
   CHECK_THROWS_WITH_AS(read_config(path),
                        fmt::format("config '{}': hidden_act is 'relu', expected 'gelu' (the exact erf form, the only one implemented)", p).c_str(),

@@ -1,5 +1,6 @@
 // SPDX-License-Identifier: Apache-2.0
 #include "earlybert/nn/bert.hpp"
+#include "earlybert/nn/named_shapes.hpp"
 
 #include <vector>
 
@@ -270,4 +271,57 @@ TEST_CASE("bert: inference frees each layer's work as it goes, with the same out
   CHECK(model.bert.encode(inference, b, ci2).value() == expected);
   CHECK(inference.arena_bytes() == after_one);
   CHECK_THROWS_AS(recorded.release_to(recorded.mark()), error);
+}
+
+TEST_CASE("bert: a shape of any size is built from its configuration; a fixed shape refuses other numbers") {
+  // Hidden 12 over 2 heads (head size 6), 3 layers, ffn 10: no named shape.
+  bert_config c = test_config();
+  c.layers = 3;
+  c.hidden = 12;
+  c.ffn = 10;
+  bert_for_sequence_classification<double, shapes::any> model(c);
+  CHECK(model.bert.layers.size() == 3);
+  CHECK(model.bert.layers[0].self_attention.heads() == 2);
+  CHECK(model.bert.layers[0].self_attention.head_dim() == 6);
+  CHECK(model.bert.layers[2].ffn.neurons() == 10);
+  CHECK(model.classifier.weight.cols() == 12);
+  randomise(model, 300);
+  const token_batch b = test_batch();
+  check_gradients([&](tape<double>& t, auto&) { return model.logits(t, b, false, 0); }, parameters_of(model));
+
+  // The same numbers through a fixed shape and through shapes::any: the same function, bit for bit.
+  bert_for_sequence_classification<double, test_shape> fixed(test_config());
+  bert_for_sequence_classification<double, shapes::any> dynamic_twin(test_config());
+  randomise(fixed, 5);
+  randomise(dynamic_twin, 5);
+  tape<double> t;
+  const matrix<double> a = fixed.logits(t, b, true, 9).value();
+  const matrix<double> d = dynamic_twin.logits(t, b, true, 9).value();
+  CHECK(a == d);
+
+  using fixed_model = bert_for_sequence_classification<double, test_shape>;
+  using any_model = bert_for_sequence_classification<double, shapes::any>;
+  CHECK_THROWS_WITH_AS(fixed_model{c}, "bert_config: 'num_hidden_layers' is 3, expected 2 for this shape",
+                       config_error);
+  c.heads = 5;
+  CHECK_THROWS_WITH_AS(any_model{c},
+                       "bert_config: 'hidden_size' is 12, expected a multiple of num_attention_heads = 5", config_error);
+  c.heads = 0;
+  CHECK_THROWS_WITH_AS(any_model{c},
+                       "bert_config: 'num_attention_heads' is 0, expected a number in [1, hidden_size]", config_error);
+}
+
+TEST_CASE("named shapes: from a name to a configuration and back") {
+  const bert_config mini = named_shape_config("mini", 100);
+  CHECK(mini.layers == shapes::mini::layers);
+  CHECK(mini.hidden == shapes::mini::hidden);
+  CHECK(mini.heads == shapes::mini::heads);
+  CHECK(mini.ffn == shapes::mini::ffn);
+  CHECK(mini.vocab_size == 100);
+  CHECK(shape_name_of(mini) == "mini");
+  CHECK(shape_name_of(test_config()) == "");
+  CHECK_THROWS_WITH_AS(named_shape_config("huge", 100),
+                       "shape 'huge' is not a named shape; the named shapes are tiny (2/128/2/512), mini (4/256/4/1024), "
+                       "small (4/512/8/2048), medium (8/512/8/2048), base (12/768/12/3072)",
+                       config_error);
 }

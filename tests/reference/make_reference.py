@@ -11,6 +11,14 @@ tensor names. The script writes, into tests/reference/tiny_bert/:
   golden.safetensors                          F64 outputs and every gradient, for one batch
   golden.json                                 that batch (ids, token types, attention, labels)
 
+and, for the command-line program, a checkpoint of a shape that is none of the named ones (3 layers,
+hidden 64, 2 heads of size 32, FFN 96) into tests/reference/head32_bert/:
+
+  config.json, model.safetensors, vocab.txt   the checkpoint (F32)
+  sentences.tsv                               sentence pairs of vocabulary words, for `earlybert predict`
+  expected_logits.json                        PyTorch's logits for them, [[...] per row], from the F32
+                                              weights in float64
+
 The golden values are computed in float64 from the F32 weights (exactly representable), with dropout
 off, for two heads on the same encoder: sequence classification (pooler + classifier) and masked LM
 (only the labelled positions go through the decoder, as earlybert computes them).
@@ -30,6 +38,7 @@ import torch.nn.functional as F
 
 HERE = os.path.dirname(os.path.abspath(__file__))
 OUT = os.path.join(HERE, "tiny_bert")
+OUT_HEAD32 = os.path.join(HERE, "head32_bert")
 
 # The shape: tests/reference/parity_test.cpp instantiates bert_shape<2, 32, 4, 64>.
 CONFIG = dict(
@@ -194,12 +203,13 @@ class BertWithHeads(nn.Module):
         self.bert = BertModel(c)
         self.classifier = nn.Linear(c["hidden_size"], c["num_labels"])
         self.cls = OnlyMLMHead(c, self.bert.embeddings.word_embeddings)
+        self.hidden = c["hidden_size"]
 
     def classify(self, ids, types, attention):
         return self.classifier(self.bert.pooler(self.bert(ids, types, attention)))
 
     def masked_lm(self, ids, types, attention, labels):
-        hidden = self.bert(ids, types, attention).reshape(-1, CONFIG["hidden_size"])
+        hidden = self.bert(ids, types, attention).reshape(-1, self.hidden)
         picked = (labels.reshape(-1) != -100).nonzero().squeeze(1)
         logits = self.cls.predictions(hidden[picked])
         return logits, F.cross_entropy(logits, labels.reshape(-1)[picked])
@@ -237,25 +247,62 @@ def write_safetensors(path, tensors, dtype, metadata=None):
             f.write(b)
 
 
-def main():
-    os.makedirs(OUT, exist_ok=True)
-    generator = torch.Generator().manual_seed(20210101)
-    model = BertWithHeads(CONFIG)
+SPECIALS = ["[PAD]", "[UNK]", "[CLS]", "[SEP]", "[MASK]"]
+
+
+def write_checkpoint(out, config, seed):
+    """A BertWithHeads of `config`, initialised from `seed`, written as a HuggingFace checkpoint in `out`."""
+    os.makedirs(out, exist_ok=True)
+    generator = torch.Generator().manual_seed(seed)
+    model = BertWithHeads(config)
     initialise(model, generator)
     with torch.no_grad():
-        model.bert.embeddings.word_embeddings.weight[CONFIG["pad_token_id"]].zero_()
+        model.bert.embeddings.word_embeddings.weight[config["pad_token_id"]].zero_()
 
     # The checkpoint, F32, without the tied decoder weight (HuggingFace does not store it twice).
     state = {k: v for k, v in model.state_dict().items() if k != "cls.predictions.decoder.weight"}
-    write_safetensors(os.path.join(OUT, "model.safetensors"), state, "F32", {"format": "pt"})
-    config = dict(architectures=["BertForSequenceClassification"], model_type="bert", **CONFIG)
-    with open(os.path.join(OUT, "config.json"), "w") as f:
-        json.dump(config, f, indent=2)
+    write_safetensors(os.path.join(out, "model.safetensors"), state, "F32", {"format": "pt"})
+    with open(os.path.join(out, "config.json"), "w") as f:
+        json.dump(dict(architectures=["BertForSequenceClassification"], model_type="bert", **config), f, indent=2)
         f.write("\n")
-    with open(os.path.join(OUT, "vocab.txt"), "w") as f:
-        specials = ["[PAD]", "[UNK]", "[CLS]", "[SEP]", "[MASK]"]
-        for token in specials + [f"w{i}" for i in range(CONFIG["vocab_size"] - len(specials))]:
+    with open(os.path.join(out, "vocab.txt"), "w") as f:
+        for token in SPECIALS + [f"w{i}" for i in range(config["vocab_size"] - len(SPECIALS))]:
             f.write(token + "\n")
+    return model, state
+
+
+# A shape none of earlybert's named shapes has: head size 32, three layers, an FFN of 160.
+CONFIG_HEAD32 = dict(CONFIG, hidden_size=64, num_hidden_layers=3, num_attention_heads=2, intermediate_size=96)
+
+
+def write_head32():
+    """The checkpoint of CONFIG_HEAD32, sentence pairs of its vocabulary words and PyTorch's logits for them."""
+    model, _ = write_checkpoint(OUT_HEAD32, CONFIG_HEAD32, 20261202)
+    generator = torch.Generator().manual_seed(7)
+    words = len(SPECIALS) + torch.randint(0, CONFIG_HEAD32["vocab_size"] - len(SPECIALS), (24,), generator=generator)
+    pairs = [(words[0:5], words[5:8]), (words[8:10], words[10:16]), (words[16:17], words[17:18]), (words[18:24], words[0:2])]
+    rows, ids, types = [], [], []
+    for a, b in pairs:
+        text = lambda w: " ".join(f"w{int(i) - len(SPECIALS)}" for i in w)
+        rows.append(f"{text(a)}\t{text(b)}")
+        ids.append([2] + a.tolist() + [3] + b.tolist() + [3])
+        types.append([0] * (len(a) + 2) + [1] * (len(b) + 1))
+    seq = max(len(i) for i in ids)
+    attention = torch.tensor([[1] * len(i) + [0] * (seq - len(i)) for i in ids])
+    ids = torch.tensor([i + [0] * (seq - len(i)) for i in ids])
+    types = torch.tensor([t + [0] * (seq - len(t)) for t in types])
+    with open(os.path.join(OUT_HEAD32, "sentences.tsv"), "w") as f:
+        f.write("sentence1\tsentence2\n" + "\n".join(rows) + "\n")
+    with torch.no_grad():
+        logits = model.double().classify(ids, types, attention)
+    with open(os.path.join(OUT_HEAD32, "expected_logits.json"), "w") as f:
+        json.dump(dict(logits=logits.tolist(), torch_version=torch.__version__), f)
+        f.write("\n")
+    print(f"wrote {OUT_HEAD32}: {len(rows)} sentence pairs (torch {torch.__version__})")
+
+
+def main():
+    model, state = write_checkpoint(OUT, CONFIG, 20210101)
 
     # One batch: 3 sequences of 7 positions, two of them padded, token types 0 and 1.
     ids = torch.tensor([[2, 10, 11, 12, 3, 20, 3], [2, 30, 31, 3, 0, 0, 0], [2, 40, 4, 42, 43, 3, 0]])
@@ -297,6 +344,7 @@ def main():
                        masked_lm_labels=mlm_labels.reshape(-1).tolist(), torch_version=torch.__version__), f)
         f.write("\n")
     print(f"wrote {OUT}: {len(state)} tensors, {len(golden)} golden tensors (torch {torch.__version__})")
+    write_head32()
 
 
 if __name__ == "__main__":

@@ -172,6 +172,14 @@ inline checkpoint_config read_config(const std::filesystem::path& path) {
   c.attention_dropout = config_value<double>(j, p, "attention_probs_dropout_prob", 0.1, false);
   c.initializer_range = config_value<double>(j, p, "initializer_range", 0.02, false);
   c.pad_token_id = config_value<token_id>(j, p, "pad_token_id", 0, false);
+  // Any shape is built from these numbers (shapes::any), so they bound the memory the model takes: a
+  // config whose weights could not be held is an error here, not a failed allocation later.
+  const double weights = static_cast<double>(c.layers) * (4.0 * c.hidden * c.hidden + 2.0 * c.hidden * c.ffn) +
+                         (static_cast<double>(c.vocab_size) + static_cast<double>(c.max_positions) + static_cast<double>(c.type_vocab_size)) * c.hidden;
+  constexpr double max_weights = 4e9;  // BERT-large has 3.4e8
+  if (weights > max_weights) {
+    throw io_error(fmt::format("config '{}': the sizes describe {:.3g} weights, expected at most {:.3g}", p, weights, max_weights));
+  }
   const auto activation = config_value<std::string>(j, p, "hidden_act", "gelu", false);
   if (activation != "gelu") {
     throw io_error(fmt::format("config '{}': hidden_act is '{}', expected 'gelu' (the exact erf form, the only one "

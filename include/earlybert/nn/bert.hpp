@@ -3,7 +3,7 @@
 // BERT, as HuggingFace's BertModel, and its task heads: BertForMaskedLM, BertForSequenceClassification
 // and BertForTokenClassification. Parameter names are HuggingFace's, so a checkpoint maps one to one.
 //
-//   bert_model<Scalar, Shape>       embeddings -> Shape::layers encoder layers -> (pooler on [CLS])
+//   bert_model<Scalar, Shape>       embeddings -> encoder layers -> (pooler on [CLS])
 //   bert_for_masked_lm               + cls.predictions: dense -> GELU -> LayerNorm -> word_embeddings^T
 //                                      + bias, computed only at the positions that carry a label
 //   bert_for_sequence_classification + dropout -> classifier on the pooled [CLS] vector
@@ -13,6 +13,9 @@
 // sequence by sequence. Pruning is by family (nn/structure.hpp): for_each_family visits the heads and
 // the FFN neurons of every layer, which mask, compact and keep, and the kept original indices travel
 // in config().kept_heads / kept_ffn.
+//
+// Sizes come from the bert_config; Shape (core/shape.hpp) fixes some or all of the four architecture
+// numbers, checked once when the model is built, or leaves them dynamic (shapes::any: any BERT).
 
 #include <cstdint>
 #include <span>
@@ -38,17 +41,17 @@ class bert_model {
  public:
   using shape = Shape;
 
-  embeddings<Scalar, Shape> embedding;
-  std::vector<encoder_layer<Scalar, Shape>> layers;
+  embeddings<Scalar> embedding;
+  std::vector<encoder_layer<Scalar>> layers;
   linear<Scalar> pooler;  // "bert.pooler.dense"; absent (has_pooler() false) in the masked-LM model
 
   // Builds the model `config` describes, pruned to its kept structure if it lists one; parameters
   // are zero until initialise() or a checkpoint fills them.
   bert_model(const bert_config& config, bool with_pooler)
       : embedding(checked(config)), config_(config), with_pooler_(with_pooler) {
-    layers.reserve(Shape::layers);
-    for (int l = 0; l < Shape::layers; ++l) layers.emplace_back(l, config_);
-    if (with_pooler_) pooler = linear<Scalar>("bert.pooler.dense", Shape::hidden, Shape::hidden);
+    layers.reserve(static_cast<std::size_t>(config_.layers));
+    for (int l = 0; l < config_.layers; ++l) layers.emplace_back(l, config_);
+    if (with_pooler_) pooler = linear<Scalar>("bert.pooler.dense", config_.hidden, config_.hidden);
     for_each_family([&](structure_family<Scalar> family) {
       const auto& kept = family.kind() == structure_kind::heads ? config_.kept_heads : config_.kept_ffn;
       if (!kept.empty()) family.keep(kept[static_cast<std::size_t>(family.layer())]);
@@ -197,7 +200,7 @@ class bert_model {
   // method's cost model counts them: 8 d (h d_h) + 4 n (h d_h) + 4 d f per layer, with the kept h and f.
   double encoder_flops_per_token(index_t seq) const {
     double flops = 0;
-    const double d = Shape::hidden;
+    const double d = config_.hidden;
     for_each_family([&](const structure_family<Scalar>& family) {
       const double width = static_cast<double>(family.active_count() * family.member_width());  // h d_h, or f
       flops += family.kind() == structure_kind::heads ? 8 * d * width + 4 * static_cast<double>(seq) * width : 4 * d * width;
@@ -256,8 +259,8 @@ class bert_for_masked_lm {
 
   explicit bert_for_masked_lm(const bert_config& config)
       : bert(config, false),
-        transform("cls.predictions.transform.dense", Shape::hidden, Shape::hidden),
-        transform_norm("cls.predictions.transform.LayerNorm", Shape::hidden),
+        transform("cls.predictions.transform.dense", config.hidden, config.hidden),
+        transform_norm("cls.predictions.transform.LayerNorm", config.hidden),
         decoder_bias("cls.predictions.bias", 1, config.vocab_size, false) {}
 
   template <class Random>
@@ -303,7 +306,7 @@ class bert_for_masked_lm {
   double forward_flops(const token_batch& b) const {
     index_t labelled = 0;
     for (token_id label : b.labels) labelled += label != ignore_label;
-    const double d = Shape::hidden, v = static_cast<double>(decoder_bias.cols());
+    const double d = bert.built_config().hidden, v = static_cast<double>(decoder_bias.cols());
     return static_cast<double>(b.tokens()) * bert.encoder_flops_per_token(b.seq) + static_cast<double>(labelled) * (2 * d * d + 2 * d * v);
   }
 
@@ -350,10 +353,10 @@ class bert_with_classifier {
 
  protected:
   bert_with_classifier(const bert_config& config, bool with_pooler)
-      : bert(config, with_pooler), classifier("classifier", Shape::hidden, config.num_labels) {}
+      : bert(config, with_pooler), classifier("classifier", config.hidden, config.num_labels) {}
 
   // The classifier's dropout site, after the encoder's.
-  static constexpr std::uint64_t classifier_site = 1 + 3 * Shape::layers;
+  std::uint64_t classifier_site() const noexcept { return 1 + 3 * static_cast<std::uint64_t>(bert.built_config().layers); }
 };
 }  // namespace detail
 
@@ -369,12 +372,12 @@ class bert_for_sequence_classification : public detail::bert_with_classifier<Sca
   var<Scalar> logits(tape<Scalar>& t, const token_batch& b, bool training, std::uint64_t dropout_key) {
     const auto c = this->bert.context(t, b, training, dropout_key);
     const var<Scalar> pooled = this->bert.pool(t, this->bert.encode(t, b, c), c);
-    return this->classifier.forward(t, c.hidden_dropout_of(t, pooled, this->classifier_site));
+    return this->classifier.forward(t, c.hidden_dropout_of(t, pooled, this->classifier_site()));
   }
 
   // Forward FLOPs of a batch: the encoder on every token, the pooler and classifier per sequence.
   double forward_flops(const token_batch& b) const {
-    const double d = Shape::hidden;
+    const double d = this->bert.built_config().hidden;
     return static_cast<double>(b.tokens()) * this->bert.encoder_flops_per_token(b.seq) +
            static_cast<double>(b.batch) * (2 * d * d + 2 * d * static_cast<double>(this->classifier.outputs()));
   }
@@ -392,7 +395,7 @@ class bert_for_token_classification : public detail::bert_with_classifier<Scalar
   var<Scalar> logits(tape<Scalar>& t, const token_batch& b, bool training, std::uint64_t dropout_key) {
     const auto c = this->bert.context(t, b, training, dropout_key);
     const var<Scalar> hidden = this->bert.encode(t, b, c);
-    return this->classifier.forward(t, c.hidden_dropout_of(t, hidden, this->classifier_site));
+    return this->classifier.forward(t, c.hidden_dropout_of(t, hidden, this->classifier_site()));
   }
 };
 

@@ -2,10 +2,10 @@
 #pragma once
 // The run-time half of a BERT's configuration, as HuggingFace's BertConfig, and the model's input.
 //
-// The compile-time half (layers, hidden, heads, ffn) is the Shape type; bert_config carries the same
-// four numbers so that a config read from a file can be checked against the Shape it is dispatched to,
-// plus what stays run-time: vocabulary, position table, token types, dropout, LayerNorm epsilon, the
-// number of labels of a classifier, and the structure a pruned model keeps.
+// The model is built from these numbers. The architecture's four (layers, hidden, heads, ffn) may also
+// be fixed by the Shape type (core/shape.hpp), and are then checked against it; the rest is always
+// run-time: vocabulary, position table, token types, dropout, LayerNorm epsilon, the number of labels
+// of a classifier, and the structure a pruned model keeps.
 
 #include <cstdint>
 #include <string>
@@ -20,7 +20,7 @@
 namespace earlybert {
 
 struct bert_config {
-  // The compile-time shape, repeated (HuggingFace keys in comments).
+  // The architecture (HuggingFace keys in comments).
   int layers = 0;        // num_hidden_layers
   int hidden = 0;        // hidden_size
   int heads = 0;         // num_attention_heads
@@ -41,10 +41,12 @@ struct bert_config {
   std::vector<std::vector<index_t>> kept_ffn;
 
   bool pruned() const noexcept { return !kept_heads.empty() || !kept_ffn.empty(); }
+  int head_dim() const noexcept { return heads > 0 ? hidden / heads : 0; }
 
-  // The configuration of a named shape with the given vocabulary.
+  // The configuration of a fixed shape with the given vocabulary.
   template <bert_shape_type Shape>
   static bert_config for_shape(index_t vocab) {
+    static_assert(Shape::fixed, "bert_config::for_shape: the shape has dynamic dimensions; set them in the config");
     bert_config c;
     c.layers = Shape::layers;
     c.hidden = Shape::hidden;
@@ -54,11 +56,12 @@ struct bert_config {
     return c;
   }
 
-  // Throws config_error when the numbers cannot describe a model of `Shape`.
+  // Throws config_error when the numbers cannot describe a model of `Shape` (each fixed dimension
+  // must match; a dynamic one takes the config's).
   template <bert_shape_type Shape>
   void check_against() const {
     const auto mismatch = [](const char* key, int found, int expected) {
-      if (found != expected) {
+      if (expected != dynamic && found != expected) {
         throw config_error(fmt::format("bert_config: '{}' is {}, expected {} for this shape", key, found, expected));
       }
     };
@@ -74,6 +77,11 @@ struct bert_config {
     const auto require = [](bool ok, const char* key, auto found, const char* expected) {
       if (!ok) throw config_error(fmt::format("bert_config: '{}' is {}, expected {}", key, found, expected));
     };
+    require(layers >= 1, "num_hidden_layers", layers, "at least 1");
+    require(hidden >= 1, "hidden_size", hidden, "at least 1");
+    require(heads >= 1 && heads <= hidden, "num_attention_heads", heads, "a number in [1, hidden_size]");
+    require(hidden % heads == 0, "hidden_size", hidden, fmt::format("a multiple of num_attention_heads = {}", heads).c_str());
+    require(ffn >= 1, "intermediate_size", ffn, "at least 1");
     require(vocab_size >= 1, "vocab_size", vocab_size, "at least 1");
     require(max_positions >= 1, "max_position_embeddings", max_positions, "at least 1");
     require(type_vocab_size >= 1, "type_vocab_size", type_vocab_size, "at least 1");

@@ -12,7 +12,8 @@
 // Heads and FFN neurons are the structures of the mask-aware linear layers (nn/linear.hpp), and each
 // block's structures() is their family (nn/structure.hpp): the attention runs on however many heads
 // its projections hold, so a compacted layer does less work.
-// Every forward accumulates gradients through the tape; nothing is cached outside it.
+// Every forward accumulates gradients through the tape; nothing is cached outside it. The blocks take
+// their sizes from the configuration (the model checks it against its Shape once).
 //
 // EarlyBERT's slimming coefficients (one per head, one per FFN neuron) live in the blocks and join the
 // model while set_slimming(true): a head's coefficient scales its context columns before W_O, a
@@ -26,7 +27,6 @@
 
 #include "earlybert/core/parameter.hpp"
 #include "earlybert/core/rng.hpp"
-#include "earlybert/core/shape.hpp"
 #include "earlybert/core/tape.hpp"
 #include "earlybert/nn/config.hpp"
 #include "earlybert/nn/linear.hpp"
@@ -77,13 +77,19 @@ struct layer_norm_parameters {
   var<Scalar> forward(tape<Scalar>& t, const var<Scalar>& x, double epsilon) {
     return layer_norm(t, x, t.watch(gamma), t.watch(beta), static_cast<Scalar>(epsilon));
   }
+
+  template <class F>
+  void for_each_parameter(F&& f) {
+    f(gamma);
+    f(beta);
+  }
   // LayerNorm(x + residual): a sub-layer's residual connection and its norm in one op.
   var<Scalar> forward(tape<Scalar>& t, const var<Scalar>& x, const var<Scalar>& residual, double epsilon) {
     return add_layer_norm(t, x, residual, t.watch(gamma), t.watch(beta), static_cast<Scalar>(epsilon));
   }
 };
 
-template <class Scalar, bert_shape_type Shape>
+template <class Scalar>
 class embeddings {
  public:
   parameter<Scalar> word;        // [vocab, hidden]
@@ -92,10 +98,10 @@ class embeddings {
   layer_norm_parameters<Scalar> norm;
 
   explicit embeddings(const bert_config& c)
-      : word("bert.embeddings.word_embeddings.weight", c.vocab_size, Shape::hidden),
-        position("bert.embeddings.position_embeddings.weight", c.max_positions, Shape::hidden),
-        token_type("bert.embeddings.token_type_embeddings.weight", c.type_vocab_size, Shape::hidden),
-        norm("bert.embeddings.LayerNorm", Shape::hidden),
+      : word("bert.embeddings.word_embeddings.weight", c.vocab_size, c.hidden),
+        position("bert.embeddings.position_embeddings.weight", c.max_positions, c.hidden),
+        token_type("bert.embeddings.token_type_embeddings.weight", c.type_vocab_size, c.hidden),
+        norm("bert.embeddings.LayerNorm", c.hidden),
         epsilon_(c.layer_norm_eps),
         pad_(c.pad_token_id) {}
 
@@ -119,8 +125,7 @@ class embeddings {
     f(word);
     f(position);
     f(token_type);
-    f(norm.gamma);
-    f(norm.beta);
+    norm.for_each_parameter(f);
   }
 
  private:
@@ -128,11 +133,9 @@ class embeddings {
   token_id pad_;
 };
 
-template <class Scalar, bert_shape_type Shape>
+template <class Scalar>
 class attention {
  public:
-  static constexpr int head_dim = Shape::head_dim;
-
   linear<Scalar> query, key, value;  // [kept_heads * head_dim, hidden], structured by output rows
   linear<Scalar> output;             // [hidden, kept_heads * head_dim], structured by input columns
   layer_norm_parameters<Scalar> norm;
@@ -140,28 +143,30 @@ class attention {
   slimming_coefficients<Scalar> coefficients;
 
   attention(int layer, const std::string& prefix, const bert_config& c)
-      : query(prefix + ".attention.self.query", Shape::hidden, Shape::hidden, structure_axis::outputs, head_dim),
-        key(prefix + ".attention.self.key", Shape::hidden, Shape::hidden, structure_axis::outputs, head_dim),
-        value(prefix + ".attention.self.value", Shape::hidden, Shape::hidden, structure_axis::outputs, head_dim),
-        output(prefix + ".attention.output.dense", Shape::hidden, Shape::hidden, structure_axis::inputs, head_dim),
-        norm(prefix + ".attention.output.LayerNorm", Shape::hidden),
+      : query(prefix + ".attention.self.query", c.hidden, c.hidden, structure_axis::outputs, c.head_dim()),
+        key(prefix + ".attention.self.key", c.hidden, c.hidden, structure_axis::outputs, c.head_dim()),
+        value(prefix + ".attention.self.value", c.hidden, c.hidden, structure_axis::outputs, c.head_dim()),
+        output(prefix + ".attention.output.dense", c.hidden, c.hidden, structure_axis::inputs, c.head_dim()),
+        norm(prefix + ".attention.output.LayerNorm", c.hidden),
         coefficients(prefix + ".attention.self.slimming_coefficients"),
         epsilon_(c.layer_norm_eps),
-        layer_(layer) {}
+        layer_(layer),
+        original_heads_(c.heads) {}
 
   // The heads as a prunable family: Q, K, V by output rows, W_O by input columns, the coefficients.
   structure_family<Scalar> structures() {
-    return structure_family<Scalar>(structure_kind::heads, layer_, {&query, &key, &value, &output}, &coefficients, Shape::heads);
+    return structure_family<Scalar>(structure_kind::heads, layer_, {&query, &key, &value, &output}, &coefficients, original_heads_);
   }
   const structure_family<Scalar> structures() const { return const_cast<attention*>(this)->structures(); }
 
-  // Heads held (all of them until compacted).
+  // Heads held (all of them until compacted), and the width of each.
   index_t heads() const noexcept { return query.groups(); }
+  index_t head_dim() const noexcept { return query.group_size(); }
 
   // x [tokens, hidden] -> [tokens, hidden]. `site` numbers this layer's dropout streams.
   var<Scalar> forward(tape<Scalar>& t, const var<Scalar>& x, const forward_context<Scalar>& context,
                       std::uint64_t site) {
-    const index_t batch = context.batch, seq = context.seq, h = heads();
+    const index_t batch = context.batch, seq = context.seq, h = heads(), head_dim = this->head_dim();
     if (h == 0) {  // every head pruned (HuggingFace allows it): the sub-layer adds only W_O's bias
       const var<Scalar> no_heads = t.make(x.rows(), 0, false);
       return norm.forward(t, context.hidden_dropout_of(t, output.forward(t, no_heads), site + 1), x, epsilon_);
@@ -185,17 +190,17 @@ class attention {
       f(l->weight);
       f(l->bias);
     }
-    f(norm.gamma);
-    f(norm.beta);
-    if (coefficients.on()) f(coefficients.values);
+    norm.for_each_parameter(f);
+    coefficients.for_each_parameter(f);
   }
 
  private:
   double epsilon_;
   int layer_;
+  int original_heads_;
 };
 
-template <class Scalar, bert_shape_type Shape>
+template <class Scalar>
 class feed_forward {
  public:
   linear<Scalar> intermediate;  // W_1 [kept_ffn, hidden], structured by output rows
@@ -205,16 +210,17 @@ class feed_forward {
   slimming_coefficients<Scalar> coefficients;
 
   feed_forward(int layer, const std::string& prefix, const bert_config& c)
-      : intermediate(prefix + ".intermediate.dense", Shape::hidden, Shape::ffn, structure_axis::outputs, 1),
-        output(prefix + ".output.dense", Shape::ffn, Shape::hidden, structure_axis::inputs, 1),
-        norm(prefix + ".output.LayerNorm", Shape::hidden),
+      : intermediate(prefix + ".intermediate.dense", c.hidden, c.ffn, structure_axis::outputs, 1),
+        output(prefix + ".output.dense", c.ffn, c.hidden, structure_axis::inputs, 1),
+        norm(prefix + ".output.LayerNorm", c.hidden),
         coefficients(prefix + ".intermediate.slimming_coefficients"),
         epsilon_(c.layer_norm_eps),
-        layer_(layer) {}
+        layer_(layer),
+        original_neurons_(c.ffn) {}
 
   // The neurons as a prunable family: W_1 and b_1 by output rows, W_2 by input columns, the coefficients.
   structure_family<Scalar> structures() {
-    return structure_family<Scalar>(structure_kind::neurons, layer_, {&intermediate, &output}, &coefficients, Shape::ffn);
+    return structure_family<Scalar>(structure_kind::neurons, layer_, {&intermediate, &output}, &coefficients, original_neurons_);
   }
   const structure_family<Scalar> structures() const { return const_cast<feed_forward*>(this)->structures(); }
 
@@ -235,21 +241,21 @@ class feed_forward {
     f(intermediate.bias);
     f(output.weight);
     f(output.bias);
-    f(norm.gamma);
-    f(norm.beta);
-    if (coefficients.on()) f(coefficients.values);
+    norm.for_each_parameter(f);
+    coefficients.for_each_parameter(f);
   }
 
  private:
   double epsilon_;
   int layer_;
+  int original_neurons_;
 };
 
-template <class Scalar, bert_shape_type Shape>
+template <class Scalar>
 class encoder_layer {
  public:
-  attention<Scalar, Shape> self_attention;
-  feed_forward<Scalar, Shape> ffn;
+  attention<Scalar> self_attention;
+  feed_forward<Scalar> ffn;
 
   encoder_layer(int index, const bert_config& c)
       : self_attention(index, fmt::format("bert.encoder.layer.{}", index), c),

@@ -92,6 +92,11 @@ class slimming_coefficients {
   var<Scalar> apply(tape<Scalar>& t, const var<Scalar>& x, index_t group_size) {
     return on_ ? scale_columns(t, x, t.watch(values), group_size) : x;
   }
+  // The coefficients as the block's parameter while on; nothing while off.
+  template <class F>
+  void for_each_parameter(F&& f) {
+    if (on_) f(values);
+  }
 
  private:
   bool on_ = false;
