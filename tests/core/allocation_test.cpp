@@ -154,7 +154,7 @@ TEST_CASE("allocation: after warm-up, a BERT training step (masked LM, masked an
     }
     optimization_options options;
     options.accumulation_steps = 2;
-    trainer<float> train(parameters_of(model), options, 100);
+    trainer<float> train(model, options, 100);  // reads the model's parameters at every step
     const auto step = [&](std::uint64_t n) {
       train.step([&](tape<float>& t, int k) { return model.forward(t, b, true, derive_key(n, static_cast<std::uint64_t>(k))).loss; });
     };

@@ -8,6 +8,7 @@
 
 #include <doctest/doctest.h>
 
+#include "earlybert/nn/bert.hpp"
 #include "earlybert/nn/linear.hpp"
 #include "earlybert/ops/reduce.hpp"
 #include "support/test_support.hpp"
@@ -134,4 +135,45 @@ TEST_CASE("trainer: with on_nonfinite = skip, a non-finite step updates nothing,
   CHECK_FALSE(train.step(loss).skipped);  // the next step trains again
   CHECK(train.steps_taken() == 3);
   CHECK((l.weight.value.array() != weight.array()).all());
+}
+
+TEST_CASE("trainer: made from a model, it trains parameters that join later (slimming coefficients) and clears their gradients") {
+  bert_config c;
+  c.layers = 1;
+  c.hidden = 4;
+  c.heads = 2;
+  c.ffn = 6;
+  c.vocab_size = 9;
+  c.max_positions = 4;
+  c.num_labels = 2;
+  bert_for_sequence_classification<float, shapes::any> model(c);
+  rng random(1);
+  model.initialise(random);
+  token_batch b;
+  b.batch = 2;
+  b.seq = 3;
+  b.ids = {2, 5, 3, 2, 7, 3};
+  b.type_ids.assign(6, 0);
+  b.attention.assign(6, 1);
+  b.labels = {0, 1};
+  optimization_options options;
+  options.warmup_ratio = 0;
+  options.learning_rate = 1e-2;
+  trainer<float> from_model(model, options, 10);
+  const auto step = [&] {
+    from_model.step([&](tape<float>& t, int) {
+      const var<float> loss = model.loss(t, model.logits(t, b, true, 1), b);
+      return model.bert.slimming() ? add(t, loss, model.bert.slimming_penalty(t, 1e-2, 1e-2)) : loss;
+    });
+  };
+  const std::size_t before = from_model.parameters().size();
+  model.bert.set_slimming(true);  // after the trainer was made
+  step();
+  CHECK(from_model.parameters().size() == before + 2);  // the heads' and the neurons' coefficients
+  auto& heads = model.bert.layers[0].self_attention.coefficients.values;
+  CHECK(heads.value(0, 0) != 1.0f);    // trained
+  CHECK(heads.gradient.isZero());       // and cleared for the next step
+  model.bert.set_slimming(false);       // they leave the model, and the trainer
+  step();
+  CHECK(from_model.parameters().size() == before);
 }

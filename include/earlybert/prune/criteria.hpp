@@ -53,6 +53,22 @@ concept importance_criterion = requires(C& c, Model& model) {
 template <class C, class Model>
 concept gradient_observer = requires(C& c, Model& model) { c.observe(model); };
 
+// A criterion declares observe() (a plain member function) that the pipeline could not call with the
+// bert_model: one written for the task model, say. Caught at compile time by check_criterion, because
+// an observer never called scores every structure 0 and the ticket falls back to index order.
+template <class C, class Model>
+concept misdeclared_observer = requires { &C::observe; } && !gradient_observer<C, Model>;
+
+// The compile-time checks a pipeline applies to a criterion for a bert_model type `Model`.
+template <class C, class Model>
+consteval void check_criterion() {
+  static_assert(importance_criterion<C, Model>,
+                "earlybert: the criterion must model importance_criterion: score(const bert_model&) -> structure_scores");
+  static_assert(!misdeclared_observer<C, Model>,
+                "earlybert: the criterion's observe() cannot take the bert_model, so it would never be called: declare "
+                "observe(const bert_model<Scalar, Shape>&) (the pipeline passes model.bert, not the task model)");
+}
+
 template <class C>
 concept resumable_criterion = requires(C& c, const C& cc, const nlohmann::json& state) {
   { cc.state() } -> std::convertible_to<nlohmann::ordered_json>;

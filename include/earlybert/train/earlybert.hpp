@@ -280,7 +280,7 @@ void run_efficient_stage(Model& model, const optimization_options& options, long
   const auto start = std::chrono::steady_clock::now();
   const double wall_before = position.report.efficient_wall_s;
   position.stage = pipeline_stage::efficient;
-  trainer<scalar> efficient(parameters_of(model), options, total);
+  trainer<scalar> efficient(model, options, total);
   efficient.resume_at(position.steps_done, position.optimizer_steps);
   for (long step = position.steps_done; step < total; ++step) {
     const step_report r = efficient.step([&](tape<scalar>& t, int k) {
@@ -311,7 +311,7 @@ earlybert_report run_earlybert(Model& model, Criterion& criterion, const Selecto
                                const training_state_reader* resume = nullptr) {
   using scalar = typename Model::scalar_type;
   using bert_type = std::remove_reference_t<decltype(model.bert)>;
-  static_assert(importance_criterion<Criterion, bert_type>, "run_earlybert: the criterion must model importance_criterion");
+  check_criterion<Criterion, bert_type>();
   static_assert(earlybert_task<Task, Model, scalar>, "run_earlybert: the task must model earlybert_task");
   options.check();
   const double dense_flops_per_token = model.bert.encoder_flops_per_token(reference_seq);
@@ -355,7 +355,7 @@ earlybert_report run_earlybert(Model& model, Criterion& criterion, const Selecto
     // ---- 1. Search ----
     auto start = std::chrono::steady_clock::now();
     const double wall_before = report.search_wall_s;
-    trainer<scalar> search(parameters_of(model), options.search, options.search_schedule_steps);
+    trainer<scalar> search(model, options.search, options.search_schedule_steps);
     search.resume_at(position.steps_done, position.optimizer_steps);
     // What a search checkpoint holds besides the model: the criterion's state and the step-0 weights.
     const auto add_search_state = [&](training_state_writer& state) {

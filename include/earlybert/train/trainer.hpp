@@ -14,7 +14,12 @@
 // on_nonfinite = skip the step's update is skipped instead (weights and moments untouched, the
 // schedule moves on) and the report says so.
 // Parameters without weight decay (biases, LayerNorm weights) say so themselves (parameter::weight_decay).
-// After the first step nothing here touches the heap.
+//
+// Which parameters: a trainer made from a model (trainer(model, ...)) reads the model's parameters
+// again at every step, so one that joins the model later (slimming coefficients after
+// set_slimming(true)) is trained and its gradient cleared from the next step on, and one that leaves is
+// no longer touched. A trainer made from a list trains exactly that list.
+// After the first step nothing here touches the heap (a parameter joining later costs one allocation).
 
 #include <cmath>
 #include <span>
@@ -60,9 +65,14 @@ struct step_report {
   bool skipped = false;  // a non-finite loss or gradient, and on_nonfinite = skip: no update was made
 };
 
+// A model: what for_each_parameter visits is what it trains.
+template <class Model, class Scalar>
+concept parameter_owner = requires(Model& m) { m.for_each_parameter([](parameter<Scalar>&) {}); };
+
 template <class Scalar>
 class trainer {
  public:
+  // Trains exactly these parameters.
   trainer(std::vector<parameter<Scalar>*> parameters, const optimization_options& options, long total_steps)
       : parameters_(std::move(parameters)),
         options_((options.check(), options)),
@@ -70,11 +80,23 @@ class trainer {
         schedule_(options.learning_rate, static_cast<long>(options.warmup_ratio * static_cast<double>(total_steps)), total_steps) {
     for (auto* p : parameters_) p->zero_gradient();
   }
+  // Trains the model's parameters as they are at each step. The model must outlive the trainer.
+  template <parameter_owner<Scalar> Model>
+  trainer(Model& model, const optimization_options& options, long total_steps)
+      : trainer(std::vector<parameter<Scalar>*>{}, options, total_steps) {
+    model_ = &model;
+    collect_ = [](void* m, std::vector<parameter<Scalar>*>& out) {
+      static_cast<Model*>(m)->for_each_parameter([&](parameter<Scalar>& p) { out.push_back(&p); });
+    };
+    refresh_parameters();
+    for (auto* p : parameters_) p->zero_gradient();
+  }
 
   // after_backward() runs once the step's gradients are complete, before clipping and the update
   // (gradient-based importance criteria read them there).
   template <class MicroBatchLoss, class AfterBackward = void (*)()>
   step_report step(MicroBatchLoss&& micro_batch_loss, AfterBackward&& after_backward = [] {}) {
+    refresh_parameters();
     const int micro_batches = options_.accumulation_steps;
     double loss_sum = 0;
     for (int k = 0; k < micro_batches; ++k) {
@@ -109,7 +131,14 @@ class trainer {
   adamw<Scalar>& optimizer() noexcept { return optimizer_; }
   const linear_schedule& schedule() const noexcept { return schedule_; }
   tape<Scalar>& step_tape() noexcept { return tape_; }
+  // The parameters of the last step (of the model as it is now, after refresh_parameters()).
   std::span<parameter<Scalar>* const> parameters() const noexcept { return parameters_; }
+  // Reads the model's parameters again (a trainer made from a model; step() does it itself).
+  void refresh_parameters() {
+    if (model_ == nullptr) return;
+    parameters_.clear();
+    collect_(model_, parameters_);
+  }
 
  private:
   // What is not finite: the loss, or the first parameter (in order) whose gradient holds a NaN or inf.
@@ -128,6 +157,8 @@ class trainer {
   }
 
   std::vector<parameter<Scalar>*> parameters_;
+  void* model_ = nullptr;  // with collect_, the model a trainer made from one reads its parameters from
+  void (*collect_)(void*, std::vector<parameter<Scalar>*>&) = nullptr;
   optimization_options options_;
   adamw<Scalar> optimizer_;
   linear_schedule schedule_;
