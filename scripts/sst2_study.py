@@ -106,7 +106,7 @@ def main():
                 elif arm == "earlybert":
                     args = base + ["--earlybert"]
                 elif arm == "random_ticket":
-                    args = base + ["--earlybert", "--ticket", "random"]
+                    args = base + ["--earlybert", "--importance", "random"]
                 elif arm == "earlybert_layerwise":
                     args = base + ["--earlybert", "--ffn-scope", "layerwise"]
                 else:  # reduced_dense: needs the dense and EarlyBERT runs of this seed

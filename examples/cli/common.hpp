@@ -52,7 +52,7 @@ struct earlybert_cli_options {
   std::string heads_scope = "layerwise", ffn_scope = "global", counting = "exact";
   index_t min_kept = 1;
   double l1_heads = 1e-4, l1_ffn = 1e-4;
-  std::string ticket = "slimming";   // slimming | random | magnitude | gradient | taylor
+  std::string importance = "slimming";  // the criterion: slimming | random | magnitude | gradient | taylor
   bool absolute = false;             // slimming: rank |c| instead of the signed c
   std::string detector = "mask-distance";  // mask-distance | fixed | fraction | never
   int window = 5;

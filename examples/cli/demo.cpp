@@ -83,7 +83,7 @@ int run_demo(const demo_options& o) {
       finetune_options r = base;
       r.common.seed = seed;
       r.earlybert.enabled = arms[a] != "dense";
-      if (arms[a] == "random_ticket") r.earlybert.ticket = "random";
+      if (arms[a] == "random_ticket") r.earlybert.importance = "random";
       const std::string run_name = fmt::format("{}_seed{}", arms[a], seed);
       r.out = k == 0 ? (out / arms[a]).string() : std::string();  // the first seed's checkpoints only
       r.common.metrics = (out / (run_name + ".jsonl")).string();

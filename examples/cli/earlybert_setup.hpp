@@ -49,12 +49,12 @@ any_criterion<Bert> make_criterion(const earlybert_cli_options& e, std::uint64_t
     }
     return any;
   };
-  if (e.ticket == "slimming") return wrap(slimming_criterion{e.absolute});
-  if (e.ticket == "random") return wrap(random_criterion{derive_key(seed, 0x7a11)});
-  if (e.ticket == "magnitude") return wrap(magnitude_criterion{});
-  if (e.ticket == "gradient") return wrap(gradient_criterion{});
-  if (e.ticket == "taylor") return wrap(taylor_criterion{});
-  throw config_error(fmt::format("--ticket is '{}', expected slimming, random, magnitude, gradient or taylor", e.ticket));
+  if (e.importance == "slimming") return wrap(slimming_criterion{e.absolute});
+  if (e.importance == "random") return wrap(random_criterion{derive_key(seed, 0x7a11)});
+  if (e.importance == "magnitude") return wrap(magnitude_criterion{});
+  if (e.importance == "gradient") return wrap(gradient_criterion{});
+  if (e.importance == "taylor") return wrap(taylor_criterion{});
+  throw config_error(fmt::format("--importance is '{}', expected slimming, random, magnitude, gradient or taylor", e.importance));
 }
 
 inline any_detector make_detector(const earlybert_cli_options& e, long steps_per_epoch) {
@@ -100,7 +100,7 @@ inline earlybert_options make_pipeline_options(const earlybert_cli_options& e, c
                                                long dense_steps, long default_efficient_steps, double default_efficient_lr) {
   earlybert_options eo;
   eo.l1_heads = e.l1_heads;
-  eo.l1_ffn = e.l1_ffn;
+  eo.l1_neurons = e.l1_ffn;
   eo.check_interval = e.interval > 0 ? e.interval : std::max(1L, steps_per_epoch / 50);
   eo.distance_window = e.window;
   eo.search = dense;
@@ -133,11 +133,11 @@ inline void check_earlybert_options(const earlybert_cli_options& e) {
 }
 
 // The "summary" metrics event of an EarlyBERT run (accounting per stage), without the task's result.
-inline nlohmann::ordered_json earlybert_summary(const earlybert_report& report, const std::string& ticket, long steps_per_epoch,
+inline nlohmann::ordered_json earlybert_summary(const earlybert_report& report, const std::string& importance, long steps_per_epoch,
                                                 double eval_seconds) {
   return {{"event", "summary"},
           {"mode", "earlybert"},
-          {"ticket", ticket},
+          {"importance", importance},
           {"train_wall_s", report.total_wall_s() - eval_seconds},
           {"train_flops", report.total_flops()},
           {"ticket_step", report.ticket_step},
@@ -167,7 +167,7 @@ inline nlohmann::ordered_json ticket_record(const earlybert_report& report, long
   }
   return {{"ticket_step", report.ticket_step}, {"detected", report.detected}, {"steps_per_epoch", steps_per_epoch},
           {"ticket", masks_json(report.ticket)}, {"checks", checks},
-          {"head_coefficients", report.head_coefficients}, {"ffn_coefficients", report.ffn_coefficients}};
+          {"head_coefficients", report.head_coefficients}, {"ffn_coefficients", report.neuron_coefficients}};
 }
 
 // What a training task reports while it runs, densely or through the pipeline: a progress display

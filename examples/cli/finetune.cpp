@@ -155,10 +155,10 @@ finetune_result finetune_model(const finetune_options& o, const vocabulary& voca
   finetune_result result;
 
   if (!o.earlybert.enabled) {
-    const earlybert_report report = run_dense(model, optimization, dense_steps, task, resume);
+    const dense_report report = run_dense(model, optimization, dense_steps, task, resume);
     result.total_steps = dense_steps;
-    result.train_flops = report.efficient_flops;
-    result.train_wall_s = report.efficient_wall_s - task.eval_seconds();
+    result.train_flops = report.flops;
+    result.train_wall_s = report.wall_s - task.eval_seconds();
     result.dev_accuracy = task.evaluate(dense_steps);
     metrics.write({{"event", "summary"}, {"mode", "dense"}, {"dev_accuracy", result.dev_accuracy}, {"train_wall_s", result.train_wall_s},
                    {"train_flops", result.train_flops}, {"total_steps", result.total_steps}});
@@ -182,7 +182,7 @@ finetune_result finetune_model(const finetune_options& o, const vocabulary& voca
     result.heads_kept = report.ticket.heads_kept();
     result.ffn_kept = report.ticket.neurons_kept();
     result.flops_ratio = report.encoder_flops_ratio;
-    json summary = earlybert_summary(report, e.ticket, steps_per_epoch, task.eval_seconds());
+    json summary = earlybert_summary(report, e.importance, steps_per_epoch, task.eval_seconds());
     summary["dev_accuracy"] = result.dev_accuracy;
     metrics.write(summary);
     result.ticket_record = ticket_record(report, steps_per_epoch);
@@ -247,7 +247,7 @@ int run_finetune(const finetune_options& o) {
   const finetune_result r = finetune_with(o, vocab, train, dev);
   if (o.earlybert.enabled) {
     fmt::print("finetune (EarlyBERT, {} ticket): ticket at step {}, {} steps in all, {:.1f} s training, {:.3g} FLOPs; dev accuracy {:.4f}; "
-               "checkpoint in '{}'\n", o.earlybert.ticket, r.ticket_step, r.total_steps, r.train_wall_s, r.train_flops, r.dev_accuracy, o.out);
+               "checkpoint in '{}'\n", o.earlybert.importance, r.ticket_step, r.total_steps, r.train_wall_s, r.train_flops, r.dev_accuracy, o.out);
   } else {
     fmt::print("finetune: {} steps in {:.1f} s ({:.0f} tokens/s), {:.3g} FLOPs; dev accuracy {:.4f}; checkpoint in '{}'\n", r.total_steps,
                r.train_wall_s, r.tokens / r.train_wall_s, r.train_flops, r.dev_accuracy, o.out);

@@ -63,7 +63,7 @@ void add_earlybert(CLI::App& command, earlybert_cli_options& eb, const char* epo
   command.add_option("--min-kept", eb.min_kept, "Heads and neurons every layer keeps at least")->capture_default_str()->group(earlybert_group);
   command.add_option("--l1-heads", eb.l1_heads, "L1 penalty on the head coefficients")->capture_default_str()->group(earlybert_group);
   command.add_option("--l1-ffn", eb.l1_ffn, "L1 penalty on the FFN coefficients")->capture_default_str()->group(earlybert_group);
-  command.add_option("--ticket", eb.ticket, "Importance: slimming, random, magnitude, gradient or taylor")->capture_default_str()->group(earlybert_group);
+  command.add_option("--importance,--ticket", eb.importance, "The importance criterion: slimming, random, magnitude, gradient or taylor (--ticket: the old name)")->capture_default_str()->group(earlybert_group);
   command.add_flag("--absolute", eb.absolute, "Rank slimming coefficients by |c| instead of the signed value")->group(earlybert_group);
   command.add_option("--detector", eb.detector, "When to draw: mask-distance, fixed, fraction or never")->capture_default_str()->group(earlybert_group);
   command.add_option("--eb-window", eb.window, "Masks compared by the mask-distance detector")->capture_default_str()->group(earlybert_group);

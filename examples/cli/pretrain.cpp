@@ -186,9 +186,9 @@ pretrain_result pretrain(const pretrain_options& o, const vocabulary& vocab) {
   nlohmann::ordered_json record;
   mlm_evaluation final{0, 0};
   if (!o.earlybert.enabled) {
-    const earlybert_report report = run_dense(model, optimization, o.steps, task, resume);
-    train_seconds = report.efficient_wall_s - task.eval_seconds();
-    flops = report.efficient_flops;
+    const dense_report report = run_dense(model, optimization, o.steps, task, resume);
+    train_seconds = report.wall_s - task.eval_seconds();
+    flops = report.flops;
     final = task.evaluate(o.steps);
     metrics.write({{"event", "summary"}, {"mode", "dense"}, {"mlm_accuracy", final.accuracy}, {"loss", final.loss},
                    {"train_wall_s", train_seconds}, {"train_flops", flops}, {"total_steps", o.steps}});
@@ -207,7 +207,7 @@ pretrain_result pretrain(const pretrain_options& o, const vocabulary& vocab) {
     flops = report.total_flops();
     total_steps = report.ticket_step + report.efficient_steps;
     final = task.evaluate(report.efficient_steps);
-    nlohmann::ordered_json summary = earlybert_summary(report, e.ticket, task.steps_per_pass(), task.eval_seconds());
+    nlohmann::ordered_json summary = earlybert_summary(report, e.importance, task.steps_per_pass(), task.eval_seconds());
     summary["mlm_accuracy"] = final.accuracy;
     summary["loss"] = final.loss;
     metrics.write(summary);

@@ -42,5 +42,6 @@
 #include "earlybert/prune/ticket.hpp"
 #include "earlybert/train/adamw.hpp"
 #include "earlybert/train/earlybert.hpp"
+#include "earlybert/train/pipeline_records.hpp"
 #include "earlybert/train/schedule.hpp"
 #include "earlybert/train/trainer.hpp"

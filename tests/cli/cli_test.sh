@@ -88,7 +88,7 @@ earlybert)
   grep -q '"event":"eb_check","step":2,"head_distance":null,"ffn_distance":null' eb.jsonl || fail "no first eb_check line"
   grep -q '"event":"ticket","step":6,"detected":true,"heads_kept":\[1,1\],"ffn_kept":\[' eb.jsonl || fail "no ticket at the third check"
   grep -q '"event":"step","stage":"efficient","step":5,' eb.jsonl || fail "no efficient steps"
-  grep '"event":"summary","mode":"earlybert","ticket":"slimming",' eb.jsonl | grep -q '"dev_accuracy":' || fail "no summary"
+  grep '"event":"summary","mode":"earlybert","importance":"slimming",' eb.jsonl | grep -q '"dev_accuracy":' || fail "no summary"
   [[ -s eb/earlybert_ticket.json ]] || fail "the recorded masks were not saved"
   "$earlybert" inspect eb --json | grep -q '"heads_kept":\[1,1\]' || fail "the pruned checkpoint does not reload with its heads"
   "$earlybert" predict --checkpoint eb --input dev.tsv --out eb.jsonl.out
@@ -97,7 +97,7 @@ earlybert)
     "$earlybert" finetune --train train.tsv "${common[@]}" --shape tiny --earlybert --prune-ffn 1 --out z
   expect_error "--l1-heads is -1, expected a non-negative value" \
     "$earlybert" finetune --train train.tsv "${common[@]}" --shape tiny --earlybert --l1-heads -1 --out z
-  expect_error "--ticket is 'best', expected slimming, random, magnitude, gradient or taylor" \
+  expect_error "--importance is 'best', expected slimming, random, magnitude, gradient or taylor" \
     "$earlybert" finetune --train train.tsv "${common[@]}" --shape tiny --earlybert --ticket best --out z
   [[ ! -e z ]] || fail "an output directory was created despite the errors"
   ;;

@@ -174,14 +174,14 @@ class bert_model {
   void fold_slimming() {
     for_each_family([](structure_family<Scalar> family) { family.fold_slimming(); });
   }
-  // The L1 penalty  l1_heads * sum |c_head| + l1_ffn * sum |c_neuron|  over all layers, [1, 1]: a plain
+  // The L1 penalty  l1_heads * sum |c_head| + l1_neurons * sum |c_neuron|  over all layers, [1, 1]: a plain
   // sum, added to the batch-mean task loss (subgradient sign(c), 0 at 0).
-  var<Scalar> slimming_penalty(tape<Scalar>& t, double l1_heads, double l1_ffn) {
+  var<Scalar> slimming_penalty(tape<Scalar>& t, double l1_heads, double l1_neurons) {
     if (!slimming()) throw config_error("bert_model::slimming_penalty: slimming is off (set_slimming(true) first)");
     var<Scalar> total = t.constant(matrix<Scalar>::Zero(1, 1));
     for (auto& layer : layers) {
       total = add(t, total, scale(t, l1_norm(t, t.watch(layer.self_attention.coefficients.values)), static_cast<Scalar>(l1_heads)));
-      total = add(t, total, scale(t, l1_norm(t, t.watch(layer.ffn.coefficients.values)), static_cast<Scalar>(l1_ffn)));
+      total = add(t, total, scale(t, l1_norm(t, t.watch(layer.ffn.coefficients.values)), static_cast<Scalar>(l1_neurons)));
     }
     return total;
   }

@@ -4,7 +4,7 @@
 // training.
 //
 //   1. search     train the full model with slimming coefficients and the L1 penalty
-//                 l1_heads * sum |c_head| + l1_ffn * sum |c_neuron|; every check_interval steps, score
+//                 l1_heads * sum |c_head| + l1_neurons * sum |c_neuron|; every check_interval steps, score
 //                 the structures with the criterion, select the mask the draw rule would produce now
 //                 and show it to the early-bird detector; stop as soon as it fires (or at the search
 //                 budget's end: the ticket is then the last mask)
@@ -43,6 +43,7 @@
 #include "earlybert/prune/detectors.hpp"
 #include "earlybert/prune/selection.hpp"
 #include "earlybert/prune/ticket.hpp"
+#include "earlybert/train/pipeline_records.hpp"
 #include "earlybert/train/trainer.hpp"
 #include "earlybert/train/training_state.hpp"
 
@@ -50,13 +51,9 @@ namespace earlybert {
 
 enum class restart_point { init, draw };
 
-enum class pipeline_stage { search, efficient };
-
-inline std::string_view to_string(pipeline_stage s) { return s == pipeline_stage::search ? "search" : "efficient"; }
-
 struct earlybert_options {
   double l1_heads = 1e-4;
-  double l1_ffn = 1e-4;
+  double l1_neurons = 1e-4;
   long check_interval = 20;  // steps between mask checks
   int distance_window = 5;   // masks the logged distances are taken over (the detector's K by default)
   long search_budget = 0;    // most search steps; the ticket is drawn there if the detector has not fired
@@ -71,7 +68,7 @@ struct earlybert_options {
       if (!ok) throw config_error(fmt::format("earlybert: '{}' is {}, expected {}", name, value, expected));
     };
     require(l1_heads >= 0, "l1_heads", l1_heads, "a non-negative value");
-    require(l1_ffn >= 0, "l1_ffn", l1_ffn, "a non-negative value");
+    require(l1_neurons >= 0, "l1_neurons", l1_neurons, "a non-negative value");
     require(check_interval >= 1, "check_interval", static_cast<double>(check_interval), "at least 1");
     require(distance_window >= 2, "distance_window", distance_window, "at least 2");
     require(search_budget >= 1, "search_budget", static_cast<double>(search_budget), "at least 1");
@@ -109,53 +106,6 @@ concept checkpointing_task = requires(T& task, pipeline_stage stage, long step, 
   task.write_checkpoint(state);
 };
 
-struct earlybert_report {
-  structure_masks ticket;
-  long ticket_step = 0;       // search steps taken when the ticket was drawn
-  bool detected = false;      // the detector fired (false: the search budget ran out)
-  std::vector<long> check_steps;
-  std::vector<structure_masks> recorded_masks;  // the mask at every check, for the distance matrix
-  long efficient_steps = 0;
-  double search_wall_s = 0, draw_wall_s = 0, efficient_wall_s = 0;
-  double search_flops = 0, efficient_flops = 0;  // training FLOPs (3 x forward)
-  double encoder_flops_ratio = 0;                // pruned / dense encoder forward FLOPs per token
-  per_layer_scores head_coefficients;            // the slimming coefficients when the ticket was drawn
-  per_layer_scores ffn_coefficients;
-
-  double total_wall_s() const { return search_wall_s + draw_wall_s + efficient_wall_s; }
-  double total_flops() const { return search_flops + efficient_flops; }
-};
-
-// A mask as JSON: {"heads": ["101", ...], "ffn": ["0110...", ...]}, one string of 0/1 per layer.
-inline nlohmann::ordered_json masks_json(const structure_masks& m) {
-  const auto layers = [](const per_layer_mask& mask) {
-    std::vector<std::string> out;
-    for (const auto& layer : mask) {
-      std::string bits;
-      for (auto b : layer) bits += b != 0 ? '1' : '0';
-      out.push_back(std::move(bits));
-    }
-    return out;
-  };
-  return {{"heads", layers(m.heads)}, {"ffn", layers(m.neurons)}};
-}
-
-inline structure_masks masks_from_json(const nlohmann::json& j) {
-  const auto layers = [&](const char* key) {
-    per_layer_mask out;
-    for (const auto& bits : j.at(key).get<std::vector<std::string>>()) {
-      std::vector<std::uint8_t> layer;
-      for (char c : bits) {
-        if (c != '0' && c != '1') throw io_error(fmt::format("mask '{}': expected a string of 0 and 1", bits));
-        layer.push_back(c == '1');
-      }
-      out.push_back(std::move(layer));
-    }
-    return out;
-  };
-  return {layers("heads"), layers("ffn")};
-}
-
 namespace detail {
 inline double seconds_since(std::chrono::steady_clock::time_point start) {
   return std::chrono::duration<double>(std::chrono::steady_clock::now() - start).count();
@@ -175,87 +125,6 @@ inline std::optional<double> windowed_distance(const std::vector<structure_masks
 
 inline nlohmann::ordered_json optional_number(std::optional<double> v) {
   return v ? nlohmann::ordered_json(*v) : nlohmann::ordered_json(nullptr);
-}
-
-inline nlohmann::ordered_json report_json(const earlybert_report& r) {
-  nlohmann::ordered_json recorded = nlohmann::ordered_json::array();
-  for (const auto& m : r.recorded_masks) recorded.push_back(masks_json(m));
-  return {{"ticket", masks_json(r.ticket)},
-          {"ticket_step", r.ticket_step},
-          {"detected", r.detected},
-          {"check_steps", r.check_steps},
-          {"recorded_masks", recorded},
-          {"efficient_steps", r.efficient_steps},
-          {"search_wall_s", r.search_wall_s},
-          {"draw_wall_s", r.draw_wall_s},
-          {"efficient_wall_s", r.efficient_wall_s},
-          {"search_flops", r.search_flops},
-          {"efficient_flops", r.efficient_flops},
-          {"encoder_flops_ratio", r.encoder_flops_ratio},
-          {"head_coefficients", r.head_coefficients},
-          {"ffn_coefficients", r.ffn_coefficients}};
-}
-
-inline earlybert_report report_from_json(const nlohmann::json& j) {
-  earlybert_report r;
-  r.ticket = masks_from_json(j.at("ticket"));
-  r.ticket_step = read_whole_number<long>(j.at("ticket_step"), "ticket_step");
-  r.detected = j.at("detected").get<bool>();
-  r.check_steps = read_whole_numbers<long>(j.at("check_steps"), "check_steps");
-  for (const auto& m : j.at("recorded_masks")) r.recorded_masks.push_back(masks_from_json(m));
-  r.efficient_steps = read_whole_number<long>(j.at("efficient_steps"), "efficient_steps");
-  r.search_wall_s = j.at("search_wall_s").get<double>();
-  r.draw_wall_s = j.at("draw_wall_s").get<double>();
-  r.efficient_wall_s = j.at("efficient_wall_s").get<double>();
-  r.search_flops = j.at("search_flops").get<double>();
-  r.efficient_flops = j.at("efficient_flops").get<double>();
-  r.encoder_flops_ratio = j.at("encoder_flops_ratio").get<double>();
-  r.head_coefficients = j.at("head_coefficients").get<per_layer_scores>();
-  r.ffn_coefficients = j.at("ffn_coefficients").get<per_layer_scores>();
-  if (r.recorded_masks.size() != r.check_steps.size()) throw io_error("the recorded masks and the check steps differ in number");
-  return r;
-}
-
-// Where a run stands, the "pipeline" record of a training state: the mode ("dense" or "earlybert"),
-// the stage, the steps done in it, AdamW's step count, the report so far and the criterion's state.
-struct pipeline_position {
-  std::string mode;
-  pipeline_stage stage = pipeline_stage::search;
-  long steps_done = 0;
-  long optimizer_steps = 0;
-  earlybert_report report;
-  nlohmann::json criterion;  // a resumable criterion's state during the search (null otherwise)
-};
-
-inline nlohmann::ordered_json position_json(const pipeline_position& p) {
-  return {{"mode", p.mode},
-          {"stage", to_string(p.stage)},
-          {"steps_done", p.steps_done},
-          {"optimizer_steps", p.optimizer_steps},
-          {"report", report_json(p.report)},
-          {"criterion", p.criterion}};
-}
-
-// The "pipeline" record of `state`, which a run of `mode` must have written.
-inline pipeline_position read_position(const training_state_reader& state, std::string_view mode) {
-  const nlohmann::json& j = state.record("pipeline");
-  pipeline_position p;
-  try {
-    p.mode = j.at("mode").get<std::string>();
-    const auto stage = j.at("stage").get<std::string>();
-    if (stage != "search" && stage != "efficient") throw io_error(fmt::format("stage '{}', expected search or efficient", stage));
-    p.stage = stage == "search" ? pipeline_stage::search : pipeline_stage::efficient;
-    p.steps_done = read_whole_number<long>(j.at("steps_done"), "steps_done");
-    p.optimizer_steps = read_whole_number<long>(j.at("optimizer_steps"), "optimizer_steps");
-    p.report = report_from_json(j.at("report"));
-    p.criterion = j.value("criterion", nlohmann::json());
-  } catch (const nlohmann::json::exception& e) {
-    throw io_error(fmt::format("training state '{}': the pipeline record is malformed ({})", state.path(), e.what()));
-  } catch (const io_error& e) {
-    throw io_error(fmt::format("training state '{}': the pipeline record is malformed ({})", state.path(), e.what()));
-  }
-  if (p.mode != mode) throw io_error(fmt::format("training state '{}': written by a {} run, not a {} one", state.path(), p.mode, mode));
-  return p;
 }
 
 // If the task keeps checkpoints and wants one now: a training state with the model, its moments,
@@ -374,7 +243,7 @@ earlybert_report run_earlybert(Model& model, Criterion& criterion, const Selecto
           [&](tape<scalar>& t, int k) {
             const var<scalar> loss = task.loss(t, model, pipeline_stage::search, step, k);
             report.search_flops += 3 * task.last_forward_flops(model);
-            return add(t, loss, model.bert.slimming_penalty(t, options.l1_heads, options.l1_ffn));
+            return add(t, loss, model.bert.slimming_penalty(t, options.l1_heads, options.l1_neurons));
           },
           [&] {
             if constexpr (gradient_observer<Criterion, bert_type>) criterion.observe(model.bert);
@@ -410,7 +279,7 @@ earlybert_report run_earlybert(Model& model, Criterion& criterion, const Selecto
     start = std::chrono::steady_clock::now();
     std::as_const(model.bert).for_each_family([&](const structure_family<scalar>& family) {
       const matrix<scalar>& c = family.coefficients().value;
-      (family.kind() == structure_kind::heads ? report.head_coefficients : report.ffn_coefficients).emplace_back(c.data(), c.data() + c.size());
+      (family.kind() == structure_kind::heads ? report.head_coefficients : report.neuron_coefficients).emplace_back(c.data(), c.data() + c.size());
     });
     if (options.restart_from == restart_point::init) {
       model.bert.set_slimming(false);  // the coefficients were 1 at step 0
@@ -445,10 +314,9 @@ earlybert_report run_earlybert(Model& model, Criterion& criterion, const Selecto
 }
 
 // Dense training: the efficient stage alone, for the model as it is (the baseline EarlyBERT is
-// measured against), with the same task, accounting and checkpoints; the report holds its steps,
-// wall time and FLOPs under efficient_*. `resume` as for run_earlybert.
+// measured against), with the same task, accounting and checkpoints. `resume` as for run_earlybert.
 template <class Model, class Task>
-earlybert_report run_dense(Model& model, const optimization_options& options, long steps, Task& task,
+dense_report run_dense(Model& model, const optimization_options& options, long steps, Task& task,
                            const training_state_reader* resume = nullptr) {
   static_assert(earlybert_task<Task, Model, typename Model::scalar_type>, "run_dense: the task must model earlybert_task");
   if (steps < 1) throw config_error(fmt::format("run_dense: steps is {}, expected at least 1", steps));
@@ -460,7 +328,7 @@ earlybert_report run_dense(Model& model, const optimization_options& options, lo
     resume->read_model(model);
   }
   detail::run_efficient_stage(model, options, steps, task, position);
-  return position.report;
+  return {position.report.efficient_steps, position.report.efficient_wall_s, position.report.efficient_flops};
 }
 
 }  // namespace earlybert
