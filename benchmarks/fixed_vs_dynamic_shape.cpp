@@ -7,7 +7,6 @@
 // Usage: fixed_vs_dynamic_shape [--shape tiny|mini] [--batch B] [--seq S] [--steps N] [--threads T]
 
 #include <algorithm>
-#include <chrono>
 #include <cstdlib>
 #include <string>
 #include <string_view>
@@ -17,15 +16,13 @@
 
 #include <earlybert/earlybert.hpp>
 
+#include "timing.hpp"
+
 namespace eb = earlybert;
 using eb::index_t;
+using eb::bench::median;
 
 namespace {
-
-double median(std::vector<double> v) {
-  std::sort(v.begin(), v.end());
-  return v[v.size() / 2];
-}
 
 // One model, its optimizer and tape: step() times one training step.
 template <class Shape>
@@ -38,12 +35,12 @@ class stepper {
     parameters_ = eb::parameters_of(model_);
   }
   double step(const eb::token_batch& b) {
-    const auto start = std::chrono::steady_clock::now();
-    tape_.rewind();
-    const eb::var<float> loss = model_.loss(tape_, model_.logits(tape_, b, true, 1), b);
-    tape_.backward(loss);
-    optimizer_.step(parameters_, 1e-4);
-    return std::chrono::duration<double>(std::chrono::steady_clock::now() - start).count();
+    return eb::bench::seconds([&] {
+      tape_.rewind();
+      const eb::var<float> loss = model_.loss(tape_, model_.logits(tape_, b, true, 1), b);
+      tape_.backward(loss);
+      optimizer_.step(parameters_, 1e-4);
+    });
   }
   float first_logit(const eb::token_batch& b) {
     tape_.rewind();

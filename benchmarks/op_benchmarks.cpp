@@ -14,10 +14,9 @@
 //   adamw            one AdamW step over the model's parameter count (with the gradient norm)
 // Each line is the median of --rounds repeats after one warm-up.
 //
-// Usage: op_benchmarks [--shape tiny|mini|small] [--batch B] [--seq L] [--threads T] [--rounds R] [--json]
+// Usage: op_benchmarks [--shape tiny|mini|small|medium|base] [--batch B] [--seq L] [--threads T] [--rounds R] [--json]
 
 #include <algorithm>
-#include <chrono>
 #include <cstdlib>
 #include <functional>
 #include <string>
@@ -29,32 +28,18 @@
 
 #include <earlybert/earlybert.hpp>
 
+#include "timing.hpp"
+
 namespace eb = earlybert;
 using eb::index_t;
 
 namespace {
 
-struct dims {
-  index_t layers, hidden, heads, ffn;
-};
-
-dims dims_of(std::string_view shape) {
-  if (shape == "tiny") return {2, 128, 2, 512};
-  if (shape == "mini") return {4, 256, 4, 1024};
-  if (shape == "small") return {4, 512, 8, 2048};
-  return {0, 0, 0, 0};
-}
-
 double median_ms(int rounds, const std::function<void()>& f) {
   f();  // warm-up: the arena grows, caches fill
   std::vector<double> ms;
-  for (int r = 0; r < rounds; ++r) {
-    const auto start = std::chrono::steady_clock::now();
-    f();
-    ms.push_back(std::chrono::duration<double, std::milli>(std::chrono::steady_clock::now() - start).count());
-  }
-  std::sort(ms.begin(), ms.end());
-  return ms[ms.size() / 2];
+  for (int r = 0; r < rounds; ++r) ms.push_back(1e3 * eb::bench::seconds(f));
+  return eb::bench::median(ms);
 }
 
 eb::parameter<float> random_parameter(const char* name, index_t rows, index_t cols, unsigned seed) {
@@ -85,11 +70,12 @@ int main(int argc, char** argv) {
       return 2;
     }
   }
-  const dims d = dims_of(shape);
-  if (d.layers == 0 || batch < 1 || seq < 2 || threads < 1 || rounds < 1) {
-    fmt::print(stderr, "error: op_benchmarks: --shape must be tiny, mini or small; --batch, --threads, --rounds at least 1, --seq at least 2\n");
+  const bool named = std::any_of(eb::named_shapes.begin(), eb::named_shapes.end(), [&](const auto& n) { return n.name == shape; });
+  if (!named || batch < 1 || seq < 2 || threads < 1 || rounds < 1) {
+    fmt::print(stderr, "error: op_benchmarks: --shape must be a named shape ({}); --batch, --threads, --rounds at least 1, --seq at least 2\n", eb::named_shape_list());
     return 2;
   }
+  const eb::bert_config d = eb::named_shape_config(shape, 30522);
   eb::set_num_threads(threads);
   const index_t tokens = batch * seq, vocab = 30522, masked = tokens * 15 / 100, head_dim = d.hidden / d.heads;
 

@@ -13,7 +13,6 @@
 // Usage: threading_policy [--threads T] [--rounds R]
 
 #include <algorithm>
-#include <chrono>
 #include <cstdlib>
 #include <functional>
 #include <string_view>
@@ -23,24 +22,13 @@
 
 #include <earlybert/earlybert.hpp>
 
+#include "timing.hpp"
+
 namespace eb = earlybert;
 using eb::index_t;
 
-namespace {
-
-double median(std::vector<double> v) {
-  std::sort(v.begin(), v.end());
-  return v[v.size() / 2];
-}
-
-template <class F>
-double seconds(F&& f) {
-  const auto start = std::chrono::steady_clock::now();
-  f();
-  return std::chrono::duration<double>(std::chrono::steady_clock::now() - start).count();
-}
-
-}  // namespace
+using earlybert::bench::median;
+using earlybert::bench::seconds;
 
 int main(int argc, char** argv) {
   int threads = 2, rounds = 15;
