@@ -28,6 +28,7 @@ int describe(const inspect_options& o, const checkpoint_config& config) {
     heads_kept.push_back(family.size());
     head_indices.emplace_back(family.kept().begin(), family.kept().end());
   });
+  const sparsity_report sparsity = unstructured_sparsity(model.bert);
   const bert_config& shape = config.model;
   const std::string name = shape_name_of(shape);
   if (o.json) {
@@ -46,7 +47,8 @@ int describe(const inspect_options& o, const checkpoint_config& config) {
                              {"flops_ratio", flops / dense_flops},
                              {"heads_kept", heads_kept},
                              {"ffn_kept", ffn_kept},
-                             {"kept_heads", head_indices}};
+                             {"kept_heads", head_indices},
+                             {"unstructured_sparsity", sparsity.overall()}};
     fmt::print("{}\n", j.dump());
     return 0;
   }
@@ -54,6 +56,9 @@ int describe(const inspect_options& o, const checkpoint_config& config) {
              config.architecture.empty() ? "BERT" : config.architecture, name.empty() ? "(unnamed)" : name, shape.layers, shape.hidden, shape.heads,
              shape.ffn, config.model.vocab_size);
   fmt::print("parameters: {}\n", parameters);
+  if (sparsity.overall() > 0) {
+    fmt::print("unstructured masks: {:.2f}% of the encoder's linear weights masked\n", 100 * sparsity.overall());
+  }
   fmt::print("encoder forward FLOPs per token at seq {}: {:.4g} ({:.3f} of the unpruned {:.4g})\n", o.seq, flops,
              flops / dense_flops, dense_flops);
   for (std::size_t l = 0; l < heads_kept.size(); ++l) {

@@ -202,6 +202,42 @@ TEST_CASE("checkpoint: a model saved with its slimming coefficients on reloads w
   check_near(loaded.logits(t2, b, false, 0).value(), model.logits(t1, b, false, 0).value(), 0);
 }
 
+TEST_CASE("checkpoint: unstructured masks are saved beside their weights as '<layer>.weight_mask' and reload") {
+  scratch_directory dir("checkpoint_weight_masks");
+  bert_for_sequence_classification<float, test_shape> model(test_config());
+  rng random(9);
+  model.initialise(random);
+  linear<float>& w1 = model.bert.layers[1].ffn.intermediate;
+  std::vector<std::uint8_t> mask(static_cast<std::size_t>(w1.weight.size()), 1);
+  for (std::size_t i = 0; i < mask.size(); i += 3) mask[i] = 0;
+  w1.set_weight_mask(mask);
+  model.classifier.set_weight_mask(std::vector<std::uint8_t>(static_cast<std::size_t>(model.classifier.weight.size()), 0));
+  save_checkpoint(dir.path, model, test_vocabulary());
+  const auto file = safetensors_reader::open(dir.path / "model.safetensors");
+  CHECK(file.find("bert.encoder.layer.1.intermediate.dense.weight_mask") != nullptr);
+  CHECK(file.find("classifier.weight_mask") != nullptr);
+  CHECK(file.find("bert.encoder.layer.0.intermediate.dense.weight_mask") == nullptr);  // no mask, no tensor
+
+  bert_for_sequence_classification<float, test_shape> loaded(read_config(dir.path / "config.json").model);
+  const load_report report = load_weights(dir.path, loaded);
+  CHECK(report.unused.empty());
+  check_same_parameters(loaded, model);
+  const auto reread = loaded.bert.layers[1].ffn.intermediate.weight_mask();
+  CHECK(std::vector<std::uint8_t>(reread.begin(), reread.end()) == mask);
+  CHECK(loaded.classifier.masked_weights() == loaded.classifier.weight.size());
+  CHECK_FALSE(loaded.bert.layers[0].ffn.intermediate.has_weight_mask());
+
+  // A mask that is not 0/1 is refused, naming the tensor and the entry.
+  safetensors_writer bad;
+  model.for_each_parameter([&](parameter<float>& p) { bad.add(p.name, p.value, {p.rows(), p.cols()}); });
+  matrix<float> half = matrix<float>::Constant(model.classifier.outputs(), model.classifier.inputs(), 0.5f);
+  bad.add("classifier.weight_mask", half, {half.rows(), half.cols()});
+  bad.write(dir.path / "model.safetensors");
+  bert_for_sequence_classification<float, test_shape> refused(read_config(dir.path / "config.json").model);
+  CHECK_THROWS_WITH_AS(load_weights(dir.path, refused), doctest::Contains("tensor 'classifier.weight_mask' holds 0.5 at (0, 0), expected a mask of 0 and 1"),
+                       io_error);
+}
+
 TEST_CASE("checkpoint: a pruned model records its structure in config.json and the metadata, and reloads") {
   scratch_directory dir("checkpoint_pruned");
   bert_for_masked_lm<float, test_shape> model(test_config());

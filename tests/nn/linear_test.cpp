@@ -202,3 +202,60 @@ TEST_CASE("linear: structural errors name the layer") {
   CHECK_THROWS_WITH_AS(l.forward(t, t.constant(matrix<float>::Zero(2, 3))),
                        "q.weight: argument 'x' has shape [2, 3], expected [*, 4]", shape_error);
 }
+
+TEST_CASE("linear: an unstructured mask keeps single weights, their gradients and moments at exactly zero through AdamW") {
+  auto l = random_linear<float>(5, 4, structure_axis::none, 1, 61);
+  adamw<float> optimizer({.weight_decay = 0.1});
+  std::vector<parameter<float>*> parameters{&l.weight, &l.bias};
+  std::vector<std::uint8_t> mask(20, 1);
+  for (std::size_t i : {0u, 3u, 7u, 12u, 19u}) mask[i] = 0;
+  tape<float> t;
+  for (int step = 0; step < 100; ++step) {
+    if (step == 10) l.set_weight_mask(mask);  // the moments are non-zero by then
+    t.rewind();
+    const auto y = l.forward(t, t.constant(random_matrix<float>(3, 5, 200 + static_cast<std::uint64_t>(step))));
+    t.backward(sum(t, multiply(t, y, y)));
+    if (step >= 10) {
+      for (std::size_t i = 0; i < mask.size(); ++i) {
+        if (mask[i] == 0) REQUIRE(l.weight.gradient.data()[i] == 0.0f);
+      }
+    }
+    optimizer.step(parameters, 1e-2);
+  }
+  CHECK(l.masked_weights() == 5);
+  for (std::size_t i = 0; i < mask.size(); ++i) {
+    CHECK((l.weight.value.data()[i] == 0.0f) == (mask[i] == 0));
+    if (mask[i] == 0) CHECK((l.weight.first_moment.data()[i] == 0.0f && l.weight.second_moment.data()[i] == 0.0f));
+  }
+  // The gradients of the kept weights are those of the dense layer holding the same (zeroed) weights.
+  auto x = earlybert::testing::random_parameter<double>("x", 3, 5, 62);
+  auto masked = random_linear<double>(5, 4, structure_axis::none, 1, 63);
+  masked.set_weight_mask(mask);
+  auto dense = masked;
+  dense.clear_weight_mask();
+  tape<double> td;
+  const auto loss = [&](linear<double>& layer) {
+    td.rewind();
+    layer.weight.zero_gradient();
+    const auto y = layer.forward(td, td.watch(x));
+    td.backward(sum(td, multiply(td, y, td.constant(random_matrix<double>(3, 4, 64)))));
+    return layer.weight.gradient;
+  };
+  const matrix<double> masked_gradient = loss(masked), dense_gradient = loss(dense);
+  for (std::size_t i = 0; i < mask.size(); ++i) {
+    CHECK(masked_gradient.data()[i] == (mask[i] != 0 ? dense_gradient.data()[i] : 0.0));
+  }
+  CHECK_THROWS_WITH_AS(masked.set_weight_mask(std::vector<std::uint8_t>(3, 1)),
+                       "linear 'layer.weight': set_weight_mask got 3 entries, expected 20 (one per weight, [4, 5] row-major)", shape_error);
+}
+
+TEST_CASE("linear: compaction slices an unstructured mask with the weight") {
+  auto l = random_linear<double>(3, 4, structure_axis::outputs, 1, 71);
+  std::vector<std::uint8_t> mask{1, 0, 1,  0, 1, 1,  1, 1, 0,  0, 0, 1};
+  l.set_weight_mask(mask);
+  l.set_active_groups(std::vector<std::uint8_t>{1, 0, 1, 1});
+  l.compact();
+  const auto kept = l.weight_mask();
+  CHECK(std::vector<std::uint8_t>(kept.begin(), kept.end()) == std::vector<std::uint8_t>{1, 0, 1, 1, 1, 0, 0, 0, 1});
+  CHECK(l.masked_weights() == 4);
+}

@@ -176,3 +176,37 @@ TEST_CASE("structure_family: a layer may lose every head or every neuron, as in 
                                  masked.bert.layers[0].self_attention.output.bias.gradient, 1e-12);
   earlybert::testing::check_near(removed.bert.layers[1].ffn.output.bias.gradient, masked.bert.layers[1].ffn.output.bias.gradient, 1e-12);
 }
+
+TEST_CASE("weight_family: the single weights of the encoder's linear layers, masked in place, with their sparsity") {
+  model_type m = random_model();
+  std::vector<std::string> names;
+  m.for_each_weight_family([&](const weight_family<double>& family) { names.push_back(family.name()); });
+  REQUIRE(names.size() == 12);  // 2 layers x (Q, K, V, O, W_1, W_2)
+  CHECK(names[0] == "bert.encoder.layer.0.attention.self.query.weight");
+  CHECK(names[3] == "bert.encoder.layer.0.attention.output.dense.weight");
+  CHECK(names[5] == "bert.encoder.layer.0.output.dense.weight");
+  CHECK(names[11] == "bert.encoder.layer.1.output.dense.weight");
+  CHECK(unstructured_sparsity(m).overall() == 0.0);
+
+  // Mask the smaller half of W_Q of layer 0 by magnitude.
+  linear<double>& query = m.layers[0].self_attention.query;
+  weight_family<double> family(query);
+  std::vector<double> magnitudes(query.weight.value.data(), query.weight.value.data() + query.weight.size());
+  for (double& v : magnitudes) v = std::abs(v);
+  std::vector<double> sorted = magnitudes;
+  std::nth_element(sorted.begin(), sorted.begin() + 32, sorted.end());
+  std::vector<std::uint8_t> mask;
+  for (double v : magnitudes) mask.push_back(v >= sorted[32]);
+  family.set_active(mask);
+  CHECK(family.active_count() == 32);
+  CHECK(family.sparsity() == 0.5);
+  CHECK(family.active() == mask);
+  for (std::size_t i = 0; i < mask.size(); ++i) {
+    if (mask[i] == 0) CHECK((query.weight.value.data()[i] == 0 && query.weight.gradient.data()[i] == 0 && query.weight.first_moment.data()[i] == 0));
+  }
+  const sparsity_report report = unstructured_sparsity(m);
+  CHECK(report.families[0].active == 32);
+  CHECK(report.overall() == doctest::Approx(32.0 / (2 * (4 * 64 + 2 * 32))));
+  family.clear();
+  CHECK(unstructured_sparsity(m).overall() == 0.0);
+}

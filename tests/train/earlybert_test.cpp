@@ -268,6 +268,43 @@ TEST_CASE("run_dense: a run killed at a step and resumed ends as the uninterrupt
   std::filesystem::remove(killing.file);
 }
 
+TEST_CASE("run_dense: with unstructured masks, masked weights stay zero and a killed run resumes with its masks") {
+  optimization_options o;
+  o.learning_rate = 1e-2;
+  model_type reference(toy_config());
+  rng random(8);
+  reference.initialise(random);
+  reference.bert.for_each_weight_family([&](weight_family<double> family) {
+    std::vector<std::uint8_t> mask(static_cast<std::size_t>(family.size()));
+    for (auto& m : mask) m = random.uniform() < 0.7;  // about 30% sparsity
+    family.set_active(mask);
+  });
+  const double sparsity = unstructured_sparsity(reference.bert).overall();
+  CHECK(sparsity > 0.2);
+  model_type interrupted = reference, resumed(toy_config());  // `resumed` holds no mask until the state gives it one
+  toy_task task;
+  run_dense(reference, o, 12, task);
+  CHECK(unstructured_sparsity(reference.bert).overall() == sparsity);
+  reference.bert.for_each_linear([&](const linear<double>& l) {
+    const auto mask = l.weight_mask();
+    for (std::size_t i = 0; i < mask.size(); ++i) {
+      if (mask[i] == 0) REQUIRE(l.weight.value.data()[i] == 0.0);
+    }
+  });
+
+  checkpointing_toy_task killing;
+  killing.kill_stage = pipeline_stage::efficient;
+  killing.kill_step = 5;
+  killing.file = state_file("dense_masked");
+  CHECK_THROWS_AS(run_dense(interrupted, o, 12, killing), run_killed);
+  const training_state_reader state = training_state_reader::open(killing.file);
+  toy_task rest;
+  run_dense(resumed, o, 12, rest, &state);
+  CHECK(unstructured_sparsity(resumed.bert).overall() == sparsity);
+  check_identical(resumed, reference);
+  std::filesystem::remove(killing.file);
+}
+
 TEST_CASE("training_state_reader: a file that is not a training state, or lacks a parameter, is refused by name") {
   const auto file = state_file("malformed");
   safetensors_writer plain;

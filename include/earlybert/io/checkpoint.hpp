@@ -239,6 +239,38 @@ std::string architecture_of() {
   else return "BertForTokenClassification";
 }
 
+// The tensor holding a linear layer's unstructured mask: "<layer>.weight_mask" (1 keep, 0 masked).
+template <class Scalar>
+std::string weight_mask_name(const linear<Scalar>& l) {
+  return l.weight.name + "_mask";
+}
+
+namespace detail {
+template <class Scalar>
+matrix<Scalar> mask_matrix(const linear<Scalar>& l) {
+  matrix<Scalar> m(l.outputs(), l.inputs());
+  const auto mask = l.weight_mask();
+  for (index_t i = 0; i < m.size(); ++i) m.data()[i] = mask[static_cast<std::size_t>(i)] != 0 ? Scalar(1) : Scalar(0);
+  return m;
+}
+
+// Sets l's unstructured mask from `m`, the tensor `name` of file `path`, read with the weight's shape:
+// every entry must be 0 or 1.
+template <class Scalar>
+void set_weight_mask_from(const matrix<Scalar>& m, const std::string& path, const std::string& name, linear<Scalar>& l) {
+  std::vector<std::uint8_t> mask(static_cast<std::size_t>(m.size()));
+  for (index_t i = 0; i < m.size(); ++i) {
+    const Scalar v = m.data()[i];
+    if (v != Scalar(0) && v != Scalar(1)) {
+      throw io_error(fmt::format("safetensors '{}': tensor '{}' holds {} at ({}, {}), expected a mask of 0 and 1", path, name,
+                                 static_cast<double>(v), i / m.cols(), i % m.cols()));
+    }
+    mask[static_cast<std::size_t>(i)] = v == Scalar(1);
+  }
+  l.set_weight_mask(mask);
+}
+}  // namespace detail
+
 // Writes config.json, model.safetensors and vocab.txt into `directory` (created if needed), each atomically.
 template <class Model>
 void save_checkpoint(const std::filesystem::path& directory, Model& model, const vocabulary& vocab) {
@@ -262,6 +294,10 @@ void save_checkpoint(const std::filesystem::path& directory, Model& model, const
     std::vector<std::int64_t> shape = p.rows() == 1 ? std::vector<std::int64_t>{p.cols()}
                                                     : std::vector<std::int64_t>{p.rows(), p.cols()};
     tensors.add(p.name, p.value, shape);
+  });
+  // Unstructured masks beside their weights, as PyTorch's torch.nn.utils.prune names its buffers.
+  model.for_each_linear([&](const linear<scalar>& l) {
+    if (l.has_weight_mask()) tensors.add(weight_mask_name(l), detail::mask_matrix<scalar>(l), {l.outputs(), l.inputs()});
   });
   tensors.write(directory / "model.safetensors");
   write_file_atomically(directory / "config.json", config_to_json(config, architecture_of<Model>()).dump(2) + "\n");
@@ -319,6 +355,14 @@ load_report load_weights(const std::filesystem::path& directory, Model& model) {
       throw io_error(fmt::format("safetensors '{}': no tensor '{}', which the model needs", file.path(), p.name));
     }
     report.initialised.push_back(p.name);
+  });
+  model.for_each_linear([&](linear<scalar>& l) {
+    const std::string name = weight_mask_name(l);
+    if (file.find(name) == nullptr) return l.clear_weight_mask();
+    matrix<scalar> m(l.outputs(), l.inputs());
+    file.read(name, m);
+    detail::set_weight_mask_from(m, file.path(), name, l);
+    used.push_back(name);
   });
   for (const auto& t : file.tensors()) {
     if (std::find(used.begin(), used.end(), t.name) == used.end()) report.unused.push_back(t.name);

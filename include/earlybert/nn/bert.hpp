@@ -87,12 +87,7 @@ class bert_model {
       for (index_t i = 0; i < table->size(); ++i) table->value.data()[i] = static_cast<Scalar>(stddev * random.normal());
     }
     embedding.word.value.row(config_.pad_token_id).setZero();
-    for (auto& layer : layers) {
-      for (linear<Scalar>* l : {&layer.self_attention.query, &layer.self_attention.key, &layer.self_attention.value,
-                                &layer.self_attention.output, &layer.ffn.intermediate, &layer.ffn.output}) {
-        l->initialise(random, stddev);
-      }
-    }
+    for (auto& layer : layers) layer.for_each_linear([&](linear<Scalar>& l) { l.initialise(random, stddev); });
     if (with_pooler_) pooler.initialise(random, stddev);
   }
 
@@ -184,6 +179,21 @@ class bert_model {
       total = add(t, total, scale(t, l1_norm(t, t.watch(layer.ffn.coefficients.values)), static_cast<Scalar>(l1_neurons)));
     }
     return total;
+  }
+
+  // Every linear layer: per encoder layer W_Q, W_K, W_V, W_O, W_1, W_2, then the pooler if present.
+  template <class F>
+  void for_each_linear(F&& f) {
+    for (auto& layer : layers) layer.for_each_linear(f);
+    if (with_pooler_) f(pooler);
+  }
+
+  // The single weights of the encoder's linear layers as families (unstructured pruning's usual scope,
+  // as Chen et al. 2020: embeddings, pooler and task heads excluded; weight_family(layer) takes any
+  // other linear layer).
+  template <class F>
+  void for_each_weight_family(F&& f) {
+    for (auto& layer : layers) layer.for_each_linear([&](linear<Scalar>& l) { f(weight_family<Scalar>(l)); });
   }
 
   template <class F>
@@ -310,6 +320,13 @@ class bert_for_masked_lm {
     return static_cast<double>(b.tokens()) * bert.encoder_flops_per_token(b.seq) + static_cast<double>(labelled) * (2 * d * d + 2 * d * v);
   }
 
+  // Every linear layer: the encoder's, then the prediction head's transform.
+  template <class F>
+  void for_each_linear(F&& f) {
+    bert.for_each_linear(f);
+    f(transform);
+  }
+
   template <class F>
   void for_each_parameter(F&& f) {
     bert.for_each_parameter(f);
@@ -342,6 +359,13 @@ class bert_with_classifier {
   // Mean cross-entropy of `logits` against b.labels (ignore_label rows skipped).
   var<Scalar> loss(tape<Scalar>& t, const var<Scalar>& logits, const token_batch& b) {
     return cross_entropy(t, logits, std::span<const token_id>(b.labels));
+  }
+
+  // Every linear layer: the encoder's (and the pooler), then the classifier.
+  template <class F>
+  void for_each_linear(F&& f) {
+    bert.for_each_linear(f);
+    f(classifier);
   }
 
   template <class F>

@@ -274,6 +274,15 @@ class encoder_layer {
     ffn.for_each_parameter(f);
   }
 
+  // The layer's six linear layers, in the order it computes them: W_Q, W_K, W_V, W_O, W_1, W_2.
+  template <class F>
+  void for_each_linear(F&& f) {
+    for (linear<Scalar>* l : {&self_attention.query, &self_attention.key, &self_attention.value, &self_attention.output,
+                              &ffn.intermediate, &ffn.output}) {
+      f(*l);
+    }
+  }
+
  private:
   int index_;
 };

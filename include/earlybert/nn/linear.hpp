@@ -24,6 +24,12 @@
 // Either way kept_groups() lists the original index of every group the layer holds, in ascending
 // order, so pruning can be repeated, masks compared, and a pruned checkpoint mapped back.
 //
+// Unstructured: set_weight_mask(mask) masks single weights, [outputs, inputs] row-major, on any
+// linear layer (structured or not), the same way as a masked group: the masked entries of the weight,
+// its gradient and both moments are zero, every backward pass leaves their gradient at exactly zero,
+// and AdamW keeps them zero. It saves no time (the GEMMs stay dense); compaction slices the mask with
+// the weight.
+//
 // A layer with structure_axis::none (the pooler, the classifiers, the MLM transform) has no groups.
 
 #include <algorithm>
@@ -157,12 +163,48 @@ class linear {
     select_positions(positions);
   }
 
+  // ---- Unstructured masks ----
+
+  // `mask` has one entry per weight, row-major (non-zero = keep). Masked entries are zeroed in the
+  // weight, its gradient and both AdamW moments, and stay zero.
+  void set_weight_mask(std::span<const std::uint8_t> mask) {
+    if (static_cast<index_t>(mask.size()) != weight.size()) {
+      throw shape_error(fmt::format("linear '{}': set_weight_mask got {} entries, expected {} (one per weight, [{}, {}] row-major)",
+                                    weight.name, mask.size(), weight.size(), outputs(), inputs()));
+    }
+    weight_mask_.resize(outputs(), inputs());
+    for (index_t i = 0; i < weight.size(); ++i) weight_mask_.data()[i] = mask[static_cast<std::size_t>(i)] != 0 ? 1 : 0;
+    apply_weight_mask();
+  }
+  // Every weight active again (the masked ones restart from zero).
+  void clear_weight_mask() { weight_mask_.resize(0, 0); }
+  bool has_weight_mask() const noexcept { return weight_mask_.size() != 0; }
+  // The mask, [outputs, inputs] row-major, or empty when every weight is active.
+  std::span<const std::uint8_t> weight_mask() const noexcept {
+    return {weight_mask_.data(), static_cast<std::size_t>(weight_mask_.size())};
+  }
+  // Weights masked by the unstructured mask (the groups' masks are counted by active_groups()).
+  index_t masked_weights() const noexcept {
+    return has_weight_mask() ? weight.size() - static_cast<index_t>(weight_mask_.template cast<index_t>().sum()) : 0;
+  }
+
   // y [tokens, outputs] = x [tokens, inputs] W^T + b.
   var<Scalar> forward(tape<Scalar>& t, const var<Scalar>& x) {
     check_shape(weight.name.c_str(), "x", x.shape(), {shape2::any, inputs()});
     const var<Scalar> w = t.watch(weight), b = t.watch(bias);
     // Recorded before the product, so that in reverse it runs after the product's backward has
-    // accumulated: it clears whatever reached the masked groups' gradients.
+    // accumulated: it clears whatever reached the masked weights' gradients.
+    if (has_weight_mask() && w.needs_gradient()) {
+      const std::uint8_t* keep = weight_mask_.data();
+      const index_t n = weight.size();
+      Scalar* dw = w.adjoint_data();
+      t.on_backward([=] {
+        for (index_t i = 0; i < n; ++i) {
+          if (keep[i] == 0) dw[i] = Scalar(0);
+        }
+      });
+    }
+    // Likewise for the masked groups.
     if (!fully_active() && any_needs_gradient(t, w, b)) {
       const std::uint8_t* active = active_.data();
       const index_t held = groups(), size = group_size_, rows = outputs(), cols = inputs();
@@ -192,11 +234,22 @@ class linear {
     for (index_t i = 0; i < weight.size(); ++i) weight.value.data()[i] = static_cast<Scalar>(stddev * random.normal());
     bias.value.setZero();
     if (axis_ != structure_axis::none && !fully_active()) set_active_groups(std::vector<std::uint8_t>(active_));
+    apply_weight_mask();
   }
 
  private:
   index_t structured_extent() const noexcept {
     return axis_ == structure_axis::outputs ? weight.rows() : weight.cols();
+  }
+
+  void apply_weight_mask() {
+    if (!has_weight_mask()) return;
+    weight.for_each_tensor([&](matrix<Scalar>& m) {
+      if (m.size() != weight_mask_.size()) return;  // moments not made yet
+      for (index_t i = 0; i < m.size(); ++i) {
+        if (weight_mask_.data()[i] == 0) m.data()[i] = Scalar(0);
+      }
+    });
   }
 
   void require_structured(const char* what) const {
@@ -222,6 +275,7 @@ class linear {
       for (index_t i = p * group_size_; i < (p + 1) * group_size_; ++i) lines.push_back(i);
     }
     for_each_structured_tensor([&](matrix<Scalar>& m, structure_axis axis) { detail::keep_lines(m, axis, lines); });
+    if (has_weight_mask()) detail::keep_lines(weight_mask_, axis_, lines);
     std::vector<index_t> kept;
     for (index_t p : positions) kept.push_back(kept_[static_cast<std::size_t>(p)]);
     kept_ = std::move(kept);
@@ -232,6 +286,7 @@ class linear {
   index_t group_size_ = 1;
   std::vector<index_t> kept_;          // original group indices held, ascending
   std::vector<std::uint8_t> active_;   // per held group
+  matrix<std::uint8_t> weight_mask_;   // [outputs, inputs], 1 = active; empty: no unstructured mask
 };
 
 }  // namespace earlybert

@@ -22,6 +22,9 @@
 //
 // A family is a non-owning view: take it from the block (attention::structures(),
 // feed_forward::structures()) when it is needed, and do not keep it across a copy or move of the model.
+//
+// weight_family is the unstructured counterpart: the single weights of one linear layer, masked in
+// place (no compaction); bert_model::for_each_weight_family visits the encoder's six per layer.
 
 #include <algorithm>
 #include <array>
@@ -250,5 +253,58 @@ class structure_family {
   slimming_coefficients<Scalar>* coefficients_;
   index_t original_size_;
 };
+
+// The individual weights of one linear layer as a prunable family (unstructured pruning: iterative
+// magnitude pruning, RigL). Member i is entry i of the weight, [outputs, inputs] row-major; the mask
+// lives in the layer (linear::set_weight_mask), which keeps masked weights, their gradients and moments
+// at zero. There is no compaction: a masked weight still costs its multiply-add in the dense GEMM.
+template <class Scalar>
+class weight_family {
+ public:
+  explicit weight_family(linear<Scalar>& layer) noexcept : layer_(&layer) {}
+
+  // The weight's HuggingFace name, "bert.encoder.layer.0.attention.self.query.weight".
+  const std::string& name() const noexcept { return layer_->weight.name; }
+  const parameter<Scalar>& weights() const noexcept { return layer_->weight; }
+  index_t size() const noexcept { return layer_->weight.size(); }
+  index_t active_count() const noexcept { return size() - layer_->masked_weights(); }
+  // Fraction of the weights the mask removes.
+  double sparsity() const noexcept { return size() == 0 ? 0.0 : 1.0 - static_cast<double>(active_count()) / static_cast<double>(size()); }
+  // Per weight, row-major: 1 active, 0 masked (all 1 without a mask).
+  std::vector<std::uint8_t> active() const {
+    const auto mask = layer_->weight_mask();
+    return mask.empty() ? std::vector<std::uint8_t>(static_cast<std::size_t>(size()), 1) : std::vector<std::uint8_t>(mask.begin(), mask.end());
+  }
+  void set_active(std::span<const std::uint8_t> mask) { layer_->set_weight_mask(mask); }
+  void clear() { layer_->clear_weight_mask(); }
+
+ private:
+  linear<Scalar>* layer_;
+};
+
+// Unstructured sparsity of a model: per weight family, and overall (weights masked / weights).
+struct sparsity_report {
+  struct entry {
+    std::string name;
+    index_t size, active;
+  };
+  std::vector<entry> families;
+  double overall() const noexcept {
+    double size = 0, active = 0;
+    for (const entry& e : families) {
+      size += static_cast<double>(e.size);
+      active += static_cast<double>(e.active);
+    }
+    return size == 0 ? 0.0 : 1.0 - active / size;
+  }
+};
+
+// The sparsity of every family `model.for_each_weight_family` visits.
+template <class Model>
+sparsity_report unstructured_sparsity(Model& model) {
+  sparsity_report report;
+  model.for_each_weight_family([&](const auto& family) { report.families.push_back({family.name(), family.size(), family.active_count()}); });
+  return report;
+}
 
 }  // namespace earlybert

@@ -22,6 +22,7 @@
 
 #include "earlybert/core/error.hpp"
 #include "earlybert/core/parameter.hpp"
+#include "earlybert/io/checkpoint.hpp"
 #include "earlybert/io/json.hpp"
 #include "earlybert/io/safetensors.hpp"
 
@@ -54,6 +55,9 @@ class training_state_writer {
         add_tensor(p.name + ".adam_m", p.first_moment);
         add_tensor(p.name + ".adam_v", p.second_moment);
       }
+    });
+    model.for_each_linear([&](const linear<scalar>& l) {
+      if (l.has_weight_mask()) add_tensor(weight_mask_name(l), detail::mask_matrix<scalar>(l));
     });
   }
 
@@ -107,6 +111,12 @@ class training_state_reader {
         p.first_moment.resize(0, 0);
         p.second_moment.resize(0, 0);
       }
+    });
+    model.for_each_linear([&](linear<scalar>& l) {
+      if (!has_tensor(weight_mask_name(l))) return l.clear_weight_mask();
+      matrix<scalar> m(l.outputs(), l.inputs());
+      read_tensor(weight_mask_name(l), m);
+      detail::set_weight_mask_from(m, path(), weight_mask_name(l), l);
     });
   }
 
