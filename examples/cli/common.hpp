@@ -182,14 +182,6 @@ inline void apply_threads(const char* command, int threads) {
   note_blas_kernels(command);
 }
 
-// The tokenizer for a vocabulary: uncased vocabularies lower-case and strip accents; the special
-// tokens are never split (HuggingFace's BertTokenizer keeps them whole, too).
-inline wordpiece_tokenizer make_tokenizer(const vocabulary& vocab) {
-  tokenizer_options options;
-  options.lower_case = vocab.looks_uncased();
-  options.never_split = {"[PAD]", "[UNK]", "[CLS]", "[SEP]", "[MASK]"};
-  return wordpiece_tokenizer(vocab, options);
-}
 
 // Checks, before any work, that the checkpoint directory can be written: it must be a writable
 // directory, or not exist yet under a writable parent. Nothing is created until the end of the run.

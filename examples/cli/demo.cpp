@@ -26,7 +26,7 @@ int run_demo(const demo_options& o) {
   if (o.pretrain_steps < 0) throw config_error(fmt::format("--pretrain-steps is {}, expected 0 or more", o.pretrain_steps));
   const fs::path vocab_file = data / "vocab" / "bert-base-uncased-vocab.txt";
   const vocabulary vocab = vocabulary::load(vocab_file);
-  const wordpiece_tokenizer tokenizer = make_tokenizer(vocab);
+  const wordpiece_tokenizer tokenizer = bert_tokenizer(vocab);
   const classification_dataset train = read_classification_tsv(data / "sst2" / "train_subset.tsv", tokenizer, o.max_seq, 2);
   const classification_dataset dev = read_classification_tsv(data / "sst2" / "dev.tsv", tokenizer, o.max_seq, 2);
   messages::status("demo", "SST-2, {} training sentences (every 8th of the train split) and the {} dev sentences", train.examples.size(),

@@ -235,7 +235,7 @@ int run_finetune(const finetune_options& o) {
   check_finetune_options(o);
   if (!o.out.empty()) check_output_directory(o.out);
   const vocabulary vocab = vocabulary::load(o.vocab);
-  const wordpiece_tokenizer tokenizer = make_tokenizer(vocab);
+  const wordpiece_tokenizer tokenizer = bert_tokenizer(vocab);
   const stopwatch reading;
   const classification_dataset train = read_classification_tsv(o.train, tokenizer, o.max_seq, o.num_labels);
   const classification_dataset dev = read_classification_tsv(o.dev, tokenizer, o.max_seq, o.num_labels);

@@ -11,7 +11,7 @@ namespace {
 int predict(const predict_options& o, const checkpoint_config& config, const vocabulary& vocab) {
   bert_for_sequence_classification<float, shapes::any> model(config.model);
   load_weights(o.checkpoint, model);
-  const wordpiece_tokenizer tokenizer = make_tokenizer(vocab);
+  const wordpiece_tokenizer tokenizer = bert_tokenizer(vocab);
   const special_tokens special = special_tokens::of(vocab);
   const index_t max_seq = std::min(o.max_seq, config.model.max_positions);
   const classification_dataset data = read_classification_tsv(o.input, tokenizer, max_seq, config.model.num_labels, false);

@@ -131,7 +131,7 @@ class mlm_task {
 
 pretrain_result pretrain(const pretrain_options& o, const vocabulary& vocab) {
   using model_type = bert_for_masked_lm<float, shapes::any>;
-  const wordpiece_tokenizer tokenizer = make_tokenizer(vocab);
+  const wordpiece_tokenizer tokenizer = bert_tokenizer(vocab);
   const special_tokens special = special_tokens::of(vocab);
   bert_config config = named_shape_config(o.shape, vocab.size());
   if (o.seq > config.max_positions) {

@@ -156,3 +156,15 @@ TEST_CASE("vocabulary: bad files and missing special tokens are clear errors") {
   CHECK(s.sep == 102);
   CHECK(s.mask == 103);
 }
+
+TEST_CASE("bert_tokenizer: lower-cases for an uncased vocabulary, keeps case for a cased one, never splits the special tokens") {
+  const vocabulary& uncased = file_vocabulary("vocab/bert-base-uncased-vocab.txt");
+  const vocabulary& cased = file_vocabulary("vocab/bert-base-cased-vocab.txt");
+  const auto pieces = [](const vocabulary& vocab, std::string_view text) {
+    std::vector<std::string> out;
+    for (const auto& p : bert_tokenizer(vocab).tokenize(text)) out.push_back(vocab.token(p.id));
+    return out;
+  };
+  CHECK(pieces(uncased, "Hello [MASK] Café") == std::vector<std::string>{"hello", "[MASK]", "cafe"});
+  CHECK(pieces(cased, "Hello [MASK]") == std::vector<std::string>{"Hello", "[MASK]"});
+}

@@ -304,4 +304,13 @@ class wordpiece_tokenizer {
   token_id unk_;
 };
 
+// BERT's tokenizer for a vocabulary, as HuggingFace's BertTokenizer sets it up: lower-casing (and
+// accent stripping) when the vocabulary looks uncased, and the special tokens never split.
+inline wordpiece_tokenizer bert_tokenizer(const vocabulary& vocab) {
+  tokenizer_options options;
+  options.lower_case = vocab.looks_uncased();
+  options.never_split = {"[PAD]", "[UNK]", "[CLS]", "[SEP]", "[MASK]"};
+  return wordpiece_tokenizer(vocab, options);
+}
+
 }  // namespace earlybert
