@@ -36,6 +36,7 @@
 #include "earlybert/ops/scale_columns.hpp"
 #include "earlybert/ops/softmax.hpp"
 #include "earlybert/prune/criteria.hpp"
+#include "earlybert/prune/calibration.hpp"
 #include "earlybert/prune/detectors.hpp"
 #include "earlybert/prune/selection.hpp"
 #include "earlybert/prune/structures.hpp"

@@ -105,8 +105,15 @@ class bert_model {
     c.hidden_dropout = training ? static_cast<Scalar>(config_.hidden_dropout) : Scalar(0);
     c.attention_dropout = training ? static_cast<Scalar>(config_.attention_dropout) : Scalar(0);
     c.dropout_key = dropout_key;
+    c.attention = b.attention.data();
+    c.observer = observer_;
     return c;
   }
+
+  // Who sees the per-layer intermediates of every forward pass from now on (nn/encoder.hpp,
+  // forward_observer); null stops it. The model does not own the observer.
+  void set_observer(forward_observer<Scalar>* observer) noexcept { observer_ = observer; }
+  forward_observer<Scalar>* observer() const noexcept { return observer_; }
 
   // Hidden states [tokens, hidden] after the last layer.
   // In inference (the tape not recording) a layer's intermediate values die with it: its output is
@@ -252,6 +259,7 @@ class bert_model {
 
   bert_config config_;
   bool with_pooler_;
+  forward_observer<Scalar>* observer_ = nullptr;
 };
 
 // BertForMaskedLM: the encoder (no pooler) and the tied prediction head.

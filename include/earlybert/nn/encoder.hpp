@@ -43,6 +43,27 @@
 
 namespace earlybert {
 
+template <class Scalar>
+struct forward_context;
+
+// The per-layer intermediates a data-driven criterion or an analysis reads, without copying a block's
+// forward: derive, override what you need, and hand it to bert_model::set_observer. Called during the
+// forward pass, once per layer; a var is valid only during the call (in inference a layer's memory is
+// reused as soon as the layer is done). Observing changes nothing the model computes.
+template <class Scalar>
+struct forward_observer {
+  virtual ~forward_observer() = default;
+  // The attention probabilities after the softmax (before attention dropout), [batch * heads * seq, seq]:
+  // row (b * heads + h) * seq + i is query position i of sequence b in held head h, whose original
+  // index is kept_heads[h]. Padding keys have probability exactly 0.
+  virtual void attention_probabilities(int /*layer*/, std::span<const index_t> /*kept_heads*/, const var<Scalar>& /*probabilities*/,
+                                       const forward_context<Scalar>& /*context*/) {}
+  // The FFN's GELU output (before slimming coefficients), [tokens, held neurons]; column j is the
+  // neuron whose original index is kept_neurons[j].
+  virtual void ffn_activations(int /*layer*/, std::span<const index_t> /*kept_neurons*/, const var<Scalar>& /*activations*/,
+                               const forward_context<Scalar>& /*context*/) {}
+};
+
 // What every block's forward needs besides its input: the batch layout, the padding mask, and the
 // dropout settings of this step.
 template <class Scalar>
@@ -53,6 +74,11 @@ struct forward_context {
   Scalar hidden_dropout = 0;  // 0 at evaluation
   Scalar attention_dropout = 0;
   std::uint64_t dropout_key = 0;  // derive_key(dropout_key, site) gives each dropout its own stream
+  const std::uint8_t* attention = nullptr;   // [batch * seq]: 1 for a real token, 0 for padding
+  forward_observer<Scalar>* observer = nullptr;  // null: nobody is watching
+
+  // Whether position i of sequence b is a real token (not padding).
+  bool real_token(index_t b, index_t i) const noexcept { return attention[b * seq + i] != 0; }
 
   // The additive score of a padding position: exp underflows to exactly 0 after the row maximum is
   // subtracted (original BERT's constant).
@@ -177,6 +203,7 @@ class attention {
     const var<Scalar> q = query.forward(t, x), k = key.forward(t, x), v = value.forward(t, x);
     const Scalar inverse_sqrt_dim = Scalar(1) / std::sqrt(static_cast<Scalar>(head_dim));
     var<Scalar> probabilities = softmax(t, head_scores(t, q, k, batch, h), context.additive_mask, h * seq, inverse_sqrt_dim);
+    if (context.observer != nullptr) context.observer->attention_probabilities(layer_, query.kept_groups(), probabilities, context);
     probabilities = dropout(t, probabilities, context.attention_dropout, derive_key(context.dropout_key, site));
     var<Scalar> heads_context = head_context(t, probabilities, v, batch, h);  // [tokens, h * head_dim]
     heads_context = coefficients.apply(t, heads_context, head_dim);
@@ -230,6 +257,7 @@ class feed_forward {
   var<Scalar> forward(tape<Scalar>& t, const var<Scalar>& x, const forward_context<Scalar>& context,
                       std::uint64_t site) {
     var<Scalar> activation = gelu(t, intermediate.forward(t, x));  // [tokens, kept_ffn]
+    if (context.observer != nullptr) context.observer->ffn_activations(layer_, intermediate.kept_groups(), activation, context);
     activation = coefficients.apply(t, activation, 1);
     const var<Scalar> projected = context.hidden_dropout_of(t, output.forward(t, activation), site);
     return norm.forward(t, projected, x, epsilon_);
