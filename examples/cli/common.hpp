@@ -253,29 +253,4 @@ class stopwatch {
   std::chrono::steady_clock::time_point start_ = std::chrono::steady_clock::now();
 };
 
-// ---- Evaluation --------------------------------------------------------------------------------
-
-// Accuracy of a sequence classifier on a labelled dataset, in batches, without dropout or recording.
-template <class Model>
-double classification_accuracy(Model& model, const classification_dataset& data, index_t batch, token_id pad) {
-  tape<float> t;
-  no_recording<float> inference(t);
-  token_batch b;
-  std::vector<std::size_t> indices;
-  index_t correct = 0;
-  for (std::size_t start = 0; start < data.examples.size(); start += static_cast<std::size_t>(batch)) {
-    indices.clear();
-    for (std::size_t i = start; i < std::min(data.examples.size(), start + static_cast<std::size_t>(batch)); ++i) indices.push_back(i);
-    make_classification_batch(data, indices, pad, b);
-    t.rewind();
-    const auto logits = model.logits(t, b, false, 0);
-    for (index_t r = 0; r < logits.rows(); ++r) {
-      index_t best = 0;
-      logits.value().row(r).maxCoeff(&best);
-      correct += best == b.labels[static_cast<std::size_t>(r)];
-    }
-  }
-  return static_cast<double>(correct) / static_cast<double>(data.examples.size());
-}
-
 }  // namespace earlybert::cli

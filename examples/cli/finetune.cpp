@@ -23,30 +23,15 @@ class classification_task {
   classification_task(const finetune_options& o, const classification_dataset& train, const classification_dataset& dev,
                       token_id pad, metrics_log& metrics, long steps_per_epoch)
       : o_(o), train_(train), dev_(dev), pad_(pad), metrics_(metrics), steps_per_epoch_(steps_per_epoch),
-        order_(train.examples.size()), report_("finetune", o.earlybert.enabled, metrics) {}
+        order_(train.examples.size(), o.batch, o.accumulation, o.common.seed, 1000, last_batch::keep_partial),
+        report_("finetune", o.earlybert.enabled, metrics) {}
 
   void attach(Model& model) { model_ = &model; }
 
   var<float> loss(tape<float>& t, Model& model, pipeline_stage stage, long step, int k) {
-    const long epoch = step / steps_per_epoch_;
-    const auto stage_key = static_cast<std::uint64_t>(stage == pipeline_stage::search ? 1 : 2);
-    if (epoch != order_epoch_ || stage != order_stage_) {
-      std::iota(order_.begin(), order_.end(), std::size_t{0});
-      rng shuffle(derive_key(o_.common.seed, 1000 * stage_key + static_cast<std::uint64_t>(epoch)));
-      shuffle.shuffle(order_);
-      order_epoch_ = epoch;
-      order_stage_ = stage;
-    }
-    const auto batch = static_cast<std::size_t>(o_.batch);
-    const std::size_t begin = static_cast<std::size_t>(step % steps_per_epoch_) * batch;
-    const std::size_t end = std::min(order_.size(), begin + batch);
-    const auto micro = std::max<std::size_t>(batch / static_cast<std::size_t>(o_.accumulation), 1);
-    const std::size_t b0 = std::min(end - 1, begin + static_cast<std::size_t>(k) * micro);
-    const std::size_t b1 = k + 1 == o_.accumulation ? end : std::min(end, b0 + micro);
-    make_classification_batch(train_, std::span(order_).subspan(b0, std::max(b1, b0 + 1) - b0), pad_, batch_);
+    make_classification_batch(train_, order_.micro_batch(stage, step, k), pad_, batch_);
     report_.add_tokens(static_cast<double>(batch_.real_tokens()));
-    const std::uint64_t key = derive_key(derive_key(o_.common.seed, stage_key), static_cast<std::uint64_t>(step) * 64 + static_cast<std::uint64_t>(k));
-    return model.loss(t, model.logits(t, batch_, true, key), batch_);
+    return model.loss(t, model.logits(t, batch_, true, step_key(o_.common.seed, stage, step, k)), batch_);
   }
 
   double last_forward_flops(const Model& model) const { return model.forward_flops(batch_); }
@@ -98,9 +83,7 @@ class classification_task {
   metrics_log& metrics_;
   long steps_per_epoch_;
   Model* model_ = nullptr;
-  std::vector<std::size_t> order_;
-  long order_epoch_ = -1;
-  pipeline_stage order_stage_ = pipeline_stage::search;
+  example_order order_;
   token_batch batch_;
   stage_reporter report_;
   double last_accuracy_ = 0;
@@ -222,6 +205,9 @@ void check_finetune_options(const finetune_options& o) {
   if (o.steps) require_positive("--steps", *o.steps);
   require_positive("--batch", o.batch);
   require_positive("--accumulation", o.accumulation);
+  if (o.accumulation > o.batch) {
+    throw config_error(fmt::format("--accumulation is {}, expected at most --batch ({}): each micro-batch holds an example", o.accumulation, o.batch));
+  }
   require_positive("--num-labels", o.num_labels);
   if (o.max_seq < 3) throw config_error(fmt::format("--max-seq is {}, expected at least 3", o.max_seq));
   if (o.lr && !(*o.lr > 0)) throw config_error(fmt::format("--lr is {}, expected a positive value", *o.lr));

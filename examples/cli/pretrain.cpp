@@ -52,25 +52,14 @@ class mlm_task {
   mlm_task(const pretrain_options& o, const text_corpus& corpus, index_t train_sequences, const special_tokens& special,
            index_t vocab_size, metrics_log& metrics, std::function<mlm_evaluation(long)> evaluate)
       : o_(o), corpus_(corpus), special_(special), vocab_size_(vocab_size), evaluate_(std::move(evaluate)),
-        order_(static_cast<std::size_t>(train_sequences)), report_("pretrain", o.earlybert.enabled, metrics) {}
+        order_(static_cast<std::size_t>(train_sequences), o.batch, o.accumulation, o.common.seed, 2000, last_batch::drop),
+        report_("pretrain", o.earlybert.enabled, metrics) {}
 
-  long steps_per_pass() const { return static_cast<long>(order_.size()) / o_.batch; }
+  long steps_per_pass() const { return order_.steps_per_pass(); }
 
   var<float> loss(tape<float>& t, Model& model, pipeline_stage stage, long step, int k) {
-    const long pass = step / steps_per_pass();
-    const auto stage_key = static_cast<std::uint64_t>(stage == pipeline_stage::search ? 1 : 2);
-    if (pass != order_pass_ || stage != order_stage_) {
-      std::iota(order_.begin(), order_.end(), std::size_t{0});
-      rng shuffle(derive_key(o_.common.seed, 2000 * stage_key + static_cast<std::uint64_t>(pass)));
-      shuffle.shuffle(order_);
-      order_pass_ = pass;
-      order_stage_ = stage;
-    }
-    const auto micro = static_cast<std::size_t>(std::max<index_t>(o_.batch / o_.accumulation, 1));
-    const std::size_t begin = static_cast<std::size_t>(step % steps_per_pass()) * static_cast<std::size_t>(o_.batch) +
-                              static_cast<std::size_t>(k) * micro;
-    make_corpus_batch(corpus_, std::span(order_).subspan(begin, micro), o_.seq, special_, batch_);
-    const std::uint64_t key = derive_key(derive_key(o_.common.seed, stage_key), static_cast<std::uint64_t>(step) * 64 + static_cast<std::uint64_t>(k));
+    make_corpus_batch(corpus_, order_.micro_batch(stage, step, k), o_.seq, special_, batch_);
+    const std::uint64_t key = step_key(o_.common.seed, stage, step, k);
     rng masking(derive_key(key, 0x3A5C));
     mask_tokens(batch_, masking, special_, vocab_size_);
     report_.add_tokens(static_cast<double>(batch_.tokens()));
@@ -119,9 +108,7 @@ class mlm_task {
   const special_tokens& special_;
   index_t vocab_size_;
   std::function<mlm_evaluation(long)> evaluate_;
-  std::vector<std::size_t> order_;
-  long order_pass_ = -1;
-  pipeline_stage order_stage_ = pipeline_stage::search;
+  example_order order_;
   token_batch batch_;
   stage_reporter report_;
   long last_evaluated_ = -1;
@@ -227,6 +214,9 @@ void check_pretrain_options(const pretrain_options& o) {
   require_positive("--steps", o.steps);
   require_positive("--batch", o.batch);
   require_positive("--accumulation", o.accumulation);
+  if (o.accumulation > o.batch) {
+    throw config_error(fmt::format("--accumulation is {}, expected at most --batch ({}): each micro-batch holds an example", o.accumulation, o.batch));
+  }
   if (o.seq < 3) throw config_error(fmt::format("--seq is {}, expected at least 3", o.seq));
   if (!(o.lr > 0)) throw config_error(fmt::format("--lr is {}, expected a positive value", o.lr));
   (void)nonfinite_policy_of(o.common.on_nonfinite);

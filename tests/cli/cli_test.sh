@@ -260,6 +260,8 @@ bad-input)
     "$earlybert" finetune --train train.tsv "${common[@]}" --out x --shape huge
   expect_error "--batch is 0, expected at least 1" \
     "$earlybert" finetune --train train.tsv --dev dev.tsv --vocab "$vocab" --shape tiny --out x --batch 0
+  expect_error "--accumulation is 5, expected at most --batch (4): each micro-batch holds an example" \
+    "$earlybert" finetune --train train.tsv --dev dev.tsv --vocab "$vocab" --shape tiny --out x --batch 4 --accumulation 5
   expect_error "vocabulary 'missing.txt': cannot open the file for reading" \
     "$earlybert" finetune --train train.tsv --dev dev.tsv --vocab missing.txt --shape tiny --out x
   expect_error "dataset 'nothing.tsv': cannot open the file for reading" \
