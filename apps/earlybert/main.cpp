@@ -10,14 +10,14 @@
 //
 // Errors are one line on stderr, "earlybert <subcommand>: <what>", and exit status 1 (2 for usage);
 // a training run stopped by SIGINT or SIGTERM exits with 128 + the signal, its state saved. Status
-// lines and notes come before it, and --quiet silences them (cli/messages.hpp).
+// lines and notes come before it, and --quiet silences them (messages.hpp).
 #include <sstream>
 #include <string>
 
 #include <CLI/CLI.hpp>
 
-#include "cli/checkpoints.hpp"
-#include "cli/common.hpp"
+#include "checkpoints.hpp"
+#include "common.hpp"
 
 namespace {
 using namespace earlybert::cli;
@@ -31,7 +31,7 @@ void add_common(CLI::App& command, common_options& o, bool metrics = true) {
         ->capture_default_str();
   }
 }
-// --checkpoint-every and --resume (pretrain and finetune; cli/checkpoints.hpp).
+// --checkpoint-every and --resume (pretrain and finetune; checkpoints.hpp).
 void add_checkpointing(CLI::App& command, common_options& o) {
   command.add_option("--checkpoint-every", o.checkpoint_every,
                      "Write the training state to --out every N steps of a stage (0: only on SIGINT/SIGTERM)")->capture_default_str();
@@ -178,7 +178,7 @@ int main(int argc, char** argv) {
   i->add_flag("--json", inspect.json, "Print one JSON object instead of text");
   i->add_option("--seq", inspect.seq, "Sequence length for the FLOPs count")->capture_default_str();
 
-  // --quiet on every subcommand (cli/messages.hpp): no status lines or notes, only an error.
+  // --quiet on every subcommand (messages.hpp): no status lines or notes, only an error.
   bool quiet = false;
   for (CLI::App* command : {p, f, r, d, b, i}) {
     command->add_flag("-q,--quiet", quiet, "Print no status lines or notes on stderr, only an error (also EARLYBERT_QUIET=1)");

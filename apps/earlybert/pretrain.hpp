@@ -2,7 +2,7 @@
 #pragma once
 // Pre-training as a function, shared by `earlybert pretrain` and `earlybert demo`.
 
-#include "cli/common.hpp"
+#include "common.hpp"
 
 namespace earlybert::cli {
 

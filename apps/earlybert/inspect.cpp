@@ -2,7 +2,7 @@
 // `earlybert inspect`: what a checkpoint holds. The weights are read and validated too.
 #include <nlohmann/json.hpp>
 
-#include "cli/common.hpp"
+#include "common.hpp"
 
 namespace earlybert::cli {
 

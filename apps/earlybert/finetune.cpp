@@ -6,8 +6,8 @@
 
 #include <nlohmann/json.hpp>
 
-#include "cli/earlybert_setup.hpp"
-#include "cli/finetune.hpp"
+#include "earlybert_setup.hpp"
+#include "finetune.hpp"
 
 namespace earlybert::cli {
 
@@ -47,7 +47,7 @@ class classification_task {
 
   void on_event(const json& event) { report_.event(event); }
 
-  // Training states (cli/checkpoints.hpp): none unless attached.
+  // Training states (checkpoints.hpp): none unless attached.
   void attach_checkpoints(const run_checkpoints& checkpoints) { checkpoints_ = &checkpoints; }
   bool checkpoint_due(pipeline_stage, long step) const { return checkpoints_ != nullptr && checkpoints_->due(step); }
   void write_checkpoint(training_state_writer& state) const { checkpoints_->write(state, record()); }

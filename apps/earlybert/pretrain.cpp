@@ -4,8 +4,8 @@
 #include <functional>
 #include <numeric>
 
-#include "cli/earlybert_setup.hpp"
-#include "cli/pretrain.hpp"
+#include "earlybert_setup.hpp"
+#include "pretrain.hpp"
 
 namespace earlybert::cli {
 
@@ -75,7 +75,7 @@ class mlm_task {
 
   void on_event(const nlohmann::ordered_json& event) { report_.event(event); }
 
-  // Training states (cli/checkpoints.hpp): none unless attached.
+  // Training states (checkpoints.hpp): none unless attached.
   void attach_checkpoints(const run_checkpoints& checkpoints) { checkpoints_ = &checkpoints; }
   bool checkpoint_due(pipeline_stage, long step) const { return checkpoints_ != nullptr && checkpoints_->due(step); }
   void write_checkpoint(training_state_writer& state) const { checkpoints_->write(state, record()); }

@@ -17,7 +17,7 @@
 
 #include <nlohmann/json.hpp>
 
-#include "cli/common.hpp"
+#include "common.hpp"
 
 namespace earlybert::cli {
 

@@ -8,8 +8,8 @@
 
 #include <nlohmann/json.hpp>
 
-#include "cli/checkpoints.hpp"
-#include "cli/common.hpp"
+#include "checkpoints.hpp"
+#include "common.hpp"
 
 namespace earlybert::cli {
 

@@ -25,7 +25,7 @@
 
 #include <nlohmann/json.hpp>
 
-#include "cli/common.hpp"
+#include "common.hpp"
 
 namespace earlybert::cli {
 

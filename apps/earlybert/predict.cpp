@@ -3,7 +3,7 @@
 // per row, {"index": i, "logits": [...], "label": predicted}, written atomically.
 #include <nlohmann/json.hpp>
 
-#include "cli/common.hpp"
+#include "common.hpp"
 
 namespace earlybert::cli {
 

@@ -14,8 +14,8 @@
 
 #include <nlohmann/json.hpp>
 
-#include "cli/finetune.hpp"
-#include "cli/pretrain.hpp"
+#include "finetune.hpp"
+#include "pretrain.hpp"
 
 namespace earlybert::cli {
 

@@ -17,7 +17,7 @@
 
 #include <earlybert/earlybert.hpp>
 
-#include "cli/messages.hpp"
+#include "messages.hpp"
 
 namespace earlybert::cli {
 
@@ -30,7 +30,7 @@ struct common_options {
   std::uint64_t seed = 42;
   std::string metrics;  // JSON-lines file, or "" for none
   std::string on_nonfinite = "stop";  // stop | skip: a step whose loss or gradient is not finite
-  // Training states (cli/checkpoints.hpp): pretrain and finetune only.
+  // Training states (checkpoints.hpp): pretrain and finetune only.
   long checkpoint_every = 1000;  // steps of a stage between training states (0: only on SIGINT/SIGTERM)
   bool resume = false;           // continue from the training state in --out
   bool checkpoints = true;       // false: no training state at all (the demo's runs)
@@ -105,11 +105,23 @@ struct finetune_options {
   long eval_every = 0;  // 0: at the end of every epoch
 };
 
+// Where the bundled data and the plotting script are: installed beside the program
+// (PREFIX/bin/earlybert -> PREFIX/share/earlybert/...), or else in the source tree the program was built from.
+inline fs::path bundled(const std::string& installed_relative, const char* source_tree_path) {
+  std::error_code ec;
+  const fs::path self = fs::read_symlink("/proc/self/exe", ec);
+  if (!ec) {
+    const fs::path installed = self.parent_path() / EARLYBERT_INSTALLED_SHARE / installed_relative;
+    if (fs::exists(installed, ec)) return installed.lexically_normal();
+  }
+  return source_tree_path;
+}
+
 struct demo_options {
   common_options common;
   std::string out = "runs/demo";
-  std::string data = EARLYBERT_DATA_DIR;
-  std::string plot_script = EARLYBERT_PLOT_SCRIPT;
+  std::string data = bundled("data", EARLYBERT_DATA_DIR).string();
+  std::string plot_script = bundled("plot_earlybert.py", EARLYBERT_PLOT_SCRIPT).string();
   std::string shape = "tiny";
   std::string init;           // a pre-trained checkpoint to fine-tune instead of pre-training one
   long pretrain_steps = 1000;  // masked-LM steps on the bundled WikiText-2 excerpt (0: start from random weights)
