@@ -15,26 +15,26 @@ namespace {
 
 using json = nlohmann::ordered_json;
 
-// The classification task: batches in a shuffled order per (stage, epoch), progress, metrics and
-// evaluation. Models earlybert_task; dense training uses it as the efficient stage of an unpruned model.
+// The library's classification task (train/classification_task.hpp) with the program's progress,
+// metrics, evaluation and training states. Models earlybert_task; dense training uses it as the
+// efficient stage of an unpruned model.
 template <class Model>
-class classification_task {
+class finetune_task {
  public:
-  classification_task(const finetune_options& o, const classification_dataset& train, const classification_dataset& dev,
-                      token_id pad, metrics_log& metrics, long steps_per_epoch)
-      : o_(o), train_(train), dev_(dev), pad_(pad), metrics_(metrics), steps_per_epoch_(steps_per_epoch),
-        order_(train.examples.size(), o.batch, o.accumulation, o.common.seed, 1000, last_batch::keep_partial),
-        report_("finetune", o.earlybert.enabled, metrics) {}
+  finetune_task(const finetune_options& o, const classification_dataset& train, const classification_dataset& dev,
+                token_id pad, metrics_log& metrics, long steps_per_epoch)
+      : o_(o), dev_(dev), pad_(pad), metrics_(metrics), steps_per_epoch_(steps_per_epoch),
+        data_(train, o.batch, o.accumulation, o.common.seed, pad), report_("finetune", o.earlybert.enabled, metrics) {}
 
   void attach(Model& model) { model_ = &model; }
 
   var<float> loss(tape<float>& t, Model& model, pipeline_stage stage, long step, int k) {
-    make_classification_batch(train_, order_.micro_batch(stage, step, k), pad_, batch_);
-    report_.add_tokens(static_cast<double>(batch_.real_tokens()));
-    return model.loss(t, model.logits(t, batch_, true, step_key(o_.common.seed, stage, step, k)), batch_);
+    const var<float> loss = data_.loss(t, model, stage, step, k);
+    report_.add_tokens(static_cast<double>(data_.last_batch().real_tokens()));
+    return loss;
   }
 
-  double last_forward_flops(const Model& model) const { return model.forward_flops(batch_); }
+  double last_forward_flops(const Model& model) const { return data_.last_forward_flops(model); }
 
   void on_step(pipeline_stage stage, long step, long total, const step_report& r) {
     report_.step(stage, step, total, r);
@@ -77,14 +77,12 @@ class classification_task {
 
  private:
   const finetune_options& o_;
-  const classification_dataset& train_;
   const classification_dataset& dev_;
   token_id pad_;
   metrics_log& metrics_;
   long steps_per_epoch_;
   Model* model_ = nullptr;
-  example_order order_;
-  token_batch batch_;
+  classification_task<Model> data_;
   stage_reporter report_;
   double last_accuracy_ = 0;
   long last_evaluated_ = -1;
@@ -129,7 +127,7 @@ finetune_result finetune_model(const finetune_options& o, const vocabulary& voca
 
   const std::optional<training_state_reader> state = open_training_state("finetune", o.common, o.out);
   metrics_log metrics = open_metrics(o.common, state);
-  classification_task<model_type> task(o, train, dev, special.pad, metrics, steps_per_epoch);
+  finetune_task<model_type> task(o, train, dev, special.pad, metrics, steps_per_epoch);
   task.attach(model);
   if (state) task.restore(state->record("task"));
   const training_state_reader* resume = state ? &*state : nullptr;

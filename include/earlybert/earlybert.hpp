@@ -42,6 +42,7 @@
 #include "earlybert/prune/structures.hpp"
 #include "earlybert/prune/ticket.hpp"
 #include "earlybert/train/adamw.hpp"
+#include "earlybert/train/classification_task.hpp"
 #include "earlybert/train/data_order.hpp"
 #include "earlybert/train/earlybert.hpp"
 #include "earlybert/train/evaluation.hpp"

@@ -7,6 +7,8 @@
 #include <doctest/doctest.h>
 
 #include "earlybert/nn/bert.hpp"
+#include "earlybert/train/classification_task.hpp"
+#include "earlybert/train/earlybert.hpp"
 #include "earlybert/train/evaluation.hpp"
 #include "support/test_support.hpp"
 
@@ -90,4 +92,43 @@ TEST_CASE("classification_accuracy: the arg-max of each example's logits against
     rows += static_cast<std::size_t>(logits.rows());
   });
   CHECK(rows == 7);
+}
+
+TEST_CASE("classification_task: drives run_dense reproducibly, its hooks called once per step") {
+  bert_config c;
+  c.layers = 1;
+  c.hidden = 4;
+  c.heads = 2;
+  c.ffn = 4;
+  c.vocab_size = 9;
+  c.max_positions = 6;
+  c.num_labels = 2;
+  classification_dataset train;
+  for (int i = 0; i < 10; ++i) {
+    encoded_example e;
+    e.ids = {2, static_cast<token_id>(5 + i % 4), 3};
+    e.type_ids = {0, 0, 0};
+    e.label = i % 2;
+    train.examples.push_back(e);
+  }
+  using model_type = bert_for_sequence_classification<double, shapes::any>;
+  const auto run = [&](model_type& model, long& steps_seen) {
+    classification_task<model_type> task(train, /*batch=*/4, /*accumulation=*/2, /*seed=*/11, /*pad=*/0);
+    CHECK(task.steps_per_epoch() == 3);
+    task.step_hook = [&](pipeline_stage stage, long, long, const step_report&) { steps_seen += stage == pipeline_stage::efficient; };
+    optimization_options o;
+    o.learning_rate = 1e-2;
+    return run_dense(model, o, 6, task);
+  };
+  model_type a(c), b(c);
+  rng random(3);
+  a.initialise(random);
+  b = a;
+  long seen_a = 0, seen_b = 0;
+  CHECK(run(a, seen_a).steps == 6);
+  run(b, seen_b);
+  CHECK(seen_a == 6);
+  CHECK(seen_b == 6);
+  CHECK(a.classifier.weight.value == b.classifier.weight.value);
+  CHECK(a.bert.layers[0].ffn.intermediate.weight.value == b.bert.layers[0].ffn.intermediate.weight.value);
 }

@@ -1,0 +1,60 @@
+// SPDX-License-Identifier: Apache-2.0
+#pragma once
+// Sequence classification as a task for the pipeline (run_earlybert, run_dense: train/earlybert.hpp):
+// the training set read in example_order's order (a shuffle per stage and epoch from the seed alone,
+// the last batch of an epoch partial), micro-batch by micro-batch, with dropout keyed by step_key, so a
+// run is reproducible and a resumed run reads what the interrupted one would have. What a program adds
+// (progress, metrics, evaluation) goes in the two hooks, which are empty by default.
+
+#include <cstdint>
+#include <functional>
+
+#include <nlohmann/json.hpp>
+
+#include "earlybert/core/tape.hpp"
+#include "earlybert/io/datasets.hpp"
+#include "earlybert/train/data_order.hpp"
+#include "earlybert/train/trainer.hpp"
+
+namespace earlybert {
+
+template <class Model>
+class classification_task {
+ public:
+  using scalar_type = typename Model::scalar_type;
+
+  // `salt` separates this task's data order from another's with the same seed.
+  classification_task(const classification_dataset& train, index_t batch, int accumulation, std::uint64_t seed, token_id pad,
+                      std::uint64_t salt = 1000)
+      : train_(train), order_(train.examples.size(), batch, accumulation, seed, salt, last_batch::keep_partial), seed_(seed), pad_(pad) {}
+
+  long steps_per_epoch() const noexcept { return order_.steps_per_pass(); }
+
+  // The mean cross-entropy of micro-batch k of `step`, dropout on.
+  var<scalar_type> loss(tape<scalar_type>& t, Model& model, pipeline_stage stage, long step, int k) {
+    make_classification_batch(train_, order_.micro_batch(stage, step, k), pad_, batch_);
+    return model.loss(t, model.logits(t, batch_, true, step_key(seed_, stage, step, k)), batch_);
+  }
+  double last_forward_flops(const Model& model) const { return model.forward_flops(batch_); }
+  // The micro-batch the last loss() read.
+  const token_batch& last_batch() const noexcept { return batch_; }
+
+  void on_step(pipeline_stage stage, long step, long total, const step_report& report) {
+    if (step_hook) step_hook(stage, step, total, report);
+  }
+  void on_event(const nlohmann::ordered_json& event) {
+    if (event_hook) event_hook(event);
+  }
+
+  std::function<void(pipeline_stage, long step, long total, const step_report&)> step_hook;  // after every optimizer step
+  std::function<void(const nlohmann::ordered_json&)> event_hook;                            // eb_check and ticket events
+
+ private:
+  const classification_dataset& train_;
+  example_order order_;
+  std::uint64_t seed_;
+  token_id pad_;
+  token_batch batch_;
+};
+
+}  // namespace earlybert
