@@ -15,14 +15,8 @@ namespace {
 using model_type = bert_for_sequence_classification<double, shapes::any>;
 
 bert_config small_config() {
-  bert_config c;
-  c.layers = 2;
-  c.hidden = 8;
-  c.heads = 2;
-  c.ffn = 6;
-  c.vocab_size = 12;
+  bert_config c = bert_config::for_shape<bert_shape<2, 8, 2, 6>>(12);
   c.max_positions = 8;
-  c.num_labels = 2;
   return c;
 }
 

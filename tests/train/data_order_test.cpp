@@ -64,12 +64,7 @@ TEST_CASE("example_order: micro-batches split a batch, the last taking the rest;
 }
 
 TEST_CASE("classification_accuracy: the arg-max of each example's logits against its label, in batches of any size") {
-  bert_config c;
-  c.layers = 1;
-  c.hidden = 4;
-  c.heads = 2;
-  c.ffn = 4;
-  c.vocab_size = 9;
+  bert_config c = bert_config::for_shape<bert_shape<1, 4, 2, 4>>(9);
   c.max_positions = 6;
   c.num_labels = 3;
   bert_for_sequence_classification<float, shapes::any> model(c);
@@ -95,14 +90,8 @@ TEST_CASE("classification_accuracy: the arg-max of each example's logits against
 }
 
 TEST_CASE("classification_task: drives run_dense reproducibly, its hooks called once per step") {
-  bert_config c;
-  c.layers = 1;
-  c.hidden = 4;
-  c.heads = 2;
-  c.ffn = 4;
-  c.vocab_size = 9;
+  bert_config c = bert_config::for_shape<bert_shape<1, 4, 2, 4>>(9);
   c.max_positions = 6;
-  c.num_labels = 2;
   classification_dataset train;
   for (int i = 0; i < 10; ++i) {
     encoded_example e;

@@ -138,14 +138,8 @@ TEST_CASE("trainer: with on_nonfinite = skip, a non-finite step updates nothing,
 }
 
 TEST_CASE("trainer: made from a model, it trains parameters that join later (slimming coefficients) and clears their gradients") {
-  bert_config c;
-  c.layers = 1;
-  c.hidden = 4;
-  c.heads = 2;
-  c.ffn = 6;
-  c.vocab_size = 9;
+  bert_config c = bert_config::for_shape<bert_shape<1, 4, 2, 6>>(9);
   c.max_positions = 4;
-  c.num_labels = 2;
   bert_for_sequence_classification<float, shapes::any> model(c);
   rng random(1);
   model.initialise(random);
