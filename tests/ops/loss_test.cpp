@@ -66,3 +66,32 @@ TEST_CASE("cross_entropy: bad labels are a shape_error") {
   CHECK_THROWS_WITH_AS(cross_entropy(t, logits, std::span<const token_id>(too_few)),
                        "cross_entropy: argument 'labels' has 1 entries, expected 2 (one per row of logits)", shape_error);
 }
+
+TEST_CASE_TEMPLATE("mean_squared_error: the mean of squared differences, by hand", Scalar, float, double) {
+  tape<Scalar> t;
+  const auto predictions = t.constant(matrix_of<Scalar>({{1.5}, {-1}, {4}}));
+  const std::vector<double> targets{1, 1, 4};
+  // (0.25 + 4 + 0) / 3
+  CHECK(mean_squared_error(t, predictions, std::span<const double>(targets)).item() == doctest::Approx(4.25 / 3));
+}
+
+TEST_CASE("mean_squared_error: the gradient is 2 (p - y) / rows, and matches finite differences") {
+  parameter<double> p("p", 3, 1);
+  p.value = matrix_of<double>({{1.5}, {-1}, {4}});
+  const std::vector<double> targets{1, 1, 4};
+  tape<double> t;
+  t.backward(mean_squared_error(t, t.watch(p), std::span<const double>(targets)));
+  check_near(p.gradient, matrix_of<double>({{2 * 0.5 / 3}, {2 * -2.0 / 3}, {0}}), 1e-12);
+  auto random = random_parameter<double>("predictions", 6, 1, 3, -2.0, 2.0);
+  const std::vector<double> scores{0.5, 4.2, 3.0, 1.25, 0.0, 5.0};
+  check_gradients([&](tape<double>& inner, auto& v) { return mean_squared_error(inner, v[0], std::span<const double>(scores)); }, {&random});
+}
+
+TEST_CASE("mean_squared_error: more than one column or a wrong number of targets is a shape_error") {
+  tape<double> t;
+  const std::vector<double> two{1, 2};
+  CHECK_THROWS_WITH_AS(mean_squared_error(t, t.constant(matrix_of<double>({{1, 2}, {3, 4}})), std::span<const double>(two)),
+                       "mean_squared_error: argument 'predictions' is [2, 2], expected one column", shape_error);
+  CHECK_THROWS_WITH_AS(mean_squared_error(t, t.constant(matrix_of<double>({{1}, {2}, {3}})), std::span<const double>(two)),
+                       "mean_squared_error: argument 'targets' has 2 entries, expected 3 (one per row, at least one)", shape_error);
+}

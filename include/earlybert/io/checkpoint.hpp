@@ -105,11 +105,12 @@ inline nlohmann::ordered_json config_to_json(const bert_config& c, const std::st
   j["num_labels"] = c.num_labels;
   nlohmann::ordered_json id2label, label2id;
   for (int i = 0; i < c.num_labels; ++i) {
-    id2label[std::to_string(i)] = fmt::format("LABEL_{}", i);
-    label2id[fmt::format("LABEL_{}", i)] = i;
+    id2label[std::to_string(i)] = c.label_name(i);
+    label2id[c.label_name(i)] = i;
   }
   j["id2label"] = id2label;
   j["label2id"] = label2id;
+  if (c.regression()) j["problem_type"] = "regression";
   if (c.pruned()) {
     nlohmann::ordered_json pruned = nlohmann::ordered_json::object();
     for (std::size_t l = 0; l < c.kept_heads.size(); ++l) {
@@ -191,6 +192,25 @@ inline checkpoint_config read_config(const std::filesystem::path& path) {
   }
   if (j.contains("num_labels")) c.num_labels = config_value<int>(j, p, "num_labels", 2, false);
   else if (j.contains("id2label") && j["id2label"].is_object()) c.num_labels = static_cast<int>(j["id2label"].size());
+  if (j.contains("id2label") && j["id2label"].is_object()) {
+    // Names when the keys are exactly "0" ... "num_labels - 1" (HuggingFace writes them so).
+    std::vector<std::string> names(static_cast<std::size_t>(std::max(c.num_labels, 0)));
+    bool complete = j["id2label"].size() == names.size();
+    for (std::size_t i = 0; complete && i < names.size(); ++i) {
+      const auto it = j["id2label"].find(std::to_string(i));
+      complete = it != j["id2label"].end() && it->is_string();
+      if (complete) names[i] = it->get<std::string>();
+    }
+    if (complete) c.label_names = std::move(names);
+  }
+  if (j.contains("problem_type") && !j["problem_type"].is_null()) {
+    const auto problem = config_value<std::string>(j, p, "problem_type", "", false);
+    const bool fits = (problem == "regression" && c.num_labels == 1) || (problem == "single_label_classification" && c.num_labels >= 2);
+    if (!fits) {
+      throw io_error(fmt::format("config '{}': problem_type is '{}' with num_labels {}, expected 'regression' with one label or "
+                                 "'single_label_classification' with two or more", p, problem, c.num_labels));
+    }
+  }
   if (j.contains("architectures") && j["architectures"].is_array() && !j["architectures"].empty() &&
       j["architectures"][0].is_string()) {
     out.architecture = j["architectures"][0].get<std::string>();

@@ -3,14 +3,18 @@
 // Datasets: GLUE-style TSV classification files, raw-text corpora for masked-LM pre-training, and
 // the batching that turns either into token_batch (padded to the longest sequence of the batch).
 //
-// TSV classification (read_classification_tsv):
-//   - a header line names the columns; a UTF-8 byte-order mark before it is skipped;
+// Sentence-task TSV files (read_sentence_tsv, with a tsv_layout; tasks/glue.hpp has GLUE's):
+//   - a header line names the columns, or, for a headerless file (CoLA), the layout does; a UTF-8
+//     byte-order mark first is skipped;
 //   - fields are split on tabs only, with no quote handling (MRPC's sentences hold unmatched '"');
-//   - the label column is 'label' or 'Quality'; text columns are the first one or two of 'sentence',
-//     'sentence1', 'sentence2', 'question', 'question1', 'question2', 'text', 'text_a', 'text_b',
-//     '#1 String', '#2 String', in file order; two text columns make a sentence-pair task;
-//   - every row must have as many fields as the header, an integer label in [0, num_labels) and valid
-//     UTF-8; any violation is an io_error naming the file and line.
+//   - labels are integers in [0, num_labels), names from the layout's list (RTE's "entailment"), or,
+//     with num_labels 1, finite real scores (STS-B);
+//   - every row must have as many fields as the header and valid UTF-8; any violation is an io_error
+//     naming the file and line.
+// read_classification_tsv reads a custom file whose header names its columns: the label column is
+// 'label' or 'Quality'; text columns are the first one or two of 'sentence', 'sentence1',
+// 'sentence2', 'question', 'question1', 'question2', 'text', 'text_a', 'text_b', '#1 String',
+// '#2 String', in file order; two text columns make a sentence-pair task.
 // Each example is encoded as [CLS] a [SEP] (b [SEP]) and truncated longest-first to max_seq tokens.
 //
 // Raw-text corpus (read_corpus, WikiText-2's layout): every non-blank line is tokenised and the
@@ -23,6 +27,7 @@
 
 #include <algorithm>
 #include <charconv>
+#include <cmath>
 #include <cstdint>
 #include <filesystem>
 #include <optional>
@@ -45,14 +50,28 @@ namespace earlybert {
 struct encoded_example {
   std::vector<token_id> ids;       // [CLS] a [SEP] (b [SEP])
   std::vector<token_id> type_ids;  // 0 for a and its delimiters, 1 for b and its [SEP]
-  token_id label = ignore_label;   // ignore_label when the file has no label column
+  token_id label = ignore_label;   // the class; ignore_label when the file has no label column (or it holds scores)
+  double target = 0;               // the score of a regression task (STS-B)
 };
 
 struct classification_dataset {
   std::vector<encoded_example> examples;
   bool sentence_pairs = false;
   bool labelled = false;
+  bool regression = false;  // labels are scores (encoded_example::target)
   std::vector<std::string> text_columns;
+
+  // Every example's class, and every example's score (regression), in order.
+  std::vector<int> gold_labels() const {
+    std::vector<int> out;
+    for (const encoded_example& e : examples) out.push_back(e.label);
+    return out;
+  }
+  std::vector<double> gold_scores() const {
+    std::vector<double> out;
+    for (const encoded_example& e : examples) out.push_back(e.target);
+    return out;
+  }
 };
 
 namespace detail {
@@ -117,73 +136,141 @@ inline encoded_example encode_example(const wordpiece_tokenizer& tokenizer, cons
   return e;
 }
 
-// Reads a GLUE-style TSV file (see above). With require_labels, a file without a label column is an
-// error; without it (prediction inputs), labels are read when present.
-inline classification_dataset read_classification_tsv(const std::filesystem::path& path, const wordpiece_tokenizer& tokenizer,
-                                                      index_t max_seq, int num_labels, bool require_labels = true) {
+// What the columns of a sentence-task TSV file hold (tasks/glue.hpp lists GLUE's).
+struct tsv_layout {
+  std::vector<std::string> columns;  // a headerless file's column names, in order; empty: the first line names them
+  std::string text_a, text_b;        // the text column(s); text_b empty for single sentences
+  std::string label;                 // the label column ("": none)
+  std::vector<std::string> label_names;  // text labels, as their class indices; empty: integer labels
+  int num_labels = 2;                // classes; 1: a real-valued score (regression)
+
+  bool sentence_pairs() const noexcept { return !text_b.empty(); }
+  bool regression() const noexcept { return num_labels == 1; }
+};
+
+// The layout of a custom file from its header (see above): text and label columns found by name.
+inline tsv_layout infer_tsv_layout(const std::string& path, std::span<const std::string_view> header, int num_labels, bool require_labels) {
+  static const std::vector<std::string_view> text_names{"sentence", "sentence1", "sentence2", "question", "question1",
+                                                        "question2", "text", "text_a", "text_b", "#1 String", "#2 String"};
+  tsv_layout layout;
+  layout.num_labels = num_labels;
+  std::vector<std::string> texts;
+  for (const std::string_view name : header) {
+    if (name == "label" || name == "Quality") layout.label = name;
+    else if (std::find(text_names.begin(), text_names.end(), name) != text_names.end() && texts.size() < 2) texts.emplace_back(name);
+  }
+  if (texts.empty()) {
+    throw io_error(fmt::format("dataset '{}': line 1: the header has no text column (found '{}', expected one of sentence, "
+                               "sentence1, sentence2, question, text, #1 String, ...)", path, fmt::join(header, "', '")));
+  }
+  if (require_labels && layout.label.empty()) {
+    throw io_error(fmt::format("dataset '{}': line 1: the header has no label column (found '{}', expected 'label' or 'Quality')",
+                               path, fmt::join(header, "', '")));
+  }
+  layout.text_a = texts[0];
+  if (texts.size() == 2) layout.text_b = texts[1];
+  return layout;
+}
+
+// Reads a sentence-task TSV file laid out as `layout` says (see above). With require_labels a file
+// without the label column is an error; without it (prediction inputs) labels are read when present.
+inline classification_dataset read_sentence_tsv(const std::filesystem::path& path, const tsv_layout& layout, const wordpiece_tokenizer& tokenizer,
+                                                index_t max_seq, bool require_labels = true) {
   const std::string p = path.string();
-  if (max_seq < 3) throw config_error(fmt::format("read_classification_tsv: max_seq is {}, expected at least 3", max_seq));
+  if (max_seq < 3) throw config_error(fmt::format("read_sentence_tsv: max_seq is {}, expected at least 3", max_seq));
+  if (layout.num_labels < 1) throw config_error(fmt::format("read_sentence_tsv: num_labels is {}, expected at least 1", layout.num_labels));
   std::string text = read_file(path, "dataset");
   std::string_view view(text);
   if (view.starts_with("\xEF\xBB\xBF")) view.remove_prefix(3);
   const auto lines = detail::split_lines(view);
-  if (lines.empty()) throw io_error(fmt::format("dataset '{}': the file is empty, expected a header line and examples", p));
-
-  const auto header = detail::split_tabs(lines[0]);
-  static const std::vector<std::string_view> text_names{"sentence", "sentence1", "sentence2", "question", "question1",
-                                                        "question2", "text", "text_a", "text_b", "#1 String", "#2 String"};
-  std::vector<std::size_t> text_columns;
-  std::optional<std::size_t> label_column;
+  const bool has_header = layout.columns.empty();
+  if (lines.empty()) {
+    throw io_error(fmt::format("dataset '{}': the file is empty, expected {}examples", p, has_header ? "a header line and " : ""));
+  }
+  std::vector<std::string_view> header;
+  if (has_header) header = detail::split_tabs(lines[0]);
+  else header.assign(layout.columns.begin(), layout.columns.end());
+  const auto column = [&](const std::string& name) -> std::optional<std::size_t> {
+    const auto it = std::find(header.begin(), header.end(), name);
+    return it == header.end() ? std::nullopt : std::optional<std::size_t>(static_cast<std::size_t>(it - header.begin()));
+  };
+  const auto required_column = [&](const std::string& name, const char* what) {
+    const auto c = column(name);
+    if (!c) throw io_error(fmt::format("dataset '{}': line 1: the header has no {} column '{}' (found '{}')", p, what, name, fmt::join(header, "', '")));
+    return *c;
+  };
   classification_dataset data;
-  for (std::size_t c = 0; c < header.size(); ++c) {
-    if (header[c] == "label" || header[c] == "Quality") label_column = c;
-    else if (std::find(text_names.begin(), text_names.end(), header[c]) != text_names.end() && text_columns.size() < 2) {
-      text_columns.push_back(c);
-      data.text_columns.emplace_back(header[c]);
-    }
-  }
-  if (text_columns.empty()) {
-    throw io_error(fmt::format("dataset '{}': line 1: the header has no text column (found '{}', expected one of sentence, "
-                               "sentence1, sentence2, question, text, #1 String, ...)", p, fmt::join(header, "', '")));
-  }
-  if (require_labels && !label_column) {
-    throw io_error(fmt::format("dataset '{}': line 1: the header has no label column (found '{}', expected 'label' or 'Quality')",
-                               p, fmt::join(header, "', '")));
-  }
-  data.sentence_pairs = text_columns.size() == 2;
+  const std::size_t text_a = required_column(layout.text_a, "text");
+  const std::optional<std::size_t> text_b = layout.sentence_pairs() ? std::optional(required_column(layout.text_b, "text")) : std::nullopt;
+  const std::optional<std::size_t> label_column =
+      require_labels ? std::optional(required_column(layout.label, "label")) : layout.label.empty() ? std::nullopt : column(layout.label);
+  data.text_columns.push_back(layout.text_a);
+  if (text_b) data.text_columns.push_back(layout.text_b);
+  data.sentence_pairs = text_b.has_value();
   data.labelled = label_column.has_value();
+  data.regression = layout.regression();
+
   const special_tokens special = special_tokens::of(tokenizer.vocab());
-  data.examples.reserve(lines.size() - 1);
-  for (std::size_t l = 1; l < lines.size(); ++l) {
+  data.examples.reserve(lines.size());
+  for (std::size_t l = has_header ? 1 : 0; l < lines.size(); ++l) {
     if (lines[l].empty() && l + 1 == lines.size()) break;
     const auto fields = detail::split_tabs(lines[l]);
     if (fields.size() != header.size()) {
-      throw io_error(fmt::format("dataset '{}': line {}: found {} tab-separated fields, expected {} as in the header",
-                                 p, l + 1, fields.size(), header.size()));
+      throw io_error(fmt::format("dataset '{}': line {}: found {} tab-separated fields, expected {} as in the {}", p, l + 1, fields.size(),
+                                 header.size(), has_header ? "header" : "layout"));
     }
     encoded_example e;
     try {
-      e = encode_example(tokenizer, special, fields[text_columns[0]], data.sentence_pairs ? fields[text_columns[1]] : "",
-                         data.sentence_pairs, max_seq);
+      e = encode_example(tokenizer, special, fields[text_a], text_b ? fields[*text_b] : "", data.sentence_pairs, max_seq);
     } catch (const io_error& error) {
       throw io_error(fmt::format("dataset '{}': line {}: {}", p, l + 1, error.what()));
     }
     if (label_column) {
       const std::string_view field = fields[*label_column];
-      int label = -1;
-      const auto [end, ec] = std::from_chars(field.data(), field.data() + field.size(), label);
-      if (ec != std::errc() || end != field.data() + field.size()) {
-        throw io_error(fmt::format("dataset '{}': line {}: label '{}' is not an integer", p, l + 1, field));
+      if (layout.regression()) {
+        double score = 0;
+        const auto [end, ec] = std::from_chars(field.data(), field.data() + field.size(), score);
+        if (ec != std::errc() || end != field.data() + field.size() || !std::isfinite(score)) {
+          throw io_error(fmt::format("dataset '{}': line {}: score '{}' is not a finite number", p, l + 1, field));
+        }
+        e.target = score;
+      } else if (!layout.label_names.empty()) {
+        const auto it = std::find(layout.label_names.begin(), layout.label_names.end(), field);
+        if (it == layout.label_names.end()) {
+          throw io_error(fmt::format("dataset '{}': line {}: label '{}' is not one of {}", p, l + 1, field, fmt::join(layout.label_names, ", ")));
+        }
+        e.label = static_cast<token_id>(it - layout.label_names.begin());
+      } else {
+        int label = -1;
+        const auto [end, ec] = std::from_chars(field.data(), field.data() + field.size(), label);
+        if (ec != std::errc() || end != field.data() + field.size()) {
+          throw io_error(fmt::format("dataset '{}': line {}: label '{}' is not an integer", p, l + 1, field));
+        }
+        if (label < 0 || label >= layout.num_labels) {
+          throw io_error(fmt::format("dataset '{}': line {}: label {} is outside [0, {})", p, l + 1, label, layout.num_labels));
+        }
+        e.label = label;
       }
-      if (label < 0 || label >= num_labels) {
-        throw io_error(fmt::format("dataset '{}': line {}: label {} is outside [0, {})", p, l + 1, label, num_labels));
-      }
-      e.label = label;
     }
     data.examples.push_back(std::move(e));
   }
-  if (data.examples.empty()) throw io_error(fmt::format("dataset '{}': the file has a header but no examples", p));
+  if (data.examples.empty()) throw io_error(fmt::format("dataset '{}': the file has {}no examples", p, has_header ? "a header but " : ""));
   return data;
+}
+
+// Reads a custom TSV file, its layout inferred from the header (see above); num_labels 1 reads the
+// label column as a real-valued score.
+inline classification_dataset read_classification_tsv(const std::filesystem::path& path, const wordpiece_tokenizer& tokenizer,
+                                                      index_t max_seq, int num_labels, bool require_labels = true) {
+  const std::string p = path.string();
+  const std::string text = read_file(path, "dataset");
+  std::string_view view(text);
+  if (view.starts_with("\xEF\xBB\xBF")) view.remove_prefix(3);
+  if (view.empty()) throw io_error(fmt::format("dataset '{}': the file is empty, expected a header line and examples", p));
+  const auto header = detail::split_tabs(view.substr(0, view.find('\n')));
+  std::vector<std::string_view> names(header.begin(), header.end());
+  if (!names.empty() && names.back().ends_with('\r')) names.back().remove_suffix(1);
+  return read_sentence_tsv(path, infer_tsv_layout(p, names, num_labels, require_labels), tokenizer, max_seq, require_labels);
 }
 
 // Fills `out` with the examples at `indices`, padded to the longest: reuses out's capacity.
@@ -198,12 +285,14 @@ inline void make_classification_batch(const classification_dataset& data, std::s
   out.type_ids.assign(tokens, 0);
   out.attention.assign(tokens, 0);
   out.labels.resize(indices.size());
+  out.targets.resize(data.regression ? indices.size() : 0);
   for (std::size_t b = 0; b < indices.size(); ++b) {
     const auto& e = data.examples[indices[b]];
     std::copy(e.ids.begin(), e.ids.end(), out.ids.begin() + static_cast<std::ptrdiff_t>(b * longest));
     std::copy(e.type_ids.begin(), e.type_ids.end(), out.type_ids.begin() + static_cast<std::ptrdiff_t>(b * longest));
     std::fill_n(out.attention.begin() + static_cast<std::ptrdiff_t>(b * longest), e.ids.size(), std::uint8_t{1});
     out.labels[b] = e.label;
+    if (data.regression) out.targets[b] = e.target;
   }
 }
 

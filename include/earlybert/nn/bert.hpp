@@ -6,7 +6,8 @@
 //   bert_model<Scalar, Shape>       embeddings -> encoder layers -> (pooler on [CLS])
 //   bert_for_masked_lm               + cls.predictions: dense -> GELU -> LayerNorm -> word_embeddings^T
 //                                      + bias, computed only at the positions that carry a label
-//   bert_for_sequence_classification + dropout -> classifier on the pooled [CLS] vector
+//   bert_for_sequence_classification + dropout -> classifier on the pooled [CLS] vector (num_labels
+//                                      1: a regression head, one score, mean squared error)
 //   bert_for_token_classification    + dropout -> classifier on every token
 //
 // Shapes: the batch is token_batch (nn/config.hpp); hidden states are [tokens, hidden], row-major,
@@ -364,8 +365,11 @@ class bert_with_classifier {
     classifier.initialise(random, bert.built_config().initializer_range);
   }
 
-  // Mean cross-entropy of `logits` against b.labels (ignore_label rows skipped).
+  // The task loss, as HuggingFace's: with one label (a regression head) the mean squared error of the
+  // scores against b.targets; otherwise the mean cross-entropy against b.labels (ignore_label rows
+  // skipped).
   var<Scalar> loss(tape<Scalar>& t, const var<Scalar>& logits, const token_batch& b) {
+    if (bert.built_config().regression()) return mean_squared_error(t, logits, std::span<const double>(b.targets));
     return cross_entropy(t, logits, std::span<const token_id>(b.labels));
   }
 

@@ -34,12 +34,18 @@ struct bert_config {
   double attention_dropout = 0.1;  // attention_probs_dropout_prob
   double initializer_range = 0.02;
   token_id pad_token_id = 0;
-  int num_labels = 2;
+  int num_labels = 2;                    // classes of a task head; 1: a regression head (one score)
+  std::vector<std::string> label_names;  // id2label: class i's name; empty for LABEL_0, LABEL_1, ...
   // The structure kept after pruning: per layer, the original indices of the kept heads and FFN
   // neurons, ascending. Empty means unpruned (every head and neuron).
   std::vector<std::vector<index_t>> kept_heads;
   std::vector<std::vector<index_t>> kept_ffn;
 
+  bool regression() const noexcept { return num_labels == 1; }
+  // Class i's name: label_names[i], or HuggingFace's default "LABEL_i".
+  std::string label_name(int i) const {
+    return static_cast<std::size_t>(i) < label_names.size() ? label_names[static_cast<std::size_t>(i)] : "LABEL_" + std::to_string(i);
+  }
   bool pruned() const noexcept { return !kept_heads.empty() || !kept_ffn.empty(); }
   int head_dim() const noexcept { return heads > 0 ? hidden / heads : 0; }
 
@@ -92,6 +98,9 @@ struct bert_config {
     require(initializer_range >= 0, "initializer_range", initializer_range, "a non-negative value");
     require(pad_token_id >= 0 && pad_token_id < vocab_size, "pad_token_id", pad_token_id, "an id in the vocabulary");
     require(num_labels >= 1, "num_labels", num_labels, "at least 1");
+    if (!label_names.empty() && label_names.size() != static_cast<std::size_t>(num_labels)) {
+      throw config_error(fmt::format("bert_config: {} label names for num_labels = {}, expected as many", label_names.size(), num_labels));
+    }
     check_kept("kept heads", kept_heads, heads);
     check_kept("kept FFN neurons", kept_ffn, ffn);
   }
@@ -125,7 +134,8 @@ struct token_batch {
   std::vector<token_id> ids;
   std::vector<token_id> type_ids;
   std::vector<std::uint8_t> attention;
-  std::vector<token_id> labels;
+  std::vector<token_id> labels;   // classes: [batch] (sequences) or [tokens]; ignore_label where none
+  std::vector<double> targets;    // [batch] regression targets (empty for classification)
 
   index_t tokens() const noexcept { return batch * seq; }
   // Real (non-padding) tokens.

@@ -5,6 +5,8 @@
 //
 //   for_each_logits(model, data, batch, pad, f)   f(first_example, logits [rows, num_labels]) per batch,
 //                                                  in dataset order
+//   predict_sentences(model, data, batch, pad)     each example's arg-max class, or its score when the
+//                                                  model is a regression head (one output)
 //   classification_accuracy(model, data, batch, pad)   the fraction whose arg-max logit is the label
 
 #include <algorithm>
@@ -13,6 +15,7 @@
 #include "earlybert/core/tape.hpp"
 #include "earlybert/io/datasets.hpp"
 #include "earlybert/nn/config.hpp"
+#include "earlybert/tasks/glue.hpp"
 
 namespace earlybert {
 
@@ -33,17 +36,28 @@ void for_each_logits(Model& model, const classification_dataset& data, index_t b
 }
 
 template <class Model>
-double classification_accuracy(Model& model, const classification_dataset& data, index_t batch, token_id pad) {
-  if (data.examples.empty()) return 0.0;
-  index_t correct = 0;
-  for_each_logits(model, data, batch, pad, [&](std::size_t first, const auto& logits) {
+sentence_predictions predict_sentences(Model& model, const classification_dataset& data, index_t batch, token_id pad) {
+  sentence_predictions out;
+  const bool regression = model.bert.built_config().regression();
+  for_each_logits(model, data, batch, pad, [&](std::size_t, const auto& logits) {
     for (index_t r = 0; r < logits.rows(); ++r) {
+      if (regression) {
+        out.scores.push_back(static_cast<double>(logits.value()(r, 0)));
+        continue;
+      }
       index_t best = 0;
       logits.value().row(r).maxCoeff(&best);
-      correct += best == data.examples[first + static_cast<std::size_t>(r)].label;
+      out.classes.push_back(static_cast<int>(best));
     }
   });
-  return static_cast<double>(correct) / static_cast<double>(data.examples.size());
+  return out;
+}
+
+template <class Model>
+double classification_accuracy(Model& model, const classification_dataset& data, index_t batch, token_id pad) {
+  if (data.examples.empty()) return 0.0;
+  const sentence_predictions predicted = predict_sentences(model, data, batch, pad);
+  return accuracy(predicted.classes, data.gold_labels());
 }
 
 }  // namespace earlybert
