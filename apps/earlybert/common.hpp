@@ -90,6 +90,8 @@ struct pretrain_options {
 
 struct finetune_options {
   common_options common;
+  std::string task;  // a task of the registry (tasks/glue.hpp), or "" for custom --train/--dev files
+  std::string data;  // the task's directory (its own file names)
   std::string train, dev, vocab, shape, out, init;
   earlybert_cli_options earlybert;
   int epochs = 2;

@@ -27,8 +27,14 @@ int run_demo(const demo_options& o) {
   const fs::path vocab_file = data / "vocab" / "bert-base-uncased-vocab.txt";
   const vocabulary vocab = vocabulary::load(vocab_file);
   const wordpiece_tokenizer tokenizer = bert_tokenizer(vocab);
-  const classification_dataset train = read_classification_tsv(data / "sst2" / "train_subset.tsv", tokenizer, o.max_seq, 2);
-  const classification_dataset dev = read_classification_tsv(data / "sst2" / "dev.tsv", tokenizer, o.max_seq, 2);
+  sentence_task_data sst2;
+  sst2.title = "SST-2";
+  sst2.name = "sst2";
+  sst2.metrics = find_glue_task("sst2")->metrics;
+  sst2.train = read_sentence_tsv(data / "sst2" / "train_subset.tsv", find_glue_task("sst2")->layout, tokenizer, o.max_seq);
+  sst2.dev.emplace_back("", read_sentence_tsv(data / "sst2" / "dev.tsv", find_glue_task("sst2")->layout, tokenizer, o.max_seq));
+  const classification_dataset& train = sst2.train;
+  const classification_dataset& dev = sst2.dev.front().second;
   messages::status("demo", "SST-2, {} training sentences (every 8th of the train split) and the {} dev sentences", train.examples.size(),
              dev.examples.size());
 
@@ -88,7 +94,7 @@ int run_demo(const demo_options& o) {
       r.out = k == 0 ? (out / arms[a]).string() : std::string();  // the first seed's checkpoints only
       r.common.metrics = (out / (run_name + ".jsonl")).string();
       messages::status("demo", "fine-tuning {} (seed {}, {} of {})", arms[a], seed, k + 1, o.seeds);
-      results[a].push_back(finetune_with(r, vocab, train, dev));
+      results[a].push_back(finetune_with(r, vocab, sst2));
     }
   }
 

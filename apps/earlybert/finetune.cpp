@@ -1,7 +1,8 @@
 // SPDX-License-Identifier: Apache-2.0
-// `earlybert finetune`: sequence classification on a GLUE-style TSV file (one text column, or two for
-// sentence pairs), from random initialisation or from a checkpoint, evaluated on a dev file; with
-// --earlybert, through the EarlyBERT pipeline (search, draw, efficient training).
+// `earlybert finetune`: a sentence task (a GLUE task by name with --task/--data, or custom TSV files
+// with --train/--dev: one text column, or two for sentence pairs), from random initialisation or
+// from a checkpoint, evaluated on the dev set(s) with the task's metrics; with --earlybert, through
+// the EarlyBERT pipeline (search, draw, efficient training).
 #include <numeric>
 
 #include <nlohmann/json.hpp>
@@ -21,10 +22,9 @@ using json = nlohmann::ordered_json;
 template <class Model>
 class finetune_task {
  public:
-  finetune_task(const finetune_options& o, const classification_dataset& train, const classification_dataset& dev,
-                token_id pad, metrics_log& metrics, long steps_per_epoch)
-      : o_(o), dev_(dev), pad_(pad), metrics_(metrics), steps_per_epoch_(steps_per_epoch),
-        data_(train, o.batch, o.accumulation, o.common.seed, pad), report_("finetune", o.earlybert.enabled, metrics) {}
+  finetune_task(const finetune_options& o, const sentence_task_data& task, token_id pad, metrics_log& metrics, long steps_per_epoch)
+      : o_(o), task_(task), pad_(pad), metrics_(metrics), steps_per_epoch_(steps_per_epoch),
+        data_(task.train, o.batch, o.accumulation, o.common.seed, pad), report_("finetune", o.earlybert.enabled, metrics) {}
 
   void attach(Model& model) { model_ = &model; }
 
@@ -54,22 +54,41 @@ class finetune_task {
   json record() const {
     json r = report_.record();
     r["last_evaluated"] = last_evaluated_;
-    r["last_accuracy"] = last_accuracy_;
+    json metrics = json::object();
+    for (const auto& [name, value] : last_metrics_.items()) metrics[name] = value;
+    r["last_metrics"] = metrics;
     return r;
   }
   void restore(const nlohmann::json& record) {
     report_.restore(record);
     last_evaluated_ = read_whole_number<long>(record.at("last_evaluated"), "last_evaluated");
-    last_accuracy_ = record.at("last_accuracy").get<double>();
+    last_metrics_ = metric_values();
+    for (const auto& item : record.at("last_metrics").items()) last_metrics_.add(item.key(), item.value().template get<double>());
   }
 
-  double evaluate(long step) {
-    if (step == last_evaluated_) return last_accuracy_;
-    last_accuracy_ = report_.evaluation([&] { return classification_accuracy(*model_, dev_, 64, pad_); });
+  // The task's metrics on every dev set (the first set's unsuffixed, the main metric first).
+  const metric_values& evaluate(long step) {
+    if (step == last_evaluated_) return last_metrics_;
+    last_metrics_ = report_.evaluation([&] {
+      metric_values all;
+      for (const auto& [suffix, set] : task_.dev) {
+        const sentence_predictions predicted = predict_sentences(*model_, set, 64, pad_);
+        all.append(sentence_metrics(task_.metrics, predicted, set, suffix));
+      }
+      return all;
+    });
     last_evaluated_ = step;
-    messages::status("finetune", "step {} dev accuracy {:.4f}", step, last_accuracy_);
-    metrics_.write({{"event", "eval"}, {"step", step}, {"accuracy", last_accuracy_}});
-    return last_accuracy_;
+    const auto& [main, value] = last_metrics_.items().front();
+    messages::status("finetune", "step {} dev {} {:.4f}", step, main, value);
+    json event{{"event", "eval"}, {"step", step}};
+    json metrics = json::object();
+    for (const auto& [name, v] : last_metrics_.items()) {
+      metrics[name] = v;
+      if (name == "accuracy") event["accuracy"] = v;
+    }
+    event["metrics"] = metrics;
+    metrics_.write(event);
+    return last_metrics_;
   }
 
   double eval_seconds() const { return report_.eval_seconds(); }
@@ -77,24 +96,53 @@ class finetune_task {
 
  private:
   const finetune_options& o_;
-  const classification_dataset& dev_;
+  const sentence_task_data& task_;
   token_id pad_;
   metrics_log& metrics_;
   long steps_per_epoch_;
   Model* model_ = nullptr;
   classification_task<Model> data_;
   stage_reporter report_;
-  double last_accuracy_ = 0;
+  metric_values last_metrics_;
   long last_evaluated_ = -1;
   const run_checkpoints* checkpoints_ = nullptr;
 };
 
+// The result's metric fields from the task's metrics on the dev set(s).
+void set_dev_metrics(finetune_result& result, const metric_values& metrics) {
+  result.dev_metrics = metrics;
+  result.main_metric = metrics.items().front().first;
+  result.dev_main = metrics.items().front().second;
+  for (const auto& [name, value] : metrics.items()) {
+    if (name == "accuracy") result.dev_accuracy = value;
+  }
+}
+
+json metrics_json(const metric_values& metrics) {
+  json out = json::object();
+  for (const auto& [name, value] : metrics.items()) out[name] = value;
+  return out;
+}
+
+// The summary's description of the task and its result: the main metric named, every metric given.
+void add_task_summary(json& summary, const sentence_task_data& data, const finetune_result& result) {
+  for (const auto& [name, value] : result.dev_metrics.items()) {
+    if (name == "accuracy") summary["dev_accuracy"] = value;
+  }
+  summary["task"] = data.name.empty() ? "custom" : data.name;
+  summary["main_metric"] = result.main_metric;
+  summary["dev_main"] = result.dev_main;
+  summary["dev_metrics"] = metrics_json(result.dev_metrics);
+}
+
 finetune_result finetune_model(const finetune_options& o, const vocabulary& vocab, const std::optional<checkpoint_config>& init,
-                               const classification_dataset& train, const classification_dataset& dev) {
+                               const sentence_task_data& data) {
   using model_type = bert_for_sequence_classification<float, shapes::any>;
   const special_tokens special = special_tokens::of(vocab);
   bert_config config = init ? init->model : named_shape_config(o.shape, vocab.size());
-  config.num_labels = o.num_labels;
+  config.num_labels = data.num_labels;
+  config.label_names = data.label_names;
+  config.finetuning_task = data.name;
   if (config.vocab_size != vocab.size()) {
     throw config_error(fmt::format("--vocab has {} tokens, but the model's vocabulary has {}", vocab.size(), config.vocab_size));
   }
@@ -115,7 +163,7 @@ finetune_result finetune_model(const finetune_options& o, const vocabulary& voca
   }
 
   const auto batch = static_cast<std::size_t>(o.batch);
-  const long steps_per_epoch = static_cast<long>((train.examples.size() + batch - 1) / batch);
+  const long steps_per_epoch = static_cast<long>((data.train.examples.size() + batch - 1) / batch);
   const long dense_steps = o.steps.value_or(steps_per_epoch * o.epochs);
   optimization_options optimization;
   optimization.learning_rate = o.lr.value_or(init ? 3e-4 : 1e-3);
@@ -127,7 +175,7 @@ finetune_result finetune_model(const finetune_options& o, const vocabulary& voca
 
   const std::optional<training_state_reader> state = open_training_state("finetune", o.common, o.out);
   metrics_log metrics = open_metrics(o.common, state);
-  finetune_task<model_type> task(o, train, dev, special.pad, metrics, steps_per_epoch);
+  finetune_task<model_type> task(o, data, special.pad, metrics, steps_per_epoch);
   task.attach(model);
   if (state) task.restore(state->record("task"));
   const training_state_reader* resume = state ? &*state : nullptr;
@@ -140,9 +188,13 @@ finetune_result finetune_model(const finetune_options& o, const vocabulary& voca
     result.total_steps = dense_steps;
     result.train_flops = report.flops;
     result.train_wall_s = report.wall_s - task.eval_seconds();
-    result.dev_accuracy = task.evaluate(dense_steps);
-    metrics.write({{"event", "summary"}, {"mode", "dense"}, {"dev_accuracy", result.dev_accuracy}, {"train_wall_s", result.train_wall_s},
-                   {"train_flops", result.train_flops}, {"total_steps", result.total_steps}});
+    set_dev_metrics(result, task.evaluate(dense_steps));
+    json summary{{"event", "summary"}, {"mode", "dense"}};
+    add_task_summary(summary, data, result);
+    summary["train_wall_s"] = result.train_wall_s;
+    summary["train_flops"] = result.train_flops;
+    summary["total_steps"] = result.total_steps;
+    metrics.write(summary);
   } else {
     const earlybert_cli_options& e = o.earlybert;
     // The paper's fine-tuning recipe: the ticket trains for two of the dense run's three epochs, at
@@ -159,12 +211,12 @@ finetune_result finetune_model(const finetune_options& o, const vocabulary& voca
     result.search_steps = report.ticket_step;
     result.train_flops = report.total_flops();
     result.train_wall_s = report.total_wall_s() - task.eval_seconds();
-    result.dev_accuracy = task.evaluate(report.efficient_steps);
+    set_dev_metrics(result, task.evaluate(report.efficient_steps));
     result.heads_kept = report.ticket.heads_kept();
     result.ffn_kept = report.ticket.neurons_kept();
     result.flops_ratio = report.encoder_flops_ratio;
     json summary = earlybert_summary(report, e.importance, steps_per_epoch, task.eval_seconds());
-    summary["dev_accuracy"] = result.dev_accuracy;
+    add_task_summary(summary, data, result);
     metrics.write(summary);
     result.ticket_record = ticket_record(report, steps_per_epoch);
   }
@@ -178,8 +230,7 @@ finetune_result finetune_model(const finetune_options& o, const vocabulary& voca
 }
 }  // namespace
 
-finetune_result finetune_with(const finetune_options& o, const vocabulary& vocab, const classification_dataset& train,
-                              const classification_dataset& dev) {
+finetune_result finetune_with(const finetune_options& o, const vocabulary& vocab, const sentence_task_data& data) {
   std::optional<checkpoint_config> init;
   if (!o.init.empty()) init = read_config(fs::path(o.init) / "config.json");
   if (init) {
@@ -192,7 +243,7 @@ finetune_result finetune_with(const finetune_options& o, const vocabulary& vocab
   } else if (o.shape.empty()) {
     throw config_error("--shape is required when not initialising from a checkpoint (--init)");
   }
-  return finetune_model(o, vocab, init, train, dev);
+  return finetune_model(o, vocab, init, data);
 }
 
 void check_finetune_options(const finetune_options& o) {
@@ -214,6 +265,48 @@ void check_finetune_options(const finetune_options& o) {
   if (o.earlybert.enabled) check_earlybert_options(o.earlybert);
 }
 
+sentence_task_data read_sentence_task(const finetune_options& o, const wordpiece_tokenizer& tokenizer) {
+  sentence_task_data data;
+  if (o.task.empty()) {
+    if (o.train.empty() || o.dev.empty()) throw config_error("--train and --dev are required without --task (or give --task and --data)");
+    data.title = "custom";
+    data.num_labels = o.num_labels;
+    data.train = read_classification_tsv(o.train, tokenizer, o.max_seq, o.num_labels);
+    data.dev.emplace_back("", read_classification_tsv(o.dev, tokenizer, o.max_seq, o.num_labels));
+    data.metrics = {o.num_labels == 1 ? "pearson" : "accuracy"};
+    if (o.num_labels == 1) data.metrics.push_back("spearman");
+    if (data.train.sentence_pairs != data.dev.front().second.sentence_pairs) {
+      throw config_error(fmt::format("--train has {} text column(s) but --dev has {}", data.train.text_columns.size(),
+                                     data.dev.front().second.text_columns.size()));
+    }
+    return data;
+  }
+  const sentence_task* task = find_glue_task(o.task);
+  if (task == nullptr) {
+    std::vector<std::string> names;
+    for (const sentence_task& t : glue_tasks()) names.push_back(t.name);
+    throw config_error(fmt::format("--task is '{}', expected one of {}", o.task, fmt::join(names, ", ")));
+  }
+  const bool files = !o.train.empty() || !o.dev.empty();
+  if (o.data.empty() == !files || (files && (o.train.empty() || o.dev.empty()))) {
+    throw config_error(fmt::format("--task {} reads either --data DIR (its {} and {}) or both --train and --dev", o.task, task->train_file,
+                                   task->dev.front().file));
+  }
+  data.title = task->title;
+  data.name = task->name;
+  data.metrics = task->metrics;
+  data.label_names = task->layout.label_names;
+  data.num_labels = task->layout.num_labels;
+  const fs::path directory(o.data);
+  data.train = read_sentence_tsv(files ? fs::path(o.train) : directory / task->train_file, task->layout, tokenizer, o.max_seq);
+  if (files) {
+    data.dev.emplace_back("", read_sentence_tsv(o.dev, task->layout, tokenizer, o.max_seq));
+  } else {
+    for (const dev_split& split : task->dev) data.dev.emplace_back(split.name, read_sentence_tsv(directory / split.file, task->layout, tokenizer, o.max_seq));
+  }
+  return data;
+}
+
 int run_finetune(const finetune_options& o) {
   apply_threads("finetune", o.common.threads);
   check_finetune_options(o);
@@ -221,20 +314,23 @@ int run_finetune(const finetune_options& o) {
   const vocabulary vocab = vocabulary::load(o.vocab);
   const wordpiece_tokenizer tokenizer = bert_tokenizer(vocab);
   const stopwatch reading;
-  const classification_dataset train = read_classification_tsv(o.train, tokenizer, o.max_seq, o.num_labels);
-  const classification_dataset dev = read_classification_tsv(o.dev, tokenizer, o.max_seq, o.num_labels);
-  if (train.sentence_pairs != dev.sentence_pairs) {
-    throw config_error(fmt::format("--train has {} text column(s) but --dev has {}", train.text_columns.size(), dev.text_columns.size()));
+  const sentence_task_data data = read_sentence_task(o, tokenizer);
+  std::string dev_sizes;
+  for (const auto& [suffix, set] : data.dev) dev_sizes += fmt::format("{}{}{}", dev_sizes.empty() ? "" : " + ", set.examples.size(), suffix.empty() ? "" : " " + suffix);
+  messages::status("finetune", "{}: {} training and {} dev examples ({}), tokenised in {:.1f} s", data.title, data.train.examples.size(), dev_sizes,
+                   data.train.sentence_pairs ? "sentence pairs" : "single sentences", reading.seconds());
+  const finetune_result r = finetune_with(o, vocab, data);
+  std::string others;
+  for (const auto& [name, value] : r.dev_metrics.items()) {
+    if (name != r.main_metric) others += fmt::format(", {} {:.4f}", name, value);
   }
-  messages::status("finetune", "{} training and {} dev examples ({}), tokenised in {:.1f} s", train.examples.size(),
-             dev.examples.size(), train.sentence_pairs ? "sentence pairs" : "single sentences", reading.seconds());
-  const finetune_result r = finetune_with(o, vocab, train, dev);
   if (o.earlybert.enabled) {
-    fmt::print("finetune (EarlyBERT, {} ticket): ticket at step {}, {} steps in all, {:.1f} s training, {:.3g} FLOPs; dev accuracy {:.4f}; "
-               "checkpoint in '{}'\n", o.earlybert.importance, r.ticket_step, r.total_steps, r.train_wall_s, r.train_flops, r.dev_accuracy, o.out);
+    fmt::print("finetune (EarlyBERT, {} ticket): ticket at step {}, {} steps in all, {:.1f} s training, {:.3g} FLOPs; dev {} {:.4f}{}; "
+               "checkpoint in '{}'\n", o.earlybert.importance, r.ticket_step, r.total_steps, r.train_wall_s, r.train_flops, r.main_metric, r.dev_main,
+               others, o.out);
   } else {
-    fmt::print("finetune: {} steps in {:.1f} s ({:.0f} tokens/s), {:.3g} FLOPs; dev accuracy {:.4f}; checkpoint in '{}'\n", r.total_steps,
-               r.train_wall_s, r.tokens / r.train_wall_s, r.train_flops, r.dev_accuracy, o.out);
+    fmt::print("finetune: {} steps in {:.1f} s ({:.0f} tokens/s), {:.3g} FLOPs; dev {} {:.4f}{}; checkpoint in '{}'\n", r.total_steps,
+               r.train_wall_s, r.tokens / r.train_wall_s, r.train_flops, r.main_metric, r.dev_main, others, o.out);
   }
   return 0;
 }

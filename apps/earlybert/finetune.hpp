@@ -8,8 +8,26 @@
 
 namespace earlybert::cli {
 
+// A sentence task's data as a run needs it: the training set, the dev set(s) and what to measure on
+// them (tasks/glue.hpp), read from a GLUE task's files or from custom --train/--dev files.
+struct sentence_task_data {
+  std::string title;                   // "CoLA", or "custom" for --train/--dev files
+  std::string name;                    // the --task name ("" for custom files)
+  classification_dataset train;
+  std::vector<std::pair<std::string, classification_dataset>> dev;  // (suffix, set); the first has suffix ""
+  std::vector<std::string> metrics;    // the first is the main metric
+  std::vector<std::string> label_names;
+  int num_labels = 2;
+};
+
+// Reads the task's training and dev sets as the options say (--task/--data or --train/--dev).
+sentence_task_data read_sentence_task(const finetune_options& o, const wordpiece_tokenizer& tokenizer);
+
 struct finetune_result {
-  double dev_accuracy = 0;
+  double dev_accuracy = 0;  // on the first dev set, where the task measures accuracy (0 otherwise)
+  std::string main_metric;  // the task's main metric and its value on the first dev set
+  double dev_main = 0;
+  metric_values dev_metrics;
   double train_wall_s = 0;  // training only: evaluations excluded
   double train_flops = 0;   // the method's cost model, training = 3 x forward
   double tokens = 0;        // real tokens trained on
@@ -25,7 +43,6 @@ struct finetune_result {
 void check_finetune_options(const finetune_options& o);
 
 // Trains on already-tokenised data; saves a checkpoint into o.out unless it is empty.
-finetune_result finetune_with(const finetune_options& o, const vocabulary& vocab, const classification_dataset& train,
-                              const classification_dataset& dev);
+finetune_result finetune_with(const finetune_options& o, const vocabulary& vocab, const sentence_task_data& data);
 
 }  // namespace earlybert::cli

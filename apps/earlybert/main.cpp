@@ -2,7 +2,7 @@
 // `earlybert`: the command-line program. Every subcommand has --help.
 //
 //   earlybert pretrain  --corpus FILE --vocab FILE --shape NAME --out DIR [...]   masked-LM pre-training
-//   earlybert finetune  --train FILE --dev FILE --vocab FILE --shape NAME --out DIR [...]
+//   earlybert finetune  --task NAME --data DIR | --train FILE --dev FILE, --vocab FILE --shape NAME --out DIR [...]
 //   earlybert predict   --checkpoint DIR --input FILE.tsv --out FILE.jsonl
 //   earlybert inspect   DIR [--json]
 //   earlybert demo      [--out DIR]                                           the main job
@@ -108,9 +108,11 @@ int main(int argc, char** argv) {
                 "Efficient-stage steps (default two thirds of --steps)", "Efficient-stage peak learning rate (default --lr)");
 
   finetune_options finetune;
-  auto* f = app.add_subcommand("finetune", "Fine-tune a sequence classifier on a TSV dataset (GLUE layout)");
-  f->add_option("--train", finetune.train, "Training TSV (header; text column(s) and 'label')")->required();
-  f->add_option("--dev", finetune.dev, "Dev TSV, same layout")->required();
+  auto* f = app.add_subcommand("finetune", "Fine-tune on a task: a GLUE task by name, or custom TSV files");
+  f->add_option("--task", finetune.task, "A GLUE task: cola, sst2, mrpc, stsb, qqp, mnli, qnli or rte (its files, labels, head and metrics)");
+  f->add_option("--data", finetune.data, "The --task's directory, holding its files under their GLUE names");
+  f->add_option("--train", finetune.train, "Training TSV: the --task's layout, or (without --task) a header naming text column(s) and 'label'");
+  f->add_option("--dev", finetune.dev, "Dev TSV, same layout");
   f->add_option("--vocab", finetune.vocab, "WordPiece vocabulary (vocab.txt)")->required();
   f->add_option("--shape", finetune.shape, "Model shape: tiny, mini, small, medium or base (from --init if given)");
   f->add_option("--out", finetune.out, "Checkpoint directory to write")->required();
@@ -124,7 +126,8 @@ int main(int argc, char** argv) {
   f->add_option("--weight-decay", finetune.weight_decay, "AdamW's decoupled weight decay")->capture_default_str();
   f->add_option("--max-grad-norm", finetune.max_grad_norm, "Gradient-norm clipping (0: none)")->capture_default_str();
   f->add_option("--accumulation", finetune.accumulation, "Micro-batches per step")->capture_default_str();
-  f->add_option("--num-labels", finetune.num_labels, "Classes")->capture_default_str();
+  f->add_option("--num-labels", finetune.num_labels, "Classes of custom files (1: a regression on real-valued scores); a --task knows its own")
+      ->capture_default_str();
   f->add_option("--eval-every", finetune.eval_every, "Evaluate every N steps (0: after every epoch)")->capture_default_str();
   add_common(*f, finetune.common);
   add_checkpointing(*f, finetune.common);
@@ -132,10 +135,12 @@ int main(int argc, char** argv) {
                 "Efficient-stage steps (instead of --efficient-epochs)", "Efficient-stage peak learning rate (default twice --lr)");
 
   predict_options predict;
-  auto* r = app.add_subcommand("predict", "Classify every row of a TSV file with a fine-tuned checkpoint");
+  auto* r = app.add_subcommand("predict", "Classify or score every row of a TSV file with a fine-tuned checkpoint");
   r->add_option("--checkpoint", predict.checkpoint, "Checkpoint directory (config.json, model.safetensors, vocab.txt)")->required();
-  r->add_option("--input", predict.input, "TSV with the checkpoint's text column(s); a label column is optional")->required();
-  r->add_option("--out", predict.out, "JSON-lines output, one {\"index\", \"logits\", \"label\"} per row")->required();
+  r->add_option("--input", predict.input, "TSV in the layout of the checkpoint's task (or with a header naming its text column(s)); labels optional")
+      ->required();
+  r->add_option("--out", predict.out, "JSON-lines output, one {\"index\", \"logits\", \"label\", \"label_name\"} (or {\"index\", \"score\"}) per row")
+      ->required();
   r->add_option("--batch", predict.batch, "Rows per forward pass")->capture_default_str();
   r->add_option("--max-seq", predict.max_seq, "Longest encoded row; longer ones are truncated")->capture_default_str();
   add_common(*r, predict.common, false);

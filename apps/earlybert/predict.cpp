@@ -1,6 +1,11 @@
 // SPDX-License-Identifier: Apache-2.0
-// `earlybert predict`: classify every row of a TSV file with a fine-tuned checkpoint; one JSON line
-// per row, {"index": i, "logits": [...], "label": predicted}, written atomically.
+// `earlybert predict`: every row of a TSV file through a fine-tuned sentence checkpoint; one JSON line
+// per row, written atomically:
+//   classification  {"index": i, "logits": [...], "label": class, "label_name": its name}
+//   regression      {"index": i, "score": s}
+// The input is read in the layout of the task the checkpoint was fine-tuned on (config.json's
+// finetuning_task: a GLUE task's dev layout, labels optional), else as a custom file whose header
+// names its columns.
 #include <nlohmann/json.hpp>
 
 #include "common.hpp"
@@ -14,7 +19,9 @@ int predict(const predict_options& o, const checkpoint_config& config, const voc
   const wordpiece_tokenizer tokenizer = bert_tokenizer(vocab);
   const special_tokens special = special_tokens::of(vocab);
   const index_t max_seq = std::min(o.max_seq, config.model.max_positions);
-  const classification_dataset data = read_classification_tsv(o.input, tokenizer, max_seq, config.model.num_labels, false);
+  const sentence_task* task = find_glue_task(config.model.finetuning_task);
+  const classification_dataset data = task != nullptr ? read_sentence_tsv(o.input, task->layout, tokenizer, max_seq, false)
+                                                      : read_classification_tsv(o.input, tokenizer, max_seq, config.model.num_labels, false);
 
   tape<float> t;
   no_recording<float> inference(t);
@@ -28,10 +35,16 @@ int predict(const predict_options& o, const checkpoint_config& config, const voc
     t.rewind();
     const auto logits = model.logits(t, b, false, 0);
     for (index_t r = 0; r < logits.rows(); ++r) {
-      index_t best = 0;
-      logits.value().row(r).maxCoeff(&best);
-      std::vector<float> row(logits.value().row(r).begin(), logits.value().row(r).end());
-      nlohmann::ordered_json line{{"index", start + static_cast<std::size_t>(r)}, {"logits", row}, {"label", best}};
+      nlohmann::ordered_json line{{"index", start + static_cast<std::size_t>(r)}};
+      if (config.model.regression()) {
+        line["score"] = logits.value()(r, 0);
+      } else {
+        index_t best = 0;
+        logits.value().row(r).maxCoeff(&best);
+        line["logits"] = std::vector<float>(logits.value().row(r).begin(), logits.value().row(r).end());
+        line["label"] = best;
+        line["label_name"] = config.model.label_name(static_cast<int>(best));
+      }
       lines += line.dump() + "\n";
     }
   }

@@ -54,8 +54,70 @@ predict)
   "$earlybert" predict --checkpoint model --input dev.tsv --out second.jsonl
   cmp first.jsonl second.jsonl || fail "predictions differ between two loads of the checkpoint"
   [[ $(wc -l < first.jsonl) -eq 100 ]] || fail "expected 100 prediction lines"
-  head -n 1 first.jsonl | grep -Eq '^\{"index":0,"logits":\[[-0-9.e]+,[-0-9.e]+\],"label":[01]\}$' || fail "bad line: $(head -n 1 first.jsonl)"
+  head -n 1 first.jsonl | grep -Eq '^\{"index":0,"logits":\[[-0-9.e]+,[-0-9.e]+\],"label":[01],"label_name":"LABEL_[01]"\}$' \
+    || fail "bad line: $(head -n 1 first.jsonl)"
   "$earlybert" inspect model --json | grep -q '"architecture":"BertForSequenceClassification","shape":"tiny"' || fail "inspect"
+  ;;
+glue)
+  # GLUE tasks by name, on the bundled excerpts (data/tasks) and on crafted files in MNLI's and QQP's
+  # layouts: each task's metrics in the eval events, its main metric in the summary, its head in the
+  # checkpoint, and predict writing what the task needs.
+  tasks=$data/tasks
+  glue=("$earlybert" finetune --vocab "$vocab" --shape tiny --steps 4 --batch 16 --max-seq 48 --threads 2 --seed 3)
+  "${glue[@]}" --task cola --data "$tasks/cola" --out cola --metrics cola.jsonl
+  grep -Eq '"event":"eval","step":4,"accuracy":[-0-9.e]+,"metrics":\{"mcc":[-0-9.e]+,"accuracy":[-0-9.e]+\}' cola.jsonl || fail "CoLA's eval event"
+  grep -q '"task":"cola","main_metric":"mcc","dev_main":' cola.jsonl || fail "CoLA's summary does not name its main metric"
+  grep -q '"finetuning_task": "cola"' cola/config.json || fail "the checkpoint does not name its task"
+  "$earlybert" predict --checkpoint cola --input "$tasks/cola/dev.tsv" --out cola_dev.jsonl  # headerless, as the task reads it
+  [[ $(wc -l < cola_dev.jsonl) -eq 100 ]] || fail "expected 100 CoLA predictions"
+  "${glue[@]}" --task stsb --data "$tasks/stsb" --out stsb --metrics stsb.jsonl
+  grep -Eq '"metrics":\{"pearson":[-0-9.e]+,"spearman":[-0-9.e]+\}' stsb.jsonl || fail "STS-B's eval event"
+  grep -q '"problem_type": "regression"' stsb/config.json || fail "STS-B's head is not a regression"
+  "$earlybert" predict --checkpoint stsb --input "$tasks/stsb/dev.tsv" --out stsb_dev.jsonl
+  head -n 1 stsb_dev.jsonl | grep -Eq '^\{"index":0,"score":[-0-9.e]+\}$' || fail "bad STS-B prediction: $(head -n 1 stsb_dev.jsonl)"
+  "${glue[@]}" --task rte --train "$tasks/rte/train.tsv" --dev "$tasks/rte/dev.tsv" --out rte --earlybert --eb-interval 1 --metrics rte.jsonl
+  grep -q '"event":"summary","mode":"earlybert"' rte.jsonl || fail "no EarlyBERT summary for RTE"
+  "$earlybert" predict --checkpoint rte --input "$tasks/rte/dev.tsv" --out rte_dev.jsonl
+  head -n 1 rte_dev.jsonl | grep -Eq '"label_name":"(entailment|not_entailment)"\}$' || fail "bad RTE prediction: $(head -n 1 rte_dev.jsonl)"
+  # MNLI: two dev sets, text labels; QQP: its six columns.
+  mkdir mnli qqp
+  parses=$'( ( A ) )\t( ( B ) )\t(ROOT A)\t(ROOT B)'
+  mnli_head=$'index\tpromptID\tpairID\tgenre\tsentence1_binary_parse\tsentence2_binary_parse\tsentence1_parse\tsentence2_parse\tsentence1\tsentence2'
+  {
+    printf '%s\tlabel1\tgold_label\n' "$mnli_head"
+    for i in $(seq 0 23); do
+      labels=(contradiction entailment neutral)
+      printf '%s\t1\t1n\tfiction\t%s\tThe man number %s walks home.\tSomeone walks.\t%s\t%s\n' "$i" "$parses" "$i" "${labels[i % 3]}" "${labels[i % 3]}"
+    done
+  } > mnli/train.tsv
+  for split in matched mismatched; do
+    {
+      printf '%s\tlabel1\tlabel2\tlabel3\tlabel4\tlabel5\tgold_label\n' "$mnli_head"
+      printf '0\t2\t2e\tslate\t%s\tA woman sings.\tA person sings.\tentailment\tentailment\tentailment\tneutral\tentailment\tentailment\n' "$parses"
+      printf '1\t3\t3c\tslate\t%s\tA dog sleeps.\tThe dog runs.\tcontradiction\tcontradiction\tcontradiction\tcontradiction\tcontradiction\tcontradiction\n' "$parses"
+    } > "mnli/dev_$split.tsv"
+  done
+  "${glue[@]}" --task mnli --data mnli --out mnli_model --metrics mnli.jsonl
+  grep -Eq '"metrics":\{"accuracy":[-0-9.e]+,"accuracy_mismatched":[-0-9.e]+\}' mnli.jsonl || fail "MNLI's matched and mismatched accuracy"
+  grep -q '"2": "neutral"' mnli_model/config.json || fail "MNLI's label names are not in the checkpoint"
+  {
+    printf 'id\tqid1\tqid2\tquestion1\tquestion2\tis_duplicate\n'
+    for i in $(seq 1 20); do printf '%s\t%s\t%s\tHow do I learn %s?\tWhat is the way to learn %s?\t%s\n' "$i" "$((2 * i))" "$((2 * i + 1))" "$i" "$i" "$((i % 2))"; done
+  } > qqp/train.tsv
+  cp qqp/train.tsv qqp/dev.tsv
+  "${glue[@]}" --task qqp --data qqp --out qqp_model --metrics qqp.jsonl
+  grep -Eq '"metrics":\{"f1":[-0-9.e]+,"accuracy":[-0-9.e]+\}' qqp.jsonl || fail "QQP's F1 and accuracy"
+  # Bad settings: one error each, nothing written.
+  expect_error "--task is 'glue', expected one of cola, sst2, mrpc, stsb, qqp, mnli, qnli, rte" "${glue[@]}" --task glue --data qqp --out x
+  expect_error "--task rte reads either --data DIR (its train.tsv and dev.tsv) or both --train and --dev" "${glue[@]}" --task rte --out x
+  expect_error "--task rte reads either" "${glue[@]}" --task rte --data "$tasks/rte" --dev "$tasks/rte/dev.tsv" --out x
+  expect_error "train.tsv': line 1: the header has no text column 'sentence1' (found 'gj04', '1', ''," \
+    "${glue[@]}" --task rte --train "$tasks/cola/train.tsv" --dev "$tasks/rte/dev.tsv" --out x
+  printf 'index\tsentence1\tsentence2\tlabel\n0\tA premise.\tA hypothesis.\t1\n' > rte_numbers.tsv
+  expect_error "rte_numbers.tsv': line 2: label '1' is not one of entailment, not_entailment" \
+    "${glue[@]}" --task rte --train rte_numbers.tsv --dev "$tasks/rte/dev.tsv" --out x
+  expect_error "--train and --dev are required without --task" "${glue[@]}" --out x
+  [[ ! -e x ]] || fail "a failed run left its output directory"
   ;;
 pretrain-then-finetune)
   # A masked-LM checkpoint initialises a classifier (pooler and classifier start fresh).

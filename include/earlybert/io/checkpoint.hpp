@@ -111,6 +111,7 @@ inline nlohmann::ordered_json config_to_json(const bert_config& c, const std::st
   j["id2label"] = id2label;
   j["label2id"] = label2id;
   if (c.regression()) j["problem_type"] = "regression";
+  if (!c.finetuning_task.empty()) j["finetuning_task"] = c.finetuning_task;
   if (c.pruned()) {
     nlohmann::ordered_json pruned = nlohmann::ordered_json::object();
     for (std::size_t l = 0; l < c.kept_heads.size(); ++l) {
@@ -203,6 +204,7 @@ inline checkpoint_config read_config(const std::filesystem::path& path) {
     }
     if (complete) c.label_names = std::move(names);
   }
+  if (j.contains("finetuning_task") && !j["finetuning_task"].is_null()) c.finetuning_task = config_value<std::string>(j, p, "finetuning_task", "", false);
   if (j.contains("problem_type") && !j["problem_type"].is_null()) {
     const auto problem = config_value<std::string>(j, p, "problem_type", "", false);
     const bool fits = (problem == "regression" && c.num_labels == 1) || (problem == "single_label_classification" && c.num_labels >= 2);

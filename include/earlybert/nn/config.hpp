@@ -36,6 +36,7 @@ struct bert_config {
   token_id pad_token_id = 0;
   int num_labels = 2;                    // classes of a task head; 1: a regression head (one score)
   std::vector<std::string> label_names;  // id2label: class i's name; empty for LABEL_0, LABEL_1, ...
+  std::string finetuning_task;           // the task the head was trained on ("cola", ...), "" if none
   // The structure kept after pruning: per layer, the original indices of the kept heads and FFN
   // neurons, ascending. Empty means unpruned (every head and neuron).
   std::vector<std::vector<index_t>> kept_heads;

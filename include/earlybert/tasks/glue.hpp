@@ -80,6 +80,7 @@ inline const sentence_task* find_glue_task(std::string_view name) {
 class metric_values {
  public:
   void add(std::string name, double value) { values_.emplace_back(std::move(name), value); }
+  void append(const metric_values& other) { values_.insert(values_.end(), other.values_.begin(), other.values_.end()); }
   // The value called `name`; a config_error naming the ones there are if it is missing.
   double at(std::string_view name) const {
     for (const auto& [n, v] : values_) {
