@@ -19,10 +19,38 @@ using json = nlohmann::ordered_json;
 // The library's classification task (train/classification_task.hpp) with the program's progress,
 // metrics, evaluation and training states. Models earlybert_task; dense training uses it as the
 // efficient stage of an unpruned model.
+// What a task's data fine-tunes: a sequence classifier for sentence tasks, a token classifier for tagging.
+template <class TaskData>
+struct model_for;
+template <>
+struct model_for<sentence_task_data> {
+  using type = bert_for_sequence_classification<float, shapes::any>;
+};
+template <>
+struct model_for<tagging_task_data> {
+  using type = bert_for_token_classification<float, shapes::any>;
+};
+
+// The task's metrics on every dev set (the first set's unsuffixed, the main metric first).
 template <class Model>
+metric_values evaluate_task(Model& model, const sentence_task_data& task, token_id pad) {
+  metric_values all;
+  for (const auto& [suffix, set] : task.dev) all.append(sentence_metrics(task.metrics, predict_sentences(model, set, 64, pad), set, suffix));
+  return all;
+}
+template <class Model>
+metric_values evaluate_task(Model& model, const tagging_task_data& task, token_id pad) {
+  metric_values all;
+  for (const auto& [suffix, set] : task.dev) {
+    all.append(tagging_metrics(set, predict_tags(model, set, 64, pad), task.entities, suffix));
+  }
+  return all;
+}
+
+template <class Model, class TaskData>
 class finetune_task {
  public:
-  finetune_task(const finetune_options& o, const sentence_task_data& task, token_id pad, metrics_log& metrics, long steps_per_epoch)
+  finetune_task(const finetune_options& o, const TaskData& task, token_id pad, metrics_log& metrics, long steps_per_epoch)
       : o_(o), task_(task), pad_(pad), metrics_(metrics), steps_per_epoch_(steps_per_epoch),
         data_(task.train, o.batch, o.accumulation, o.common.seed, pad), report_("finetune", o.earlybert.enabled, metrics) {}
 
@@ -69,14 +97,7 @@ class finetune_task {
   // The task's metrics on every dev set (the first set's unsuffixed, the main metric first).
   const metric_values& evaluate(long step) {
     if (step == last_evaluated_) return last_metrics_;
-    last_metrics_ = report_.evaluation([&] {
-      metric_values all;
-      for (const auto& [suffix, set] : task_.dev) {
-        const sentence_predictions predicted = predict_sentences(*model_, set, 64, pad_);
-        all.append(sentence_metrics(task_.metrics, predicted, set, suffix));
-      }
-      return all;
-    });
+    last_metrics_ = report_.evaluation([&] { return evaluate_task(*model_, task_, pad_); });
     last_evaluated_ = step;
     const auto& [main, value] = last_metrics_.items().front();
     messages::status("finetune", "step {} dev {} {:.4f}", step, main, value);
@@ -96,12 +117,12 @@ class finetune_task {
 
  private:
   const finetune_options& o_;
-  const sentence_task_data& task_;
+  const TaskData& task_;
   token_id pad_;
   metrics_log& metrics_;
   long steps_per_epoch_;
   Model* model_ = nullptr;
-  classification_task<Model> data_;
+  classification_task<Model, decltype(TaskData::train)> data_;
   stage_reporter report_;
   metric_values last_metrics_;
   long last_evaluated_ = -1;
@@ -125,7 +146,8 @@ json metrics_json(const metric_values& metrics) {
 }
 
 // The summary's description of the task and its result: the main metric named, every metric given.
-void add_task_summary(json& summary, const sentence_task_data& data, const finetune_result& result) {
+template <class TaskData>
+void add_task_summary(json& summary, const TaskData& data, const finetune_result& result) {
   for (const auto& [name, value] : result.dev_metrics.items()) {
     if (name == "accuracy") summary["dev_accuracy"] = value;
   }
@@ -135,9 +157,10 @@ void add_task_summary(json& summary, const sentence_task_data& data, const finet
   summary["dev_metrics"] = metrics_json(result.dev_metrics);
 }
 
+template <class TaskData>
 finetune_result finetune_model(const finetune_options& o, const vocabulary& vocab, const std::optional<checkpoint_config>& init,
-                               const sentence_task_data& data) {
-  using model_type = bert_for_sequence_classification<float, shapes::any>;
+                               const TaskData& data) {
+  using model_type = typename model_for<TaskData>::type;
   const special_tokens special = special_tokens::of(vocab);
   bert_config config = init ? init->model : named_shape_config(o.shape, vocab.size());
   config.num_labels = data.num_labels;
@@ -175,7 +198,7 @@ finetune_result finetune_model(const finetune_options& o, const vocabulary& voca
 
   const std::optional<training_state_reader> state = open_training_state("finetune", o.common, o.out);
   metrics_log metrics = open_metrics(o.common, state);
-  finetune_task<model_type> task(o, data, special.pad, metrics, steps_per_epoch);
+  finetune_task<model_type, TaskData> task(o, data, special.pad, metrics, steps_per_epoch);
   task.attach(model);
   if (state) task.restore(state->record("task"));
   const training_state_reader* resume = state ? &*state : nullptr;
@@ -228,9 +251,9 @@ finetune_result finetune_model(const finetune_options& o, const vocabulary& voca
   result.tokens = task.tokens();
   return result;
 }
-}  // namespace
 
-finetune_result finetune_with(const finetune_options& o, const vocabulary& vocab, const sentence_task_data& data) {
+template <class TaskData>
+finetune_result finetune_any(const finetune_options& o, const vocabulary& vocab, const TaskData& data) {
   std::optional<checkpoint_config> init;
   if (!o.init.empty()) init = read_config(fs::path(o.init) / "config.json");
   if (init) {
@@ -244,6 +267,11 @@ finetune_result finetune_with(const finetune_options& o, const vocabulary& vocab
     throw config_error("--shape is required when not initialising from a checkpoint (--init)");
   }
   return finetune_model(o, vocab, init, data);
+}
+}  // namespace
+
+finetune_result finetune_with(const finetune_options& o, const vocabulary& vocab, const sentence_task_data& data) {
+  return finetune_any(o, vocab, data);
 }
 
 void check_finetune_options(const finetune_options& o) {
@@ -263,6 +291,63 @@ void check_finetune_options(const finetune_options& o) {
   (void)nonfinite_policy_of(o.common.on_nonfinite);
   check_checkpoint_options(o.common);
   if (o.earlybert.enabled) check_earlybert_options(o.earlybert);
+}
+
+namespace {
+// The first of `names` that exists in `directory`, or an error naming the task and them all. A name
+// may hold one '*' (UD's "*-ud-train.conllu").
+fs::path task_file(const finetune_options& o, const fs::path& directory, const std::vector<std::string>& names) {
+  for (const std::string& name : names) {
+    const auto star = name.find('*');
+    if (star == std::string::npos) {
+      if (fs::exists(directory / name)) return directory / name;
+      continue;
+    }
+    std::vector<fs::path> matches;
+    std::error_code ec;
+    for (const auto& entry : fs::directory_iterator(directory, ec)) {
+      const std::string file = entry.path().filename().string();
+      if (file.size() >= name.size() - 1 && file.starts_with(name.substr(0, star)) && file.ends_with(name.substr(star + 1))) matches.push_back(entry.path());
+    }
+    std::sort(matches.begin(), matches.end());
+    if (!matches.empty()) return matches.front();
+  }
+  throw io_error(fmt::format("--data '{}' holds no {} file for --task {} (looked for {})", directory.string(),
+                             names.front().find("dev") != std::string::npos || names.front().find("valid") != std::string::npos ? "dev" : "training",
+                             o.task, fmt::join(names, ", ")));
+}
+}  // namespace
+
+tagging_task_data read_tagging_task(const finetune_options& o, const wordpiece_tokenizer& tokenizer) {
+  const bool files = !o.train.empty() || !o.dev.empty();
+  const bool upos = o.task == "upos";
+  const std::vector<std::string> train_names = upos ? std::vector<std::string>{"*-ud-train.conllu"}
+                                                    : std::vector<std::string>{"wnut17train.conll", "train.txt", "eng.train"};
+  const std::vector<std::string> dev_names = upos ? std::vector<std::string>{"*-ud-dev.conllu"}
+                                                  : std::vector<std::string>{"emerging.dev.conll", "valid.txt", "eng.testa"};
+  if (o.data.empty() == !files || (files && (o.train.empty() || o.dev.empty()))) {
+    throw config_error(fmt::format("--task {} reads either --data DIR (its {} and {}) or both --train and --dev", o.task, train_names.front(),
+                                   dev_names.front()));
+  }
+  const fs::path train_path = files ? fs::path(o.train) : task_file(o, o.data, train_names);
+  const fs::path dev_path = files ? fs::path(o.dev) : task_file(o, o.data, dev_names);
+  const auto read = [&](const fs::path& path) { return upos ? read_conllu(path) : read_conll_ner(path); };
+  std::vector<tagged_sentence> train = read(train_path), dev = read(dev_path);
+  tagging_task_data data;
+  data.title = upos ? "UPOS" : "NER";
+  data.name = o.task;
+  data.entities = !upos;
+  data.metrics = upos ? std::vector<std::string>{"accuracy"} : std::vector<std::string>{"f1", "precision", "recall", "accuracy"};
+  const std::vector<tagged_sentence>* both[] = {&train, &dev};
+  data.label_names = upos ? universal_pos_tags() : tag_set(both);
+  data.num_labels = static_cast<int>(data.label_names.size());
+  data.train = encode_tagging(std::move(train), tokenizer, o.max_seq, data.label_names, fmt::format("'{}'", train_path.string()));
+  tagging_dataset encoded_dev = encode_tagging(std::move(dev), tokenizer, o.max_seq, data.label_names, fmt::format("'{}'", dev_path.string()));
+  if (encoded_dev.cut_words > 0) {
+    messages::note("finetune", "{} dev words do not fit in --max-seq {} and count as mispredicted", encoded_dev.cut_words, o.max_seq);
+  }
+  data.dev.emplace_back("", std::move(encoded_dev));
+  return data;
 }
 
 sentence_task_data read_sentence_task(const finetune_options& o, const wordpiece_tokenizer& tokenizer) {
@@ -285,7 +370,7 @@ sentence_task_data read_sentence_task(const finetune_options& o, const wordpiece
   if (task == nullptr) {
     std::vector<std::string> names;
     for (const sentence_task& t : glue_tasks()) names.push_back(t.name);
-    throw config_error(fmt::format("--task is '{}', expected one of {}", o.task, fmt::join(names, ", ")));
+    throw config_error(fmt::format("--task is '{}', expected one of {}, upos or ner", o.task, fmt::join(names, ", ")));
   }
   const bool files = !o.train.empty() || !o.dev.empty();
   if (o.data.empty() == !files || (files && (o.train.empty() || o.dev.empty()))) {
@@ -314,12 +399,20 @@ int run_finetune(const finetune_options& o) {
   const vocabulary vocab = vocabulary::load(o.vocab);
   const wordpiece_tokenizer tokenizer = bert_tokenizer(vocab);
   const stopwatch reading;
-  const sentence_task_data data = read_sentence_task(o, tokenizer);
-  std::string dev_sizes;
-  for (const auto& [suffix, set] : data.dev) dev_sizes += fmt::format("{}{}{}", dev_sizes.empty() ? "" : " + ", set.examples.size(), suffix.empty() ? "" : " " + suffix);
-  messages::status("finetune", "{}: {} training and {} dev examples ({}), tokenised in {:.1f} s", data.title, data.train.examples.size(), dev_sizes,
-                   data.train.sentence_pairs ? "sentence pairs" : "single sentences", reading.seconds());
-  const finetune_result r = finetune_with(o, vocab, data);
+  finetune_result r;
+  if (is_tagging_task(o.task)) {
+    const tagging_task_data data = read_tagging_task(o, tokenizer);
+    messages::status("finetune", "{}: {} training and {} dev sentences, {} tags, tokenised in {:.1f} s", data.title, data.train.examples.size(),
+                     data.dev.front().second.examples.size(), data.num_labels, reading.seconds());
+    r = finetune_any(o, vocab, data);
+  } else {
+    const sentence_task_data data = read_sentence_task(o, tokenizer);
+    std::string dev_sizes;
+    for (const auto& [suffix, set] : data.dev) dev_sizes += fmt::format("{}{}{}", dev_sizes.empty() ? "" : " + ", set.examples.size(), suffix.empty() ? "" : " " + suffix);
+    messages::status("finetune", "{}: {} training and {} dev examples ({}), tokenised in {:.1f} s", data.title, data.train.examples.size(), dev_sizes,
+                     data.train.sentence_pairs ? "sentence pairs" : "single sentences", reading.seconds());
+    r = finetune_with(o, vocab, data);
+  }
   std::string others;
   for (const auto& [name, value] : r.dev_metrics.items()) {
     if (name != r.main_metric) others += fmt::format(", {} {:.4f}", name, value);

@@ -4,6 +4,10 @@
 
 #include <nlohmann/json.hpp>
 
+#include <string>
+#include <utility>
+#include <vector>
+
 #include "common.hpp"
 
 namespace earlybert::cli {
@@ -22,6 +26,24 @@ struct sentence_task_data {
 
 // Reads the task's training and dev sets as the options say (--task/--data or --train/--dev).
 sentence_task_data read_sentence_task(const finetune_options& o, const wordpiece_tokenizer& tokenizer);
+
+// A token classification task's data (tasks/tagging.hpp): UPOS tagging of CoNLL-U files, or named
+// entities in CoNLL-style files; the tag set is UD's 17 UPOS tags, or for NER every tag of the
+// training and dev files.
+struct tagging_task_data {
+  std::string title;  // "UPOS", "NER"
+  std::string name;   // "upos", "ner"
+  tagging_dataset train;
+  std::vector<std::pair<std::string, tagging_dataset>> dev;
+  std::vector<std::string> metrics;  // the first is the main metric
+  std::vector<std::string> label_names;
+  int num_labels = 0;
+  bool entities = false;  // score entity spans (NER), not only words
+};
+
+// The token classification tasks --task knows.
+inline bool is_tagging_task(const std::string& name) { return name == "upos" || name == "ner"; }
+tagging_task_data read_tagging_task(const finetune_options& o, const wordpiece_tokenizer& tokenizer);
 
 struct finetune_result {
   double dev_accuracy = 0;  // on the first dev set, where the task measures accuracy (0 otherwise)

@@ -108,7 +108,7 @@ glue)
   "${glue[@]}" --task qqp --data qqp --out qqp_model --metrics qqp.jsonl
   grep -Eq '"metrics":\{"f1":[-0-9.e]+,"accuracy":[-0-9.e]+\}' qqp.jsonl || fail "QQP's F1 and accuracy"
   # Bad settings: one error each, nothing written.
-  expect_error "--task is 'glue', expected one of cola, sst2, mrpc, stsb, qqp, mnli, qnli, rte" "${glue[@]}" --task glue --data qqp --out x
+  expect_error "--task is 'glue', expected one of cola, sst2, mrpc, stsb, qqp, mnli, qnli, rte, upos or ner" "${glue[@]}" --task glue --data qqp --out x
   expect_error "--task rte reads either --data DIR (its train.tsv and dev.tsv) or both --train and --dev" "${glue[@]}" --task rte --out x
   expect_error "--task rte reads either" "${glue[@]}" --task rte --data "$tasks/rte" --dev "$tasks/rte/dev.tsv" --out x
   expect_error "train.tsv': line 1: the header has no text column 'sentence1' (found 'gj04', '1', ''," \
@@ -117,6 +117,26 @@ glue)
   expect_error "rte_numbers.tsv': line 2: label '1' is not one of entailment, not_entailment" \
     "${glue[@]}" --task rte --train rte_numbers.tsv --dev "$tasks/rte/dev.tsv" --out x
   expect_error "--train and --dev are required without --task" "${glue[@]}" --out x
+  [[ ! -e x ]] || fail "a failed run left its output directory"
+  ;;
+tagging)
+  # Token classification on the bundled excerpts: UPOS (CoNLL-U) scored by word accuracy, WNUT-17
+  # NER scored by entity F1, the token classifier in the checkpoint, EarlyBERT through the same path.
+  tasks=$data/tasks
+  tag=("$earlybert" finetune --vocab "$vocab" --shape tiny --steps 4 --batch 16 --max-seq 64 --threads 2 --seed 3)
+  "${tag[@]}" --task upos --data "$tasks/upos" --out upos --metrics upos.jsonl
+  grep -Eq '"event":"eval","step":4,"accuracy":[-0-9.e]+,"metrics":\{"accuracy":[-0-9.e]+\}' upos.jsonl || fail "UPOS's eval event"
+  grep -q '"architectures": \[$' upos/config.json && grep -q '"BertForTokenClassification"' upos/config.json || fail "not a token classifier"
+  grep -q '"16": "X"' upos/config.json || fail "UPOS's tag names are not in the checkpoint"
+  "${tag[@]}" --task ner --data "$tasks/ner" --out ner --metrics ner.jsonl --earlybert --eb-interval 1
+  grep -q '"task":"ner","main_metric":"f1"' ner.jsonl || fail "NER's summary does not name entity F1"
+  grep -Eq '"dev_metrics":\{"f1":[-0-9.e]+,"precision":[-0-9.e]+,"recall":[-0-9.e]+,"accuracy":[-0-9.e]+\}' ner.jsonl || fail "NER's metrics"
+  "$earlybert" finetune --vocab "$vocab" --shape tiny --steps 1 --batch 16 --max-seq 8 --threads 2 --task upos --data "$tasks/upos" --out short 2> short.txt
+  grep -q "dev words do not fit in --max-seq 8 and count as mispredicted" short.txt || fail "cut-off words were not reported"
+  expect_error "--data '$tasks/ner' holds no training file for --task upos (looked for *-ud-train.conllu)" "${tag[@]}" --task upos --data "$tasks/ner" --out x
+  printf 'word\tB-person\nlonely\n' > bad.conll
+  expect_error "NER file 'bad.conll': line 2: found 1 column ('lonely'), expected a word and its tag" \
+    "${tag[@]}" --task ner --train bad.conll --dev "$tasks/ner/emerging.dev.conll" --out x
   [[ ! -e x ]] || fail "a failed run left its output directory"
   ;;
 pretrain-then-finetune)

@@ -296,6 +296,10 @@ inline void make_classification_batch(const classification_dataset& data, std::s
   }
 }
 
+inline void make_batch(const classification_dataset& data, std::span<const std::size_t> indices, token_id pad, token_batch& out) {
+  make_classification_batch(data, indices, pad, out);
+}
+
 // A tokenised raw-text corpus (see above).
 struct text_corpus {
   std::vector<token_id> tokens;

@@ -433,6 +433,13 @@ class bert_for_token_classification : public detail::bert_with_classifier<Scalar
     const var<Scalar> hidden = this->bert.encode(t, b, c);
     return this->classifier.forward(t, c.hidden_dropout_of(t, hidden, this->classifier_site()));
   }
+
+  // Forward FLOPs of a batch: the encoder and the classifier on every token.
+  double forward_flops(const token_batch& b) const {
+    const double d = this->bert.built_config().hidden;
+    return static_cast<double>(b.tokens()) *
+           (this->bert.encoder_flops_per_token(b.seq) + 2 * d * static_cast<double>(this->classifier.outputs()));
+  }
 };
 
 // Every parameter of a model, in its for_each_parameter order (for the optimizer and checkpoints).

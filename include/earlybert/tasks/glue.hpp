@@ -76,27 +76,6 @@ inline const sentence_task* find_glue_task(std::string_view name) {
   return nullptr;
 }
 
-// Named metric values in a fixed order: the main metric first.
-class metric_values {
- public:
-  void add(std::string name, double value) { values_.emplace_back(std::move(name), value); }
-  void append(const metric_values& other) { values_.insert(values_.end(), other.values_.begin(), other.values_.end()); }
-  // The value called `name`; a config_error naming the ones there are if it is missing.
-  double at(std::string_view name) const {
-    for (const auto& [n, v] : values_) {
-      if (n == name) return v;
-    }
-    std::vector<std::string_view> names;
-    for (const auto& [n, v] : values_) names.push_back(n);
-    throw config_error(fmt::format("metric '{}' was not computed (there are: {})", name, fmt::join(names, ", ")));
-  }
-  const std::vector<std::pair<std::string, double>>& items() const noexcept { return values_; }
-  bool empty() const noexcept { return values_.empty(); }
-
- private:
-  std::vector<std::pair<std::string, double>> values_;
-};
-
 // What a sentence model predicts for a dataset: a class per example, or a score (regression).
 struct sentence_predictions {
   std::vector<int> classes;

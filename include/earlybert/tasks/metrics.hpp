@@ -17,7 +17,8 @@
 //                                               alike), precision / recall / F1 over exact (span,
 //                                               type) matches, micro-averaged over sentences
 //
-// Every function checks that the two sides have the same length and are not empty.
+// Every function checks that the two sides have the same length and are not empty. metric_values
+// holds a task's named results in order, its main metric first.
 
 #include <algorithm>
 #include <cmath>
@@ -27,6 +28,7 @@
 #include <span>
 #include <string>
 #include <string_view>
+#include <utility>
 #include <vector>
 
 #include <fmt/format.h>
@@ -128,6 +130,27 @@ inline double spearman(std::span<const double> x, std::span<const double> y) {
   const std::vector<double> rx = average_ranks(x), ry = average_ranks(y);
   return pearson(rx, ry);
 }
+
+// Named metric values in a fixed order: the main metric first.
+class metric_values {
+ public:
+  void add(std::string name, double value) { values_.emplace_back(std::move(name), value); }
+  void append(const metric_values& other) { values_.insert(values_.end(), other.values_.begin(), other.values_.end()); }
+  // The value called `name`; a config_error naming the ones there are if it is missing.
+  double at(std::string_view name) const {
+    for (const auto& [n, v] : values_) {
+      if (n == name) return v;
+    }
+    std::vector<std::string_view> names;
+    for (const auto& [n, v] : values_) names.push_back(n);
+    throw config_error(fmt::format("metric '{}' was not computed (there are: {})", name, fmt::join(names, ", ")));
+  }
+  const std::vector<std::pair<std::string, double>>& items() const noexcept { return values_; }
+  bool empty() const noexcept { return values_.empty(); }
+
+ private:
+  std::vector<std::pair<std::string, double>> values_;
+};
 
 // ---- Named entities ----------------------------------------------------------------------------
 

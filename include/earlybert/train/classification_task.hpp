@@ -1,8 +1,10 @@
 // SPDX-License-Identifier: Apache-2.0
 #pragma once
-// Sequence classification as a task for the pipeline (run_earlybert, run_dense: train/earlybert.hpp):
-// the training set read in example_order's order (a shuffle per stage and epoch from the seed alone,
-// the last batch of an epoch partial), micro-batch by micro-batch, with dropout keyed by step_key, so a
+// Classification as a task for the pipeline (run_earlybert, run_dense: train/earlybert.hpp), of
+// sequences (classification_dataset: a class or a score per example) or of tokens (tagging_dataset:
+// a tag per word), in the batches make_batch(dataset, indices, pad, batch) builds: the training set
+// read in example_order's order (a shuffle per stage and epoch from the seed alone, the last batch of
+// an epoch partial), micro-batch by micro-batch, with dropout keyed by step_key, so a
 // run is reproducible and a resumed run reads what the interrupted one would have. What a program adds
 // (progress, metrics, evaluation) goes in the two hooks, which are empty by default.
 
@@ -13,18 +15,19 @@
 
 #include "earlybert/core/tape.hpp"
 #include "earlybert/io/datasets.hpp"
+#include "earlybert/tasks/tagging.hpp"
 #include "earlybert/train/data_order.hpp"
 #include "earlybert/train/trainer.hpp"
 
 namespace earlybert {
 
-template <class Model>
+template <class Model, class Dataset = classification_dataset>
 class classification_task {
  public:
   using scalar_type = typename Model::scalar_type;
 
   // `salt` separates this task's data order from another's with the same seed.
-  classification_task(const classification_dataset& train, index_t batch, int accumulation, std::uint64_t seed, token_id pad,
+  classification_task(const Dataset& train, index_t batch, int accumulation, std::uint64_t seed, token_id pad,
                       std::uint64_t salt = 1000)
       : train_(train), order_(train.examples.size(), batch, accumulation, seed, salt, last_batch::keep_partial), seed_(seed), pad_(pad) {}
 
@@ -32,7 +35,7 @@ class classification_task {
 
   // The mean cross-entropy of micro-batch k of `step`, dropout on.
   var<scalar_type> loss(tape<scalar_type>& t, Model& model, pipeline_stage stage, long step, int k) {
-    make_classification_batch(train_, order_.micro_batch(stage, step, k), pad_, batch_);
+    make_batch(train_, order_.micro_batch(stage, step, k), pad_, batch_);
     return model.loss(t, model.logits(t, batch_, true, step_key(seed_, stage, step, k)), batch_);
   }
   double last_forward_flops(const Model& model) const { return model.forward_flops(batch_); }
@@ -50,7 +53,7 @@ class classification_task {
   std::function<void(const nlohmann::ordered_json&)> event_hook;                            // eb_check and ticket events
 
  private:
-  const classification_dataset& train_;
+  const Dataset& train_;
   example_order order_;
   std::uint64_t seed_;
   token_id pad_;
