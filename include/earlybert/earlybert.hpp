@@ -43,6 +43,7 @@
 #include "earlybert/prune/ticket.hpp"
 #include "earlybert/tasks/glue.hpp"
 #include "earlybert/tasks/metrics.hpp"
+#include "earlybert/tasks/squad.hpp"
 #include "earlybert/tasks/tagging.hpp"
 #include "earlybert/train/adamw.hpp"
 #include "earlybert/train/classification_task.hpp"

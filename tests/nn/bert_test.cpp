@@ -325,3 +325,28 @@ TEST_CASE("named shapes: from a name to a configuration and back") {
                        "small (4/512/8/2048), medium (8/512/8/2048), base (12/768/12/3072)",
                        config_error);
 }
+
+TEST_CASE("bert_for_question_answering: every gradient matches finite differences; padding is out of the span softmax") {
+  bert_for_question_answering<double, test_shape> model(test_config());
+  randomise(model, 300);
+  token_batch b = test_batch();
+  b.labels = {1, 3, 2, 2};  // (start, end) of each sequence
+  check_gradients([&](tape<double>& t, auto&) { return model.loss(t, model.logits(t, b, false, 0), b); }, parameters_of(model));
+  // The loss of the padded sequence alone equals its share when it is batched with a longer one.
+  token_batch second;
+  second.batch = 1;
+  second.seq = 3;
+  second.ids = {1, 4, 2};
+  second.type_ids = {0, 0, 0};
+  second.attention = {1, 1, 1};
+  second.labels = {2, 2};
+  tape<double> t;
+  const double alone = model.loss(t, model.logits(t, second, false, 0), second).item();
+  token_batch only_second = b;
+  only_second.labels = {ignore_label, ignore_label, 2, 2};
+  // With the first sequence's labels ignored the batch mean is the second sequence's loss.
+  CHECK(model.loss(t, model.logits(t, only_second, false, 0), only_second).item() == doctest::Approx(alone).epsilon(1e-12));
+  b.labels = {1, 3};
+  CHECK_THROWS_WITH_AS(model.loss(t, model.logits(t, b, false, 0), b),
+                       "bert_for_question_answering: batch holds 2 labels, expected 4 (start and end per sequence)", shape_error);
+}

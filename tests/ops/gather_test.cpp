@@ -62,3 +62,13 @@ TEST_CASE("embedding: lookups of the padding id add nothing to its row's gradien
   t.backward(sum(t, y));
   check_near(table.gradient, matrix_of<double>({{0, 0, 0}, {1, 1, 1}, {1, 1, 1}, {0, 0, 0}}), 0);
 }
+
+TEST_CASE("column_as_sequences: one column of a per-token head as a row per sequence; gradients match finite differences") {
+  tape<double> t;
+  const auto x = t.constant(matrix_of<double>({{1, 2}, {3, 4}, {5, 6}, {7, 8}, {9, 10}, {11, 12}}));
+  check_near(column_as_sequences(t, x, 1, 2, 3).value(), matrix_of<double>({{2, 4, 6}, {8, 10, 12}}), 0);
+  auto p = random_parameter<double>("x", 6, 2, 5, -1.0, 1.0);
+  check_gradients([&](tape<double>& inner, auto& v) { return column_as_sequences(inner, v[0], 0, 3, 2); }, {&p});
+  CHECK_THROWS_AS(column_as_sequences(t, x, 2, 2, 3), shape_error);
+  CHECK_THROWS_AS(column_as_sequences(t, x, 0, 4, 2), shape_error);
+}

@@ -258,6 +258,7 @@ std::string architecture_of() {
   using shape = typename Model::shape;
   if constexpr (std::is_same_v<Model, bert_for_masked_lm<scalar, shape>>) return "BertForMaskedLM";
   else if constexpr (std::is_same_v<Model, bert_for_sequence_classification<scalar, shape>>) return "BertForSequenceClassification";
+  else if constexpr (std::is_same_v<Model, bert_for_question_answering<scalar, shape>>) return "BertForQuestionAnswering";
   else return "BertForTokenClassification";
 }
 

@@ -9,6 +9,7 @@
 //   bert_for_sequence_classification + dropout -> classifier on the pooled [CLS] vector (num_labels
 //                                      1: a regression head, one score, mean squared error)
 //   bert_for_token_classification    + dropout -> classifier on every token
+//   bert_for_question_answering      + qa_outputs: start and end logits on every token (SQuAD)
 //
 // Shapes: the batch is token_batch (nn/config.hpp); hidden states are [tokens, hidden], row-major,
 // sequence by sequence. Pruning is by family (nn/structure.hpp): for_each_family visits the heads and
@@ -439,6 +440,78 @@ class bert_for_token_classification : public detail::bert_with_classifier<Scalar
     const double d = this->bert.built_config().hidden;
     return static_cast<double>(b.tokens()) *
            (this->bert.encoder_flops_per_token(b.seq) + 2 * d * static_cast<double>(this->classifier.outputs()));
+  }
+};
+
+// BertForQuestionAnswering: a linear span head ("qa_outputs", [2, hidden], no dropout, as HuggingFace)
+// on every token's hidden state; column 0 scores a position as the answer's start, column 1 as its end.
+// loss() takes b.labels [batch * 2]: each sequence's start and end position, interleaved, and returns
+// (cross-entropy of the start logits + cross-entropy of the end logits) / 2, each a softmax over the
+// sequence's real (non-padding) positions.
+template <class Scalar, bert_shape_type Shape>
+class bert_for_question_answering {
+ public:
+  using scalar_type = Scalar;
+  using shape = Shape;
+
+  bert_model<Scalar, Shape> bert;
+  linear<Scalar> qa_outputs;
+
+  explicit bert_for_question_answering(const bert_config& config) : bert(config, false), qa_outputs("qa_outputs", config.hidden, 2) {}
+
+  template <class Random>
+  void initialise(Random& random) {
+    bert.initialise(random);
+    qa_outputs.initialise(random, bert.built_config().initializer_range);
+  }
+
+  // Logits [tokens, 2]: start and end scores of every position.
+  var<Scalar> logits(tape<Scalar>& t, const token_batch& b, bool training, std::uint64_t dropout_key) {
+    const auto c = bert.context(t, b, training, dropout_key);
+    return qa_outputs.forward(t, bert.encode(t, b, c));
+  }
+
+  var<Scalar> loss(tape<Scalar>& t, const var<Scalar>& logits, const token_batch& b) {
+    if (static_cast<index_t>(b.labels.size()) != 2 * b.batch) {
+      throw shape_error(fmt::format("bert_for_question_answering: batch holds {} labels, expected {} (start and end per sequence)",
+                                    b.labels.size(), 2 * b.batch));
+    }
+    token_id* starts = t.template scratch<token_id>(b.batch);
+    token_id* ends = t.template scratch<token_id>(b.batch);
+    for (index_t i = 0; i < b.batch; ++i) {
+      starts[i] = b.labels[static_cast<std::size_t>(2 * i)];
+      ends[i] = b.labels[static_cast<std::size_t>(2 * i + 1)];
+    }
+    const auto n = static_cast<std::size_t>(b.batch);
+    // Padding positions leave the softmax (HuggingFace keeps them; with batches padded to their longest
+    // sequence that would make a sequence's loss depend on its batch-mates).
+    var<Scalar> padding = t.make(b.batch, b.seq, false);
+    for (index_t i = 0; i < b.tokens(); ++i) {
+      padding.value_data()[i] = b.attention[static_cast<std::size_t>(i)] != 0 ? Scalar(0) : forward_context<Scalar>::padding_score;
+    }
+    const auto scores = [&](index_t column) { return add(t, column_as_sequences(t, logits, column, b.batch, b.seq), padding); };
+    const var<Scalar> start = cross_entropy(t, scores(0), std::span<const token_id>(starts, n));
+    const var<Scalar> end = cross_entropy(t, scores(1), std::span<const token_id>(ends, n));
+    return scale(t, add(t, start, end), Scalar(0.5));
+  }
+
+  // Forward FLOPs of a batch: the encoder and the span head on every token.
+  double forward_flops(const token_batch& b) const {
+    const double d = bert.built_config().hidden;
+    return static_cast<double>(b.tokens()) * (bert.encoder_flops_per_token(b.seq) + 2 * d * 2);
+  }
+
+  template <class F>
+  void for_each_linear(F&& f) {
+    bert.for_each_linear(f);
+    f(qa_outputs);
+  }
+
+  template <class F>
+  void for_each_parameter(F&& f) {
+    bert.for_each_parameter(f);
+    f(qa_outputs.weight);
+    f(qa_outputs.bias);
   }
 };
 

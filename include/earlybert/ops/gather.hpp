@@ -11,6 +11,10 @@
 // Repeated indices accumulate. Columns are split across threads and each thread walks all i in order,
 // so the sums are identical for every thread count.
 //
+// column_as_sequences(x, column, batch, seq): x [batch * seq, k] -> y [batch, seq], y(b, i) =
+// x(b * seq + i, column): one output of a per-token head as a row per sequence (a span head's start
+// or end logits). Backward (accumulating): dx(b * seq + i, column) += dy(b, i).
+//
 // embedding(table, ids, padding_id): as torch.nn.Embedding(padding_idx): rows looked up through
 // padding_id contribute nothing to d table (the padding row is never trained by lookups; other ops
 // that use the same table, such as a tied decoder, still accumulate into it).
@@ -70,6 +74,23 @@ var<Scalar> embedding(tape<Scalar>& t, const var<Scalar>& table, std::span<const
 template <class Scalar>
 var<Scalar> gather_rows(tape<Scalar>& t, const var<Scalar>& x, std::span<const token_id> rows) {
   return detail::gather(t, "gather_rows", "rows", x, rows);
+}
+
+template <class Scalar>
+var<Scalar> column_as_sequences(tape<Scalar>& t, const var<Scalar>& x, index_t column, index_t batch, index_t seq) {
+  if (batch < 1 || seq < 1 || x.rows() != batch * seq || column < 0 || column >= x.cols()) {
+    throw shape_error(fmt::format("column_as_sequences: x is [{}, {}], expected [batch * seq = {} * {}, k] and a column in [0, k), got column {}",
+                                  x.rows(), x.cols(), batch, seq, column));
+  }
+  const index_t k = x.cols();
+  var<Scalar> y = t.make(batch, seq, any_needs_gradient(t, x));
+  for (index_t r = 0; r < batch * seq; ++r) y.value_data()[r] = x.value_data()[r * k + column];
+  if (y.needs_gradient()) {
+    t.on_backward([=] {
+      for (index_t r = 0; r < batch * seq; ++r) x.adjoint_data()[r * k + column] += y.adjoint_data()[r];
+    });
+  }
+  return y;
 }
 
 }  // namespace earlybert

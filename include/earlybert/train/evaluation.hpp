@@ -8,15 +8,18 @@
 //   predict_sentences(model, data, batch, pad)     each example's arg-max class, or its score when the
 //                                                  model is a regression head (one output)
 //   predict_tags(model, data, batch, pad)          each word's arg-max tag (a token classifier)
+//   predict_answers(model, data, batch, pad, o)    each question's best answer span's text (a span head)
 //   classification_accuracy(model, data, batch, pad)   the fraction whose arg-max logit is the label
 
 #include <algorithm>
+#include <string>
 #include <vector>
 
 #include "earlybert/core/tape.hpp"
 #include "earlybert/io/datasets.hpp"
 #include "earlybert/nn/config.hpp"
 #include "earlybert/tasks/glue.hpp"
+#include "earlybert/tasks/squad.hpp"
 #include "earlybert/tasks/tagging.hpp"
 
 namespace earlybert {
@@ -74,6 +77,25 @@ std::vector<std::vector<int>> predict_tags(Model& model, const tagging_dataset& 
     }
   });
   return out;
+}
+
+// Each question's answer text, from a span head's logits over all its windows (tasks/squad.hpp).
+template <class Model>
+std::vector<std::string> predict_answers(Model& model, const qa_dataset& data, index_t batch, token_id pad, const squad_options& options) {
+  answer_extractor extractor(data, options);
+  std::vector<float> start, end;
+  for_each_logits(model, data, batch, pad, [&](std::size_t first, const auto& logits, const token_batch& b) {
+    for (index_t s = 0; s < b.batch; ++s) {
+      start.resize(static_cast<std::size_t>(b.seq));
+      end.resize(static_cast<std::size_t>(b.seq));
+      for (index_t i = 0; i < b.seq; ++i) {
+        start[static_cast<std::size_t>(i)] = static_cast<float>(logits.value()(s * b.seq + i, 0));
+        end[static_cast<std::size_t>(i)] = static_cast<float>(logits.value()(s * b.seq + i, 1));
+      }
+      extractor.add(first + static_cast<std::size_t>(s), start, end);
+    }
+  });
+  return extractor.answers();
 }
 
 template <class Model>
