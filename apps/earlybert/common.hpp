@@ -105,6 +105,8 @@ struct finetune_options {
   int accumulation = 1;
   int num_labels = 2;
   long eval_every = 0;  // 0: at the end of every epoch
+  index_t doc_stride = 128;  // SQuAD: pieces between the starts of a context's windows
+  index_t max_query = 64;    // SQuAD: the question's pieces kept
 };
 
 // Where the bundled data and the plotting script are: installed beside the program
@@ -140,7 +142,9 @@ struct predict_options {
   common_options common;
   std::string checkpoint, input, out;
   index_t batch = 64;
-  index_t max_seq = 128;
+  index_t max_seq = 128;     // 384 for a question-answering checkpoint unless given
+  index_t doc_stride = 128;  // question answering: as finetune's
+  index_t max_query = 64;
 };
 
 struct bench_options {

@@ -30,6 +30,10 @@ template <>
 struct model_for<tagging_task_data> {
   using type = bert_for_token_classification<float, shapes::any>;
 };
+template <>
+struct model_for<squad_task_data> {
+  using type = bert_for_question_answering<float, shapes::any>;
+};
 
 // The task's metrics on every dev set (the first set's unsuffixed, the main metric first).
 template <class Model>
@@ -43,6 +47,16 @@ metric_values evaluate_task(Model& model, const tagging_task_data& task, token_i
   metric_values all;
   for (const auto& [suffix, set] : task.dev) {
     all.append(tagging_metrics(set, predict_tags(model, set, 64, pad), task.entities, suffix));
+  }
+  return all;
+}
+
+template <class Model>
+metric_values evaluate_task(Model& model, const squad_task_data& task, token_id pad) {
+  metric_values all;
+  for (const auto& [suffix, set] : task.dev) {
+    const metric_values m = squad_metrics(set.source, predict_answers(model, set, 32, pad, task.options));
+    for (const auto& [name, value] : m.items()) all.add(suffix.empty() ? name : name + "_" + suffix, value);
   }
   return all;
 }
@@ -287,6 +301,14 @@ void check_finetune_options(const finetune_options& o) {
   }
   require_positive("--num-labels", o.num_labels);
   if (o.max_seq < 3) throw config_error(fmt::format("--max-seq is {}, expected at least 3", o.max_seq));
+  if (o.task == "squad") {
+    require_positive("--doc-stride", o.doc_stride);
+    require_positive("--max-query", o.max_query);
+    if (o.max_seq < o.max_query + 4) {
+      throw config_error(fmt::format("--max-seq is {}, expected at least --max-query + 4 = {} (the question, [CLS], two [SEP] and a context piece)",
+                                     o.max_seq, o.max_query + 4));
+    }
+  }
   if (o.lr && !(*o.lr > 0)) throw config_error(fmt::format("--lr is {}, expected a positive value", *o.lr));
   (void)nonfinite_policy_of(o.common.on_nonfinite);
   check_checkpoint_options(o.common);
@@ -317,6 +339,22 @@ fs::path task_file(const finetune_options& o, const fs::path& directory, const s
                              o.task, fmt::join(names, ", ")));
 }
 }  // namespace
+
+squad_task_data read_squad_task(const finetune_options& o, const wordpiece_tokenizer& tokenizer) {
+  const bool files = !o.train.empty() || !o.dev.empty();
+  if (o.data.empty() == !files || (files && (o.train.empty() || o.dev.empty()))) {
+    throw config_error("--task squad reads either --data DIR (its train-v1.1.json and dev-v1.1.json) or both --train and --dev");
+  }
+  squad_task_data data;
+  data.options.max_seq = o.max_seq;
+  data.options.stride = o.doc_stride;
+  data.options.max_query = o.max_query;
+  const fs::path train = files ? fs::path(o.train) : task_file(o, o.data, {"train-v1.1.json"});
+  const fs::path dev = files ? fs::path(o.dev) : task_file(o, o.data, {"dev-v1.1.json"});
+  data.train = make_qa_features(read_squad(train), tokenizer, data.options);
+  data.dev.emplace_back("", make_qa_features(read_squad(dev), tokenizer, data.options));
+  return data;
+}
 
 tagging_task_data read_tagging_task(const finetune_options& o, const wordpiece_tokenizer& tokenizer) {
   const bool files = !o.train.empty() || !o.dev.empty();
@@ -370,7 +408,7 @@ sentence_task_data read_sentence_task(const finetune_options& o, const wordpiece
   if (task == nullptr) {
     std::vector<std::string> names;
     for (const sentence_task& t : glue_tasks()) names.push_back(t.name);
-    throw config_error(fmt::format("--task is '{}', expected one of {}, upos or ner", o.task, fmt::join(names, ", ")));
+    throw config_error(fmt::format("--task is '{}', expected one of {}, squad, upos or ner", o.task, fmt::join(names, ", ")));
   }
   const bool files = !o.train.empty() || !o.dev.empty();
   if (o.data.empty() == !files || (files && (o.train.empty() || o.dev.empty()))) {
@@ -400,7 +438,13 @@ int run_finetune(const finetune_options& o) {
   const wordpiece_tokenizer tokenizer = bert_tokenizer(vocab);
   const stopwatch reading;
   finetune_result r;
-  if (is_tagging_task(o.task)) {
+  if (o.task == "squad") {
+    const squad_task_data data = read_squad_task(o, tokenizer);
+    messages::status("finetune", "{}: {} training questions in {} windows, {} dev questions in {} windows, tokenised in {:.1f} s", data.title,
+                     data.train.source.questions.size(), data.train.examples.size(), data.dev.front().second.source.questions.size(),
+                     data.dev.front().second.examples.size(), reading.seconds());
+    r = finetune_any(o, vocab, data);
+  } else if (is_tagging_task(o.task)) {
     const tagging_task_data data = read_tagging_task(o, tokenizer);
     messages::status("finetune", "{}: {} training and {} dev sentences, {} tags, tokenised in {:.1f} s", data.title, data.train.examples.size(),
                      data.dev.front().second.examples.size(), data.num_labels, reading.seconds());

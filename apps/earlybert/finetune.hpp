@@ -41,6 +41,19 @@ struct tagging_task_data {
   bool entities = false;  // score entity spans (NER), not only words
 };
 
+// SQuAD v1.1 (tasks/squad.hpp): train-v1.1.json and dev-v1.1.json, or --train/--dev files in their format.
+struct squad_task_data {
+  std::string title = "SQuAD v1.1";
+  std::string name = "squad";
+  qa_dataset train;
+  std::vector<std::pair<std::string, qa_dataset>> dev;
+  std::vector<std::string> metrics{"f1", "exact_match"};
+  std::vector<std::string> label_names;
+  int num_labels = 2;
+  squad_options options;
+};
+squad_task_data read_squad_task(const finetune_options& o, const wordpiece_tokenizer& tokenizer);
+
 // The token classification tasks --task knows.
 inline bool is_tagging_task(const std::string& name) { return name == "upos" || name == "ner"; }
 tagging_task_data read_tagging_task(const finetune_options& o, const wordpiece_tokenizer& tokenizer);

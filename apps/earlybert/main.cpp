@@ -109,7 +109,8 @@ int main(int argc, char** argv) {
 
   finetune_options finetune;
   auto* f = app.add_subcommand("finetune", "Fine-tune on a task: a GLUE task by name, or custom TSV files");
-  f->add_option("--task", finetune.task, "A GLUE task: cola, sst2, mrpc, stsb, qqp, mnli, qnli or rte (its files, labels, head and metrics)");
+  f->add_option("--task", finetune.task,
+                "A task by name (its files, labels, head and metrics): cola, sst2, mrpc, stsb, qqp, mnli, qnli, rte, squad, upos or ner");
   f->add_option("--data", finetune.data, "The --task's directory, holding its files under their GLUE names");
   f->add_option("--train", finetune.train, "Training TSV: the --task's layout, or (without --task) a header naming text column(s) and 'label'");
   f->add_option("--dev", finetune.dev, "Dev TSV, same layout");
@@ -129,6 +130,8 @@ int main(int argc, char** argv) {
   f->add_option("--num-labels", finetune.num_labels, "Classes of custom files (1: a regression on real-valued scores); a --task knows its own")
       ->capture_default_str();
   f->add_option("--eval-every", finetune.eval_every, "Evaluate every N steps (0: after every epoch)")->capture_default_str();
+  f->add_option("--doc-stride", finetune.doc_stride, "SQuAD: pieces between the starts of a context's windows")->capture_default_str();
+  f->add_option("--max-query", finetune.max_query, "SQuAD: the question's pieces kept")->capture_default_str();
   add_common(*f, finetune.common);
   add_checkpointing(*f, finetune.common);
   add_earlybert(*f, finetune.earlybert, "Efficient-stage epochs (default two thirds of --epochs)",
@@ -142,7 +145,10 @@ int main(int argc, char** argv) {
   r->add_option("--out", predict.out, "JSON-lines output, one {\"index\", \"logits\", \"label\", \"label_name\"} (or {\"index\", \"score\"}) per row")
       ->required();
   r->add_option("--batch", predict.batch, "Rows per forward pass")->capture_default_str();
-  r->add_option("--max-seq", predict.max_seq, "Longest encoded row; longer ones are truncated")->capture_default_str();
+  r->add_option("--max-seq", predict.max_seq, "Longest encoded row; longer ones are truncated (question answering: 384 unless given)")
+      ->capture_default_str();
+  r->add_option("--doc-stride", predict.doc_stride, "Question answering: pieces between the starts of a context's windows")->capture_default_str();
+  r->add_option("--max-query", predict.max_query, "Question answering: the question's pieces kept")->capture_default_str();
   add_common(*r, predict.common, false);
 
   demo_options demo;
@@ -195,6 +201,9 @@ int main(int argc, char** argv) {
     return app.exit(e);
   }
   const std::string name = app.get_subcommands().front()->get_name();
+  // SQuAD's standard window is 384 pieces (finetune's --max-seq default is for sentences).
+  if (finetune.task == "squad" && f->get_option("--max-seq")->count() == 0) finetune.max_seq = 384;
+  if (r->get_option("--max-seq")->count() == 0) predict.max_seq = 0;  // 0: the checkpoint's kind decides (predict.cpp)
   pretrain.common.settings = resumable_settings(*p);
   finetune.common.settings = resumable_settings(*f);
   try {

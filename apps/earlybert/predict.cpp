@@ -3,6 +3,8 @@
 // per row, written atomically:
 //   classification  {"index": i, "logits": [...], "label": class, "label_name": its name}
 //   regression      {"index": i, "score": s}
+// A question-answering checkpoint reads a SQuAD v1.1 JSON file and writes the official prediction
+// file, {"question id": "answer text", ...}.
 // The input is read in the layout of the task the checkpoint was fine-tuned on (config.json's
 // finetuning_task: a GLUE task's dev layout, labels optional), else as a custom file whose header
 // names its columns.
@@ -13,6 +15,27 @@
 namespace earlybert::cli {
 
 namespace {
+int predict_squad(const predict_options& o, const checkpoint_config& config, const vocabulary& vocab) {
+  bert_for_question_answering<float, shapes::any> model(config.model);
+  load_weights(o.checkpoint, model);
+  const wordpiece_tokenizer tokenizer = bert_tokenizer(vocab);
+  squad_options options;
+  options.max_seq = std::min(o.max_seq, config.model.max_positions);
+  options.stride = o.doc_stride;
+  options.max_query = o.max_query;
+  if (options.stride < 1 || options.max_query < 1 || options.max_seq < options.max_query + 4) {
+    throw config_error(fmt::format("--max-seq {} (at most the model's {} positions), --max-query {}, --doc-stride {}: expected max-seq >= "
+                                   "max-query + 4 and positive sizes", o.max_seq, config.model.max_positions, o.max_query, o.doc_stride));
+  }
+  const qa_dataset data = make_qa_features(read_squad(o.input), tokenizer, options);
+  const std::vector<std::string> answers = predict_answers(model, data, o.batch, special_tokens::of(vocab).pad, options);
+  nlohmann::ordered_json out = nlohmann::ordered_json::object();
+  for (std::size_t q = 0; q < answers.size(); ++q) out[data.source.questions[q].id] = answers[q];
+  write_file_atomically(o.out, out.dump() + "\n");
+  messages::status("predict", "{} questions answered into '{}'", answers.size(), o.out);
+  return 0;
+}
+
 int predict(const predict_options& o, const checkpoint_config& config, const vocabulary& vocab) {
   bert_for_sequence_classification<float, shapes::any> model(config.model);
   load_weights(o.checkpoint, model);
@@ -57,15 +80,19 @@ int predict(const predict_options& o, const checkpoint_config& config, const voc
 int run_predict(const predict_options& o) {
   apply_threads("predict", o.common.threads);
   if (o.batch < 1) throw config_error(fmt::format("--batch is {}, expected at least 1", o.batch));
-  if (o.max_seq < 3) throw config_error(fmt::format("--max-seq is {}, expected at least 3", o.max_seq));
   const fs::path directory(o.checkpoint);
   const checkpoint_config config = read_config(directory / "config.json");
-  if (config.architecture != "BertForSequenceClassification") {
-    throw config_error(fmt::format("--checkpoint '{}' holds a {}, expected a BertForSequenceClassification (fine-tune it first)",
+  const bool answering = config.architecture == "BertForQuestionAnswering";
+  if (config.architecture != "BertForSequenceClassification" && !answering) {
+    throw config_error(fmt::format("--checkpoint '{}' holds a {}, expected a BertForSequenceClassification or BertForQuestionAnswering "
+                                   "(fine-tune it first)",
                                    o.checkpoint, config.architecture.empty() ? "model of unknown architecture" : config.architecture));
   }
+  predict_options resolved = o;
+  if (resolved.max_seq == 0) resolved.max_seq = answering ? 384 : 128;  // not given
+  if (resolved.max_seq < 3) throw config_error(fmt::format("--max-seq is {}, expected at least 3", resolved.max_seq));
   const vocabulary vocab = vocabulary::load(directory / "vocab.txt");
-  return predict(o, config, vocab);
+  return answering ? predict_squad(resolved, config, vocab) : predict(resolved, config, vocab);
 }
 
 }  // namespace earlybert::cli

@@ -108,7 +108,7 @@ glue)
   "${glue[@]}" --task qqp --data qqp --out qqp_model --metrics qqp.jsonl
   grep -Eq '"metrics":\{"f1":[-0-9.e]+,"accuracy":[-0-9.e]+\}' qqp.jsonl || fail "QQP's F1 and accuracy"
   # Bad settings: one error each, nothing written.
-  expect_error "--task is 'glue', expected one of cola, sst2, mrpc, stsb, qqp, mnli, qnli, rte, upos or ner" "${glue[@]}" --task glue --data qqp --out x
+  expect_error "--task is 'glue', expected one of cola, sst2, mrpc, stsb, qqp, mnli, qnli, rte, squad, upos or ner" "${glue[@]}" --task glue --data qqp --out x
   expect_error "--task rte reads either --data DIR (its train.tsv and dev.tsv) or both --train and --dev" "${glue[@]}" --task rte --out x
   expect_error "--task rte reads either" "${glue[@]}" --task rte --data "$tasks/rte" --dev "$tasks/rte/dev.tsv" --out x
   expect_error "train.tsv': line 1: the header has no text column 'sentence1' (found 'gj04', '1', ''," \
@@ -137,6 +137,36 @@ tagging)
   printf 'word\tB-person\nlonely\n' > bad.conll
   expect_error "NER file 'bad.conll': line 2: found 1 column ('lonely'), expected a word and its tag" \
     "${tag[@]}" --task ner --train bad.conll --dev "$tasks/ner/emerging.dev.conll" --out x
+  [[ ! -e x ]] || fail "a failed run left its output directory"
+  ;;
+squad)
+  # SQuAD v1.1 on the bundled excerpt (two articles of the dev set, split by article): the span head,
+  # EM/F1 in the events, predict writing the official {"id": "answer"} file, scored the same by the
+  # program and by the official recipe (when python3 is there to run it), EarlyBERT through the same path.
+  tasks=$data/tasks
+  qa=("$earlybert" finetune --vocab "$vocab" --shape tiny --steps 4 --batch 8 --threads 2 --seed 3 --task squad --data "$tasks/squad")
+  "${qa[@]}" --out squad --metrics squad.jsonl 2> log.txt
+  grep -q "SQuAD v1.1: 15 training questions in 15 windows, 80 dev questions in 80 windows" log.txt || fail "SQuAD's windows: $(cat log.txt)"
+  grep -Eq '"event":"eval","step":4,"metrics":\{"f1":[-0-9.e]+,"exact_match":[-0-9.e]+\}' squad.jsonl || fail "SQuAD's eval event"
+  grep -q '"BertForQuestionAnswering"' squad/config.json || fail "not a question-answering checkpoint"
+  "$earlybert" predict --checkpoint squad --input "$tasks/squad/dev-v1.1.json" --out answers.json
+  [[ $(grep -o '"56be4db0acb8001400a502ec":' answers.json | wc -l) -eq 1 ]] || fail "no answer for the first question"
+  if command -v python3 > /dev/null; then
+    scored=$(python3 "$(dirname "$reference")/../scripts/score_squad.py" "$tasks/squad/dev-v1.1.json" answers.json)
+    ours=$(grep '"event":"summary"' squad.jsonl | grep -o '"dev_metrics":{[^}]*}')
+    python3 - "$scored" "$ours" <<'PY' || fail "the official recipe scores the predictions differently: $scored vs $ours"
+import json, sys
+official, ours = json.loads(sys.argv[1]), json.loads("{" + sys.argv[2] + "}")["dev_metrics"]
+assert all(abs(official[k] - ours[k]) < 1e-9 for k in ("f1", "exact_match")), (official, ours)
+PY
+  fi
+  "${qa[@]}" --out squad_eb --earlybert --eb-interval 1 --metrics squad_eb.jsonl
+  grep -q '"event":"summary","mode":"earlybert".*"task":"squad","main_metric":"f1"' squad_eb.jsonl || fail "no EarlyBERT summary for SQuAD"
+  sed 's/"answer_start": 177/"answer_start": 178/' "$tasks/squad/dev-v1.1.json" > shifted.json
+  expect_error "SQuAD file 'shifted.json': question '56be4db0acb8001400a502ec': the answer 'Denver Broncos' is not at character 178 of its context" \
+    "$earlybert" finetune --vocab "$vocab" --shape tiny --task squad --train "$tasks/squad/train-v1.1.json" --dev shifted.json --out x
+  expect_error "--max-seq is 40, expected at least --max-query + 4 = 68" "$earlybert" finetune --vocab "$vocab" --shape tiny --task squad \
+    --data "$tasks/squad" --max-seq 40 --out x
   [[ ! -e x ]] || fail "a failed run left its output directory"
   ;;
 pretrain-then-finetune)

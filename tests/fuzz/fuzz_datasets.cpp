@@ -1,12 +1,14 @@
 // SPDX-License-Identifier: Apache-2.0
 // Fuzzes the dataset readers, then builds batches from what they return. The first input byte picks
 // the reader: a custom TSV file (layout from its header), a raw-text corpus, GLUE's CoLA (headerless),
-// MNLI (text labels) or STS-B (scores) layouts, a CoNLL-U file, or a CoNLL NER file.
+// MNLI (text labels) or STS-B (scores) layouts, a CoNLL-U file, a CoNLL NER file, or a SQuAD JSON file
+// (through the sliding windows).
 #include <numeric>
 #include <vector>
 
 #include "earlybert/io/datasets.hpp"
 #include "earlybert/tasks/glue.hpp"
+#include "earlybert/tasks/squad.hpp"
 #include "earlybert/tasks/tagging.hpp"
 #include "fuzz_input.hpp"
 
@@ -26,7 +28,7 @@ extern "C" int LLVMFuzzerTestOneInput(const std::uint8_t* data, std::size_t size
       earlybert::tokenizer_options{.lower_case = true, .never_split = {"[PAD]", "[UNK]", "[CLS]", "[SEP]", "[MASK]"}});
   static const earlybert::special_tokens special = earlybert::special_tokens::of(tokenizer.vocab());
   if (size == 0) return 0;
-  const int reader = data[0] % 7;
+  const int reader = data[0] % 8;
   const auto path = earlybert::fuzz::input_file(data + 1, size - 1, reader == 1 ? ".txt" : ".tsv");
   earlybert::fuzz::expect_success_or_library_error([&] {
     switch (reader) {
@@ -44,6 +46,14 @@ extern "C" int LLVMFuzzerTestOneInput(const std::uint8_t* data, std::size_t size
       case 4: {
         const char* task = reader == 2 ? "cola" : reader == 3 ? "mnli" : "stsb";
         batch_of(earlybert::read_sentence_tsv(path, earlybert::find_glue_task(task)->layout, tokenizer, 16), special.pad);
+        break;
+      }
+      case 7: {
+        earlybert::squad_options options;
+        options.max_seq = 24;
+        options.max_query = 6;
+        options.stride = 5;
+        batch_of(earlybert::make_qa_features(earlybert::read_squad(path), tokenizer, options), special.pad);
         break;
       }
       default: {
