@@ -20,8 +20,13 @@ hidden 64, 2 heads of size 32, FFN 96) into tests/reference/head32_bert/:
                                               weights in float64
 
 The golden values are computed in float64 from the F32 weights (exactly representable), with dropout
-off, for two heads on the same encoder: sequence classification (pooler + classifier) and masked LM
-(only the labelled positions go through the decoder, as earlybert computes them).
+off, for four heads on the same encoder: sequence classification (pooler + classifier), masked LM
+(only the labelled positions go through the decoder, as earlybert computes them), regression (pooler +
+a one-output classifier, mean squared error, as BertForSequenceClassification with num_labels 1) and
+question answering (qa_outputs on every token; start and end cross-entropy over each sequence's real
+positions: earlybert masks padding out of the span softmax, HuggingFace does not). The last two heads'
+weights are in golden.safetensors ("regression.classifier.*", "question_answering.qa_outputs.*"), not
+in the checkpoint, whose classifier is the three-class one.
 
 Run with Debian's PyTorch (python3-torch), which only /usr/bin/python3 has:
     /usr/bin/python3 tests/reference/make_reference.py
@@ -337,11 +342,49 @@ def main():
         if p.grad is not None and not name.startswith(("classifier.", "bert.pooler.")):
             golden["masked_lm.grad." + name] = p.grad.clone()
 
+    # The regression and span heads, initialised from their own generator after the rest (so the
+    # checkpoint and the goldens above stay what they were).
+    heads = torch.Generator().manual_seed(20261203)
+    regressor = nn.Linear(CONFIG["hidden_size"], 1).double()
+    qa_outputs = nn.Linear(CONFIG["hidden_size"], 2).double()
+    with torch.no_grad():
+        for p in list(regressor.parameters()) + list(qa_outputs.parameters()):
+            p.copy_(0.2 * torch.randn(p.shape, generator=heads, dtype=torch.float64))
+    golden["regression.classifier.weight"] = regressor.weight.detach().clone()
+    golden["regression.classifier.bias"] = regressor.bias.detach().clone()
+    golden["question_answering.qa_outputs.weight"] = qa_outputs.weight.detach().clone()
+    golden["question_answering.qa_outputs.bias"] = qa_outputs.bias.detach().clone()
+    targets = torch.tensor([0.5, 3.2, 4.75], dtype=torch.float64)
+
+    model.zero_grad()
+    regressor.zero_grad()
+    scores = regressor(model.bert.pooler(model.bert(ids, types, attention)))
+    loss = F.mse_loss(scores.squeeze(1), targets)
+    loss.backward()
+    golden["regression.logits"] = scores
+    golden["regression.loss"] = loss.reshape(1)
+    for name, p in list(model.named_parameters()) + [("classifier." + n, p) for n, p in regressor.named_parameters()]:
+        if p.grad is not None and not name.startswith("cls.") and not (name.startswith("classifier.") and p.shape[0] == CONFIG["num_labels"]):
+            golden["regression.grad." + name] = p.grad.clone()
+
+    starts, ends = torch.tensor([1, 2, 3]), torch.tensor([4, 2, 5])
+    model.zero_grad()
+    logits = qa_outputs(model.bert(ids, types, attention))  # [batch, seq, 2]
+    padding = (1 - attention.double()) * -10000.0
+    loss = (F.cross_entropy(logits[..., 0] + padding, starts) + F.cross_entropy(logits[..., 1] + padding, ends)) / 2
+    loss.backward()
+    golden["question_answering.logits"] = logits.reshape(-1, 2)
+    golden["question_answering.loss"] = loss.reshape(1)
+    for name, p in list(model.named_parameters()) + [("qa_outputs." + n, p) for n, p in qa_outputs.named_parameters()]:
+        if p.grad is not None and not name.startswith(("cls.", "classifier.", "bert.pooler.")):
+            golden["question_answering.grad." + name] = p.grad.clone()
+
     write_safetensors(os.path.join(OUT, "golden.safetensors"), golden, "F64")
     with open(os.path.join(OUT, "golden.json"), "w") as f:
         json.dump(dict(batch=3, seq=7, ids=ids.reshape(-1).tolist(), type_ids=types.reshape(-1).tolist(),
                        attention=attention.reshape(-1).tolist(), classification_labels=class_labels.tolist(),
-                       masked_lm_labels=mlm_labels.reshape(-1).tolist(), torch_version=torch.__version__), f)
+                       masked_lm_labels=mlm_labels.reshape(-1).tolist(), regression_targets=targets.tolist(),
+                       span_labels=torch.stack([starts, ends], 1).reshape(-1).tolist(), torch_version=torch.__version__), f)
         f.write("\n")
     print(f"wrote {OUT}: {len(state)} tensors, {len(golden)} golden tensors (torch {torch.__version__})")
     write_head32()

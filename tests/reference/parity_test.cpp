@@ -1,7 +1,7 @@
 // SPDX-License-Identifier: Apache-2.0
 // earlybert's BERT against a PyTorch reference (tests/reference/make_reference.py): the checkpoint it
 // wrote loads under HuggingFace's names, and the logits, the loss and every parameter's gradient for
-// one padded batch agree, for sequence classification and for masked LM.
+// one padded batch agree, for sequence classification, masked LM, regression and question answering.
 #include <string>
 #include <vector>
 
@@ -25,7 +25,8 @@ const safetensors_reader& golden() {
 
 struct golden_batch {
   token_batch batch;
-  std::vector<token_id> classification_labels, masked_lm_labels;
+  std::vector<token_id> classification_labels, masked_lm_labels, span_labels;
+  std::vector<double> regression_targets;
 };
 
 golden_batch load_batch() {
@@ -38,6 +39,8 @@ golden_batch load_batch() {
   for (int a : j["attention"]) g.batch.attention.push_back(static_cast<std::uint8_t>(a));
   g.classification_labels = j["classification_labels"].get<std::vector<token_id>>();
   g.masked_lm_labels = j["masked_lm_labels"].get<std::vector<token_id>>();
+  g.span_labels = j["span_labels"].get<std::vector<token_id>>();
+  g.regression_targets = j["regression_targets"].get<std::vector<double>>();
   return g;
 }
 
@@ -67,6 +70,30 @@ Model load_model() {
   Model model(config.model);
   load_weights(reference_dir, model);
   return model;
+}
+
+// The regression model: the checkpoint's encoder and pooler under a one-output classifier.
+template <class Scalar>
+bert_for_sequence_classification<Scalar, reference_shape> load_regression_model() {
+  auto classes = load_model<bert_for_sequence_classification<Scalar, reference_shape>>();
+  checkpoint_config config = read_config(reference_dir + "/config.json");
+  config.model.num_labels = 1;
+  bert_for_sequence_classification<Scalar, reference_shape> model(config.model);
+  std::vector<parameter<Scalar>*> from, to;
+  classes.bert.for_each_parameter([&](parameter<Scalar>& p) { from.push_back(&p); });
+  model.bert.for_each_parameter([&](parameter<Scalar>& p) { to.push_back(&p); });
+  for (std::size_t i = 0; i < to.size(); ++i) to[i]->value = from[i]->value;
+  return model;
+}
+
+// A head's weights from the golden file (the checkpoint holds the three-class classifier only).
+template <class Scalar>
+void set_from_golden(linear<Scalar>& layer, const std::string& prefix) {
+  matrix<double> w(layer.weight.rows(), layer.weight.cols()), b(layer.bias.rows(), layer.bias.cols());
+  golden().read(prefix + ".weight", w);
+  golden().read(prefix + ".bias", b);
+  layer.weight.value = w.cast<Scalar>();
+  layer.bias.value = b.cast<Scalar>();
 }
 }  // namespace
 
@@ -108,4 +135,47 @@ TEST_CASE_TEMPLATE("parity: masked LM matches PyTorch, with the tied decoder and
     ++checked;
   });
   CHECK(checked == 42);  // 5 embedding, 2 x 16 per layer, 5 in cls.predictions
+}
+
+TEST_CASE_TEMPLATE("parity: the regression head (one output, mean squared error) matches PyTorch", Scalar, double, float) {
+  auto model = load_regression_model<Scalar>();
+  set_from_golden(model.classifier, "regression.classifier");
+  golden_batch g = load_batch();
+  g.batch.labels.assign(static_cast<std::size_t>(g.batch.batch), ignore_label);
+  g.batch.targets = g.regression_targets;
+  tape<Scalar> t;
+  const auto scores = model.logits(t, g.batch, false, 0);
+  const auto loss = model.loss(t, scores, g.batch);
+  t.backward(loss);
+  const double relative = std::is_same_v<Scalar, double> ? 1e-5 : 1e-3;
+  const double absolute = std::is_same_v<Scalar, double> ? 1e-12 : 1e-5;
+  check_against_golden("regression.logits", scores.value(), relative, absolute);
+  check_against_golden("regression.loss", loss.value(), relative, absolute);
+  int checked = 0;
+  model.for_each_parameter([&](parameter<Scalar>& p) {
+    check_against_golden("regression.grad." + p.name, p.gradient, relative, absolute);
+    ++checked;
+  });
+  CHECK(checked == 41);
+}
+
+TEST_CASE_TEMPLATE("parity: the span head (qa_outputs, start and end cross-entropy) matches PyTorch", Scalar, double, float) {
+  auto model = load_model<bert_for_question_answering<Scalar, reference_shape>>();
+  set_from_golden(model.qa_outputs, "question_answering.qa_outputs");
+  golden_batch g = load_batch();
+  g.batch.labels = g.span_labels;
+  tape<Scalar> t;
+  const auto logits = model.logits(t, g.batch, false, 0);
+  const auto loss = model.loss(t, logits, g.batch);
+  t.backward(loss);
+  const double relative = std::is_same_v<Scalar, double> ? 1e-5 : 1e-3;
+  const double absolute = std::is_same_v<Scalar, double> ? 1e-12 : 1e-5;
+  check_against_golden("question_answering.logits", logits.value(), relative, absolute);
+  check_against_golden("question_answering.loss", loss.value(), relative, absolute);
+  int checked = 0;
+  model.for_each_parameter([&](parameter<Scalar>& p) {
+    check_against_golden("question_answering.grad." + p.name, p.gradient, relative, absolute);
+    ++checked;
+  });
+  CHECK(checked == 39);  // 5 embedding, 2 x 16 per layer, 2 in qa_outputs
 }
