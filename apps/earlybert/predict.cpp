@@ -3,6 +3,9 @@
 // per row, written atomically:
 //   classification  {"index": i, "logits": [...], "label": class, "label_name": its name}
 //   regression      {"index": i, "score": s}
+// A token-classification checkpoint reads its task's format (CoNLL-U for upos, a CoNLL NER file for
+// ner; tags optional) and writes a line per sentence, {"index": i, "words": [...], "tags": [...]},
+// null for a word cut off by --max-seq.
 // A question-answering checkpoint reads a SQuAD v1.1 JSON file and writes the official prediction
 // file, {"question id": "answer text", ...}.
 // The input is read in the layout of the task the checkpoint was fine-tuned on (config.json's
@@ -33,6 +36,31 @@ int predict_squad(const predict_options& o, const checkpoint_config& config, con
   for (std::size_t q = 0; q < answers.size(); ++q) out[data.source.questions[q].id] = answers[q];
   write_file_atomically(o.out, out.dump() + "\n");
   messages::status("predict", "{} questions answered into '{}'", answers.size(), o.out);
+  return 0;
+}
+
+int predict_tags_of(const predict_options& o, const checkpoint_config& config, const vocabulary& vocab) {
+  const std::string& task = config.model.finetuning_task;
+  if (task != "upos" && task != "ner") {
+    throw config_error(fmt::format("--checkpoint '{}' is a token classifier for task '{}', expected upos or ner (its input format)", o.checkpoint, task));
+  }
+  bert_for_token_classification<float, shapes::any> model(config.model);
+  load_weights(o.checkpoint, model);
+  const wordpiece_tokenizer tokenizer = bert_tokenizer(vocab);
+  std::vector<std::string> names;
+  for (int i = 0; i < config.model.num_labels; ++i) names.push_back(config.model.label_name(i));
+  const tagging_dataset data = encode_tagging(task == "upos" ? read_conllu(o.input, 3, false) : read_conll_ner(o.input, false), tokenizer,
+                                              std::min(o.max_seq, config.model.max_positions), names, fmt::format("'{}'", o.input), false);
+  const std::vector<std::vector<int>> predicted = predict_tags(model, data, o.batch, special_tokens::of(vocab).pad);
+  std::string lines;
+  for (std::size_t s = 0; s < predicted.size(); ++s) {
+    nlohmann::ordered_json tags = nlohmann::ordered_json::array();
+    for (int c : predicted[s]) tags.push_back(c < 0 ? nlohmann::ordered_json(nullptr) : nlohmann::ordered_json(names[static_cast<std::size_t>(c)]));
+    lines += nlohmann::ordered_json{{"index", s}, {"words", data.sentences[s].words}, {"tags", tags}}.dump() + "\n";
+  }
+  write_file_atomically(o.out, lines);
+  if (data.cut_words > 0) messages::note("predict", "{} words do not fit in --max-seq {} and have no tag (null)", data.cut_words, o.max_seq);
+  messages::status("predict", "{} sentences tagged into '{}'", predicted.size(), o.out);
   return 0;
 }
 
@@ -83,15 +111,17 @@ int run_predict(const predict_options& o) {
   const fs::path directory(o.checkpoint);
   const checkpoint_config config = read_config(directory / "config.json");
   const bool answering = config.architecture == "BertForQuestionAnswering";
-  if (config.architecture != "BertForSequenceClassification" && !answering) {
-    throw config_error(fmt::format("--checkpoint '{}' holds a {}, expected a BertForSequenceClassification or BertForQuestionAnswering "
-                                   "(fine-tune it first)",
+  const bool tagging = config.architecture == "BertForTokenClassification";
+  if (config.architecture != "BertForSequenceClassification" && !answering && !tagging) {
+    throw config_error(fmt::format("--checkpoint '{}' holds a {}, expected a BertForSequenceClassification, BertForTokenClassification or "
+                                   "BertForQuestionAnswering (fine-tune it first)",
                                    o.checkpoint, config.architecture.empty() ? "model of unknown architecture" : config.architecture));
   }
   predict_options resolved = o;
   if (resolved.max_seq == 0) resolved.max_seq = answering ? 384 : 128;  // not given
   if (resolved.max_seq < 3) throw config_error(fmt::format("--max-seq is {}, expected at least 3", resolved.max_seq));
   const vocabulary vocab = vocabulary::load(directory / "vocab.txt");
+  if (tagging) return predict_tags_of(resolved, config, vocab);
   return answering ? predict_squad(resolved, config, vocab) : predict(resolved, config, vocab);
 }
 

@@ -131,6 +131,13 @@ tagging)
   "${tag[@]}" --task ner --data "$tasks/ner" --out ner --metrics ner.jsonl --earlybert --eb-interval 1
   grep -q '"task":"ner","main_metric":"f1"' ner.jsonl || fail "NER's summary does not name entity F1"
   grep -Eq '"dev_metrics":\{"f1":[-0-9.e]+,"precision":[-0-9.e]+,"recall":[-0-9.e]+,"accuracy":[-0-9.e]+\}' ner.jsonl || fail "NER's metrics"
+  "$earlybert" predict --checkpoint upos --input "$tasks/upos/en_ewt-ud-dev.conllu" --out upos_dev.jsonl
+  [[ $(wc -l < upos_dev.jsonl) -eq 100 ]] || fail "expected 100 tagged sentences"
+  head -n 1 upos_dev.jsonl | grep -Eq '^\{"index":0,"words":\["From","the","AP","comes","this","story",":"\],"tags":\[("[A-Z]+",?){7}\]\}$' \
+    || fail "bad UPOS prediction: $(head -n 1 upos_dev.jsonl)"
+  printf 'Hello\nParis\n\nBob\n' > raw.txt  # words without tags
+  "$earlybert" predict --checkpoint ner --input raw.txt --out raw.jsonl
+  [[ $(wc -l < raw.jsonl) -eq 2 ]] && grep -q '"words":\["Bob"\],"tags":\["[A-Za-z-]*"\]' raw.jsonl || fail "bad NER prediction: $(cat raw.jsonl)"
   "$earlybert" finetune --vocab "$vocab" --shape tiny --steps 1 --batch 16 --max-seq 8 --threads 2 --task upos --data "$tasks/upos" --out short 2> short.txt
   grep -q "dev words do not fit in --max-seq 8 and count as mispredicted" short.txt || fail "cut-off words were not reported"
   expect_error "--data '$tasks/ner' holds no training file for --task upos (looked for *-ud-train.conllu)" "${tag[@]}" --task upos --data "$tasks/ner" --out x

@@ -126,3 +126,19 @@ TEST_CASE("tagging: word accuracy counts cut-off words as wrong; entity scores r
   CHECK(upos.at("accuracy_test") == doctest::Approx(0.75));
   CHECK_THROWS_AS(tagging_metrics(data, std::vector<std::vector<int>>{{0, 1}}, false), shape_error);
 }
+
+TEST_CASE("tagging: text to tag: missing tags read as none and are not scored") {
+  const scratch_file ud("untagged.conllu", conllu_word(1, "Hi", "_") + conllu_word(2, "there", "_"));
+  CHECK_THROWS_AS(read_conllu(ud.path), io_error);
+  const std::vector<tagged_sentence> s = read_conllu(ud.path, 3, false);
+  REQUIRE(s.size() == 1);
+  CHECK(s[0].tags == std::vector<std::string>{"", ""});
+  const scratch_file ner("untagged.conll", "Hello\nParis\tB-location\n");
+  const std::vector<tagged_sentence> n = read_conll_ner(ner.path, false);
+  CHECK(n[0].tags == std::vector<std::string>{"", "B-location"});
+  const std::vector<std::string> tags{"B-location", "O"};
+  CHECK_THROWS_AS(encode_tagging(n, uncased(), 16, tags, "t"), io_error);
+  const tagging_dataset data = encode_tagging(n, uncased(), 16, tags, "t", false);
+  CHECK(data.examples[0].labels == std::vector<token_id>{ignore_label, ignore_label, 0, ignore_label});
+  CHECK(data.examples[0].first_piece == std::vector<index_t>{1, 2});
+}

@@ -66,7 +66,8 @@ inline std::vector<std::string_view> split_whitespace(std::string_view line) {
 }  // namespace detail
 
 // The sentences of a CoNLL-U file, each word with the tag in `column` (0-based; 3 is UPOS, 4 XPOS).
-inline std::vector<tagged_sentence> read_conllu(const std::filesystem::path& path, int column = 3) {
+// Without require_tags (text to tag) a missing tag ("_") reads as "".
+inline std::vector<tagged_sentence> read_conllu(const std::filesystem::path& path, int column = 3, bool require_tags = true) {
   const std::string p = path.string();
   const std::string text = read_file(path, "CoNLL-U file");
   std::vector<tagged_sentence> sentences;
@@ -88,17 +89,21 @@ inline std::vector<tagged_sentence> read_conllu(const std::filesystem::path& pat
       throw io_error(fmt::format("CoNLL-U file '{}': line {}: word id '{}' is not a number, a range or a decimal", p, l, id));
     }
     const std::string_view tag = fields[static_cast<std::size_t>(column)];
-    if (tag.empty() || tag == "_") throw io_error(fmt::format("CoNLL-U file '{}': line {}: the word '{}' has no tag in column {}", p, l, fields[1], column + 1));
+    const bool missing = tag.empty() || tag == "_";
+    if (missing && require_tags) {
+      throw io_error(fmt::format("CoNLL-U file '{}': line {}: the word '{}' has no tag in column {}", p, l, fields[1], column + 1));
+    }
     current.words.emplace_back(fields[1]);
-    current.tags.emplace_back(tag);
+    current.tags.emplace_back(missing ? std::string_view() : tag);
   });
   finish();
   if (sentences.empty()) throw io_error(fmt::format("CoNLL-U file '{}': no sentences, expected word lines of ten columns", p));
   return sentences;
 }
 
-// The sentences of a CoNLL-style NER file (see above).
-inline std::vector<tagged_sentence> read_conll_ner(const std::filesystem::path& path) {
+// The sentences of a CoNLL-style NER file (see above). Without require_tags (text to tag) a line of
+// one column is a word without a tag ("").
+inline std::vector<tagged_sentence> read_conll_ner(const std::filesystem::path& path, bool require_tags = true) {
   const std::string p = path.string();
   const std::string text = read_file(path, "NER file");
   std::vector<tagged_sentence> sentences;
@@ -112,6 +117,11 @@ inline std::vector<tagged_sentence> read_conll_ner(const std::filesystem::path& 
     const auto fields = detail::split_whitespace(line);
     if (fields.front() == "-DOCSTART-") return;
     if (fields.size() < 2) {
+      if (!require_tags) {
+        current.words.emplace_back(fields.front());
+        current.tags.emplace_back();
+        return;
+      }
       throw io_error(fmt::format("NER file '{}': line {}: found 1 column ('{}'), expected a word and its tag", p, l, fields.front()));
     }
     const std::string_view tag = fields.back();
@@ -157,9 +167,10 @@ struct tagging_dataset {
   index_t cut_words = 0;                  // words that did not fit in max_seq
 };
 
-// Encodes sentences for a label set (see above); a tag outside it is an io_error naming it.
+// Encodes sentences for a label set (see above); a tag outside it is an io_error naming it, unless
+// gold_required is false (text to tag), where an empty tag means none.
 inline tagging_dataset encode_tagging(std::vector<tagged_sentence> sentences, const wordpiece_tokenizer& tokenizer, index_t max_seq,
-                                      std::vector<std::string> label_names, const std::string& source) {
+                                      std::vector<std::string> label_names, const std::string& source, bool gold_required = true) {
   if (max_seq < 3) throw config_error(fmt::format("encode_tagging: max_seq is {}, expected at least 3", max_seq));
   const special_tokens special = special_tokens::of(tokenizer.vocab());
   const token_id unk = tokenizer.vocab().require("[UNK]");
@@ -173,7 +184,8 @@ inline tagging_dataset encode_tagging(std::vector<tagged_sentence> sentences, co
     e.labels.push_back(ignore_label);
     for (std::size_t w = 0; w < sentence.words.size(); ++w) {
       const auto it = std::find(data.label_names.begin(), data.label_names.end(), sentence.tags[w]);
-      if (it == data.label_names.end()) {
+      const bool untagged = !gold_required && sentence.tags[w].empty();
+      if (it == data.label_names.end() && !untagged) {
         throw io_error(fmt::format("{}: sentence {}, word {} ('{}'): tag '{}' is not among the task's {} tags", source, s + 1, w + 1, sentence.words[w],
                                    sentence.tags[w], data.label_names.size()));
       }
@@ -190,7 +202,7 @@ inline tagging_dataset encode_tagging(std::vector<tagged_sentence> sentences, co
         break;
       }
       e.first_piece.push_back(static_cast<index_t>(e.ids.size()));
-      e.labels.push_back(static_cast<token_id>(it - data.label_names.begin()));
+      e.labels.push_back(untagged ? ignore_label : static_cast<token_id>(it - data.label_names.begin()));
       e.labels.resize(e.labels.size() + pieces.size() - 1, ignore_label);
       e.ids.insert(e.ids.end(), pieces.begin(), pieces.end());
     }
