@@ -52,6 +52,22 @@ TEST_CASE("bert_for_sequence_classification: every gradient matches finite diffe
   check_gradients([&](tape<double>& t, auto&) { return model.logits(t, b, false, 0); }, parameters_of(model));
 }
 
+TEST_CASE("bert_for_sequence_classification: a one-output head is a regression whose MSE gradients match finite differences") {
+  bert_config config = test_config();
+  config.num_labels = 1;
+  bert_for_sequence_classification<double, test_shape> model(config);
+  randomise(model, 50);
+  token_batch b = test_batch();
+  b.labels = {ignore_label, ignore_label};
+  b.targets = {3.5, 0.25};
+  tape<double> t;
+  const auto scores = model.logits(t, b, false, 0);
+  REQUIRE(scores.cols() == 1);
+  const double expected = ((scores.value()(0, 0) - 3.5) * (scores.value()(0, 0) - 3.5) + (scores.value()(1, 0) - 0.25) * (scores.value()(1, 0) - 0.25)) / 2;
+  CHECK(model.loss(t, scores, b).item() == doctest::Approx(expected).epsilon(1e-14));
+  check_gradients([&](tape<double>& inner, auto&) { return model.loss(inner, model.logits(inner, b, false, 0), b); }, parameters_of(model));
+}
+
 TEST_CASE("bert_for_masked_lm: every gradient matches finite differences, with the tied decoder") {
   bert_for_masked_lm<double, test_shape> model(test_config());
   randomise(model, 100);
