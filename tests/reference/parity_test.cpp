@@ -95,6 +95,21 @@ void set_from_golden(linear<Scalar>& layer, const std::string& prefix) {
   layer.weight.value = w.cast<Scalar>();
   layer.bias.value = b.cast<Scalar>();
 }
+// The logits, the loss and every parameter's gradient of one backward pass against golden "<run>.*":
+// double to rounding, float to float rounding through two layers.
+template <class Model, class Scalar>
+void check_run(const std::string& run, Model& model, const var<Scalar>& logits, const var<Scalar>& loss, int parameters) {
+  const double relative = std::is_same_v<Scalar, double> ? 1e-5 : 1e-3;
+  const double absolute = std::is_same_v<Scalar, double> ? 1e-12 : 1e-5;
+  check_against_golden(run + ".logits", logits.value(), relative, absolute);
+  check_against_golden(run + ".loss", loss.value(), relative, absolute);
+  int checked = 0;
+  model.for_each_parameter([&](parameter<Scalar>& p) {
+    check_against_golden(run + ".grad." + p.name, p.gradient, relative, absolute);
+    ++checked;
+  });
+  CHECK(checked == parameters);
+}
 }  // namespace
 
 TEST_CASE_TEMPLATE("parity: sequence classification matches PyTorch, logits, loss and every gradient", Scalar, double, float) {
@@ -105,17 +120,7 @@ TEST_CASE_TEMPLATE("parity: sequence classification matches PyTorch, logits, los
   const auto logits = model.logits(t, g.batch, false, 0);
   const auto loss = model.loss(t, logits, g.batch);
   t.backward(loss);
-  // double: the same function to rounding; float: to float rounding through two layers.
-  const double relative = std::is_same_v<Scalar, double> ? 1e-5 : 1e-3;
-  const double absolute = std::is_same_v<Scalar, double> ? 1e-12 : 1e-5;
-  check_against_golden("classification.logits", logits.value(), relative, absolute);
-  check_against_golden("classification.loss", loss.value(), relative, absolute);
-  int checked = 0;
-  model.for_each_parameter([&](parameter<Scalar>& p) {
-    check_against_golden("classification.grad." + p.name, p.gradient, relative, absolute);
-    ++checked;
-  });
-  CHECK(checked == 41);  // 5 embedding, 2 x 16 per layer, 2 pooler, 2 classifier
+  check_run("classification", model, logits, loss, 41);  // 5 embedding, 2 x 16 per layer, 2 pooler, 2 classifier
 }
 
 TEST_CASE_TEMPLATE("parity: masked LM matches PyTorch, with the tied decoder and padding row", Scalar, double, float) {
@@ -125,16 +130,7 @@ TEST_CASE_TEMPLATE("parity: masked LM matches PyTorch, with the tied decoder and
   tape<Scalar> t;
   const auto out = model.forward(t, g.batch, false, 0);
   t.backward(out.loss);
-  const double relative = std::is_same_v<Scalar, double> ? 1e-5 : 1e-3;
-  const double absolute = std::is_same_v<Scalar, double> ? 1e-12 : 1e-5;
-  check_against_golden("masked_lm.logits", out.logits.value(), relative, absolute);
-  check_against_golden("masked_lm.loss", out.loss.value(), relative, absolute);
-  int checked = 0;
-  model.for_each_parameter([&](parameter<Scalar>& p) {
-    check_against_golden("masked_lm.grad." + p.name, p.gradient, relative, absolute);
-    ++checked;
-  });
-  CHECK(checked == 42);  // 5 embedding, 2 x 16 per layer, 5 in cls.predictions
+  check_run("masked_lm", model, out.logits, out.loss, 42);  // 5 embedding, 2 x 16 per layer, 5 in cls.predictions
 }
 
 TEST_CASE_TEMPLATE("parity: the regression head (one output, mean squared error) matches PyTorch", Scalar, double, float) {
@@ -147,16 +143,7 @@ TEST_CASE_TEMPLATE("parity: the regression head (one output, mean squared error)
   const auto scores = model.logits(t, g.batch, false, 0);
   const auto loss = model.loss(t, scores, g.batch);
   t.backward(loss);
-  const double relative = std::is_same_v<Scalar, double> ? 1e-5 : 1e-3;
-  const double absolute = std::is_same_v<Scalar, double> ? 1e-12 : 1e-5;
-  check_against_golden("regression.logits", scores.value(), relative, absolute);
-  check_against_golden("regression.loss", loss.value(), relative, absolute);
-  int checked = 0;
-  model.for_each_parameter([&](parameter<Scalar>& p) {
-    check_against_golden("regression.grad." + p.name, p.gradient, relative, absolute);
-    ++checked;
-  });
-  CHECK(checked == 41);
+  check_run("regression", model, scores, loss, 41);
 }
 
 TEST_CASE_TEMPLATE("parity: the span head (qa_outputs, start and end cross-entropy) matches PyTorch", Scalar, double, float) {
@@ -168,14 +155,5 @@ TEST_CASE_TEMPLATE("parity: the span head (qa_outputs, start and end cross-entro
   const auto logits = model.logits(t, g.batch, false, 0);
   const auto loss = model.loss(t, logits, g.batch);
   t.backward(loss);
-  const double relative = std::is_same_v<Scalar, double> ? 1e-5 : 1e-3;
-  const double absolute = std::is_same_v<Scalar, double> ? 1e-12 : 1e-5;
-  check_against_golden("question_answering.logits", logits.value(), relative, absolute);
-  check_against_golden("question_answering.loss", loss.value(), relative, absolute);
-  int checked = 0;
-  model.for_each_parameter([&](parameter<Scalar>& p) {
-    check_against_golden("question_answering.grad." + p.name, p.gradient, relative, absolute);
-    ++checked;
-  });
-  CHECK(checked == 39);  // 5 embedding, 2 x 16 per layer, 2 in qa_outputs
+  check_run("question_answering", model, logits, loss, 39);  // 5 embedding, 2 x 16 per layer, 2 in qa_outputs
 }

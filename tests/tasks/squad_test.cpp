@@ -10,21 +10,17 @@
 
 #include <doctest/doctest.h>
 
+#include "support/data_files.hpp"
+
 using namespace earlybert;
 namespace fs = std::filesystem;
 
 namespace {
-const wordpiece_tokenizer& uncased() {
-  static const wordpiece_tokenizer tokenizer = bert_tokenizer(vocabulary::load(std::string(EARLYBERT_DATA_DIR) + "/vocab/bert-base-uncased-vocab.txt"));
-  return tokenizer;
-}
+const wordpiece_tokenizer& uncased() { return testing::uncased_tokenizer(); }
 
-struct scratch_file {
-  fs::path path;
-  scratch_file(const std::string& name, const std::string& contents) : path(fs::temp_directory_path() / ("earlybert_squad_" + name)) {
-    write_file_atomically(path, contents);
-  }
-  ~scratch_file() { fs::remove(path); }
+// A scratch file named temp/earlybert_squad_<name>.
+struct scratch_file : testing::scratch_file {
+  scratch_file(const std::string& name, const std::string& contents) : testing::scratch_file("earlybert_squad_", name, contents) {}
 };
 
 std::string one_question(const std::string& context, const std::string& answer, int start) {

@@ -273,26 +273,38 @@ inline classification_dataset read_classification_tsv(const std::filesystem::pat
   return read_sentence_tsv(path, infer_tsv_layout(p, names, num_labels, require_labels), tokenizer, max_seq, require_labels);
 }
 
-// Fills `out` with the examples at `indices`, padded to the longest: reuses out's capacity.
-inline void make_classification_batch(const classification_dataset& data, std::span<const std::size_t> indices,
-                                      token_id pad, token_batch& out) {
+// Lays out the examples at `indices` (anything with ids and type_ids) padded to the longest: ids,
+// token types and attention of `out`, reusing its capacity; the caller adds the labels.
+template <class Example>
+void pad_to_longest(const std::vector<Example>& examples, std::span<const std::size_t> indices, token_id pad, token_batch& out) {
   std::size_t longest = 0;
-  for (auto i : indices) longest = std::max(longest, data.examples[i].ids.size());
+  for (auto i : indices) longest = std::max(longest, examples[i].ids.size());
   out.batch = static_cast<index_t>(indices.size());
   out.seq = static_cast<index_t>(longest);
   const std::size_t tokens = indices.size() * longest;
   out.ids.assign(tokens, pad);
   out.type_ids.assign(tokens, 0);
   out.attention.assign(tokens, 0);
+  out.targets.clear();
+  for (std::size_t b = 0; b < indices.size(); ++b) {
+    const auto& e = examples[indices[b]];
+    const auto offset = static_cast<std::ptrdiff_t>(b * longest);
+    std::copy(e.ids.begin(), e.ids.end(), out.ids.begin() + offset);
+    std::copy(e.type_ids.begin(), e.type_ids.end(), out.type_ids.begin() + offset);
+    std::fill_n(out.attention.begin() + offset, e.ids.size(), std::uint8_t{1});
+  }
+}
+
+// Fills `out` with the examples at `indices`, padded to the longest: labels [batch], and targets
+// [batch] for a regression.
+inline void make_classification_batch(const classification_dataset& data, std::span<const std::size_t> indices,
+                                      token_id pad, token_batch& out) {
+  pad_to_longest(data.examples, indices, pad, out);
   out.labels.resize(indices.size());
   out.targets.resize(data.regression ? indices.size() : 0);
   for (std::size_t b = 0; b < indices.size(); ++b) {
-    const auto& e = data.examples[indices[b]];
-    std::copy(e.ids.begin(), e.ids.end(), out.ids.begin() + static_cast<std::ptrdiff_t>(b * longest));
-    std::copy(e.type_ids.begin(), e.type_ids.end(), out.type_ids.begin() + static_cast<std::ptrdiff_t>(b * longest));
-    std::fill_n(out.attention.begin() + static_cast<std::ptrdiff_t>(b * longest), e.ids.size(), std::uint8_t{1});
-    out.labels[b] = e.label;
-    if (data.regression) out.targets[b] = e.target;
+    out.labels[b] = data.examples[indices[b]].label;
+    if (data.regression) out.targets[b] = data.examples[indices[b]].target;
   }
 }
 

@@ -39,6 +39,7 @@
 #include <utf8proc.h>
 
 #include "earlybert/core/error.hpp"
+#include "earlybert/io/datasets.hpp"
 #include "earlybert/io/files.hpp"
 #include "earlybert/io/json.hpp"
 #include "earlybert/io/tokenizer.hpp"
@@ -232,24 +233,11 @@ inline qa_dataset make_qa_features(squad_data source, const wordpiece_tokenizer&
 
 // Fills `out` with the windows at `indices`, padded to the longest; labels are (start, end) per window.
 inline void make_batch(const qa_dataset& data, std::span<const std::size_t> indices, token_id pad, token_batch& out) {
-  std::size_t longest = 0;
-  for (auto i : indices) longest = std::max(longest, data.examples[i].ids.size());
-  out.batch = static_cast<index_t>(indices.size());
-  out.seq = static_cast<index_t>(longest);
-  const std::size_t tokens = indices.size() * longest;
-  out.ids.assign(tokens, pad);
-  out.type_ids.assign(tokens, 0);
-  out.attention.assign(tokens, 0);
+  pad_to_longest(data.examples, indices, pad, out);
   out.labels.resize(2 * indices.size());
-  out.targets.clear();
   for (std::size_t b = 0; b < indices.size(); ++b) {
-    const qa_feature& f = data.examples[indices[b]];
-    const auto offset = static_cast<std::ptrdiff_t>(b * longest);
-    std::copy(f.ids.begin(), f.ids.end(), out.ids.begin() + offset);
-    std::copy(f.type_ids.begin(), f.type_ids.end(), out.type_ids.begin() + offset);
-    std::fill_n(out.attention.begin() + offset, f.ids.size(), std::uint8_t{1});
-    out.labels[2 * b] = f.start;
-    out.labels[2 * b + 1] = f.end;
+    out.labels[2 * b] = data.examples[indices[b]].start;
+    out.labels[2 * b + 1] = data.examples[indices[b]].end;
   }
 }
 

@@ -63,28 +63,40 @@ inline std::vector<std::string_view> split_whitespace(std::string_view line) {
   }
   return fields;
 }
-}  // namespace detail
 
-// The sentences of a CoNLL-U file, each word with the tag in `column` (0-based; 3 is UPOS, 4 XPOS).
-// Without require_tags (text to tag) a missing tag ("_") reads as "".
-inline std::vector<tagged_sentence> read_conllu(const std::filesystem::path& path, int column = 3, bool require_tags = true) {
-  const std::string p = path.string();
-  const std::string text = read_file(path, "CoNLL-U file");
+// The sentences of a file of one word per line: read_line(line_number, line, sentence) adds the
+// line's word (or skips the line) and returns true, or returns false where a sentence ends.
+template <class ReadLine>
+std::vector<tagged_sentence> read_word_lines(const std::filesystem::path& path, const char* kind, const char* expected, ReadLine&& read_line) {
+  const std::string text = read_file(path, kind);
   std::vector<tagged_sentence> sentences;
   tagged_sentence current;
   const auto finish = [&] {
     if (!current.words.empty()) sentences.push_back(std::move(current));
     current = {};
   };
-  detail::for_each_line(text, [&](std::size_t l, std::string_view line) {
-    if (line.empty()) return finish();
-    if (line.front() == '#') return;
+  for_each_line(text, [&](std::size_t l, std::string_view line) {
+    if (!read_line(l, line, current)) finish();
+  });
+  finish();
+  if (sentences.empty()) throw io_error(fmt::format("{} '{}': no sentences, expected {}", kind, path.string(), expected));
+  return sentences;
+}
+}  // namespace detail
+
+// The sentences of a CoNLL-U file, each word with the tag in `column` (0-based; 3 is UPOS, 4 XPOS).
+// Without require_tags (text to tag) a missing tag ("_") reads as "".
+inline std::vector<tagged_sentence> read_conllu(const std::filesystem::path& path, int column = 3, bool require_tags = true) {
+  const std::string p = path.string();
+  return detail::read_word_lines(path, "CoNLL-U file", "word lines of ten columns", [&](std::size_t l, std::string_view line, tagged_sentence& sentence) {
+    if (line.empty()) return false;
+    if (line.front() == '#') return true;
     const auto fields = detail::split_tabs(line);
     if (fields.size() != 10) {
       throw io_error(fmt::format("CoNLL-U file '{}': line {}: found {} tab-separated fields, expected 10", p, l, fields.size()));
     }
     const std::string_view id = fields[0];
-    if (id.find_first_of("-.") != std::string_view::npos) return;  // a multiword token or an empty node
+    if (id.find_first_of("-.") != std::string_view::npos) return true;  // a multiword token or an empty node
     if (id.empty() || id.find_first_not_of("0123456789") != std::string_view::npos) {
       throw io_error(fmt::format("CoNLL-U file '{}': line {}: word id '{}' is not a number, a range or a decimal", p, l, id));
     }
@@ -93,46 +105,35 @@ inline std::vector<tagged_sentence> read_conllu(const std::filesystem::path& pat
     if (missing && require_tags) {
       throw io_error(fmt::format("CoNLL-U file '{}': line {}: the word '{}' has no tag in column {}", p, l, fields[1], column + 1));
     }
-    current.words.emplace_back(fields[1]);
-    current.tags.emplace_back(missing ? std::string_view() : tag);
+    sentence.words.emplace_back(fields[1]);
+    sentence.tags.emplace_back(missing ? std::string_view() : tag);
+    return true;
   });
-  finish();
-  if (sentences.empty()) throw io_error(fmt::format("CoNLL-U file '{}': no sentences, expected word lines of ten columns", p));
-  return sentences;
 }
 
 // The sentences of a CoNLL-style NER file (see above). Without require_tags (text to tag) a line of
 // one column is a word without a tag ("").
 inline std::vector<tagged_sentence> read_conll_ner(const std::filesystem::path& path, bool require_tags = true) {
   const std::string p = path.string();
-  const std::string text = read_file(path, "NER file");
-  std::vector<tagged_sentence> sentences;
-  tagged_sentence current;
-  const auto finish = [&] {
-    if (!current.words.empty()) sentences.push_back(std::move(current));
-    current = {};
-  };
-  detail::for_each_line(text, [&](std::size_t l, std::string_view line) {
-    if (detail::blank(line)) return finish();
+  return detail::read_word_lines(path, "NER file", "lines of a word and its tag", [&](std::size_t l, std::string_view line, tagged_sentence& sentence) {
+    if (detail::blank(line)) return false;
     const auto fields = detail::split_whitespace(line);
-    if (fields.front() == "-DOCSTART-") return;
+    if (fields.front() == "-DOCSTART-") return true;
     if (fields.size() < 2) {
-      if (!require_tags) {
-        current.words.emplace_back(fields.front());
-        current.tags.emplace_back();
-        return;
+      if (require_tags) {
+        throw io_error(fmt::format("NER file '{}': line {}: found 1 column ('{}'), expected a word and its tag", p, l, fields.front()));
       }
-      throw io_error(fmt::format("NER file '{}': line {}: found 1 column ('{}'), expected a word and its tag", p, l, fields.front()));
+      sentence.words.emplace_back(fields.front());
+      sentence.tags.emplace_back();
+      return true;
     }
     const std::string_view tag = fields.back();
     const bool valid = tag == "O" || (tag.size() >= 3 && (tag[0] == 'B' || tag[0] == 'I') && tag[1] == '-');
     if (!valid) throw io_error(fmt::format("NER file '{}': line {}: tag '{}' is not O, B-TYPE or I-TYPE", p, l, tag));
-    current.words.emplace_back(fields.front());
-    current.tags.emplace_back(tag);
+    sentence.words.emplace_back(fields.front());
+    sentence.tags.emplace_back(tag);
+    return true;
   });
-  finish();
-  if (sentences.empty()) throw io_error(fmt::format("NER file '{}': no sentences, expected lines of a word and its tag", p));
-  return sentences;
 }
 
 // Universal Dependencies' 17 UPOS tags, sorted: UPOS tagging's fixed label set, so that class i
@@ -217,22 +218,11 @@ inline tagging_dataset encode_tagging(std::vector<tagged_sentence> sentences, co
 
 // Fills `out` with the sentences at `indices`, padded to the longest; labels are [tokens].
 inline void make_batch(const tagging_dataset& data, std::span<const std::size_t> indices, token_id pad, token_batch& out) {
-  std::size_t longest = 0;
-  for (auto i : indices) longest = std::max(longest, data.examples[i].ids.size());
-  out.batch = static_cast<index_t>(indices.size());
-  out.seq = static_cast<index_t>(longest);
-  const std::size_t tokens = indices.size() * longest;
-  out.ids.assign(tokens, pad);
-  out.type_ids.assign(tokens, 0);
-  out.attention.assign(tokens, 0);
-  out.labels.assign(tokens, ignore_label);
-  out.targets.clear();
+  pad_to_longest(data.examples, indices, pad, out);
+  out.labels.assign(out.ids.size(), ignore_label);
   for (std::size_t b = 0; b < indices.size(); ++b) {
-    const auto& e = data.examples[indices[b]];
-    const auto offset = static_cast<std::ptrdiff_t>(b * longest);
-    std::copy(e.ids.begin(), e.ids.end(), out.ids.begin() + offset);
-    std::copy(e.labels.begin(), e.labels.end(), out.labels.begin() + offset);
-    std::fill_n(out.attention.begin() + offset, e.ids.size(), std::uint8_t{1});
+    const auto& labels = data.examples[indices[b]].labels;
+    std::copy(labels.begin(), labels.end(), out.labels.begin() + static_cast<std::ptrdiff_t>(b * static_cast<std::size_t>(out.seq)));
   }
 }
 
