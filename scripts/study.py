@@ -1,7 +1,8 @@
 #!/usr/bin/env python3
 # SPDX-License-Identifier: Apache-2.0
-"""The multi-seed SST-2 study behind docs/results.md: for every seed, fine-tune one pre-trained
-checkpoint five ways with the `earlybert` program and aggregate the runs' summary metrics.
+"""The multi-seed studies behind docs/results.md: for every seed, fine-tune one pre-trained checkpoint
+several ways with the `earlybert` program on one task (`--task NAME --data DIR`, or custom `--train`
+and `--dev` files) and aggregate the runs' summary metrics, the task's main metric first.
 
   dense               --epochs passes (the reference)
   earlybert           the EarlyBERT pipeline with its defaults (heads layerwise 1/3, FFN global 0.4)
@@ -20,6 +21,7 @@ import argparse
 import json
 import math
 import os
+import shlex
 import statistics
 import subprocess
 import sys
@@ -43,6 +45,11 @@ def run(binary, args, out_dir, name, log):
     return summary
 
 
+def main_metric(summary):
+    """The task's main metric and its value (studies from before the task registry: dev accuracy)."""
+    return summary.get("main_metric", "accuracy"), summary.get("dev_main", summary.get("dev_accuracy"))
+
+
 def mean_std(values):
     values = [v for v in values if v is not None]
     if not values:
@@ -56,6 +63,8 @@ def main():
     p = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     p.add_argument("--earlybert", help="the earlybert program")
     p.add_argument("--init", help="pre-trained checkpoint directory")
+    p.add_argument("--task", help="a task of the program (cola, mrpc, stsb, rte, squad, ...); without it, --train/--dev are custom files")
+    p.add_argument("--data", help="the task's directory")
     p.add_argument("--train")
     p.add_argument("--dev")
     p.add_argument("--vocab")
@@ -63,6 +72,7 @@ def main():
     p.add_argument("--seeds", type=int, nargs="+", default=[1, 2, 3])
     p.add_argument("--epochs", type=int, default=3, help="dense epochs (EarlyBERT's efficient stage: two thirds)")
     p.add_argument("--max-seq", type=int, default=64)
+    p.add_argument("--extra", default="", help="more finetune options for every arm, one string (e.g. '--prune-heads 0.5 --batch 16')")
     p.add_argument("--arms", nargs="+", default=ARMS, choices=ARMS)
     p.add_argument("--aggregate-only", action="store_true", help="only tabulate <out>/study.json (e.g. after merging reruns)")
     a = p.parse_args()
@@ -73,20 +83,23 @@ def main():
         a.arms = [arm for arm in ARMS if any(r["arm"] == arm for r in results["runs"])]
         report(results, a)
         return
-    missing = [name for name in ("earlybert", "init", "train", "dev", "vocab") if getattr(a, name) is None]
+    needed = ("earlybert", "init", "vocab") + (("data",) if a.task and not a.train else ("train", "dev"))
+    missing = [name for name in needed if getattr(a, name) is None]
     if missing:
         p.error("the following arguments are required: " + ", ".join("--" + m for m in missing))
 
     os.makedirs(a.out, exist_ok=True)
-    common = ["--train", a.train, "--dev", a.dev, "--vocab", a.vocab, "--init", a.init, "--max-seq", str(a.max_seq)]
-    results = {"init": a.init, "train": a.train, "epochs": a.epochs, "runs": []}
+    files = ["--data", a.data] if a.task and not a.train else ["--train", a.train, "--dev", a.dev]
+    common = (["--task", a.task] if a.task else []) + files + ["--vocab", a.vocab, "--init", a.init, "--max-seq", str(a.max_seq)]
+    common += shlex.split(a.extra)
+    results = {"init": a.init, "train": a.train or a.data, "task": a.task, "extra": a.extra, "epochs": a.epochs, "runs": []}
     study_path = os.path.join(a.out, "study.json")
     if os.path.exists(study_path):
         # Continue an interrupted study: the runs it finished are kept, not repeated; the settings must match.
         with open(study_path) as f:
             previous = json.load(f)
-        for key in ("init", "train", "epochs"):
-            if previous[key] != results[key]:
+        for key in ("init", "train", "task", "extra", "epochs"):
+            if previous.get(key) != results[key]:
                 raise SystemExit(f"study: {study_path} was made with {key} {previous[key]!r}, this run has {results[key]!r}; "
                                  "use another --out")
         results = previous
@@ -118,7 +131,8 @@ def main():
                 done[arm] = run(a.earlybert, args, seed_dir, arm, log)
                 results["runs"].append({"seed": seed, "arm": arm, **done[arm]})
                 s = done[arm]
-                print(f"study: seed {seed} {arm}: dev accuracy {s['dev_accuracy']:.4f}, {s['train_wall_s']:.1f} s", file=sys.stderr, flush=True)
+                name, value = main_metric(s)
+                print(f"study: seed {seed} {arm}: dev {name} {value:.4f}, {s['train_wall_s']:.1f} s", file=sys.stderr, flush=True)
                 # After every run, through a temporary file: an interrupted study loses at most the run in progress.
                 with open(study_path + ".tmp", "w") as f:
                     json.dump(results, f, indent=1)
@@ -130,14 +144,15 @@ def report(results, a):
     # The table: mean ± standard deviation over the seeds, time and FLOPs relative to dense per seed.
     by_seed = {(r["seed"], r["arm"]): r for r in results["runs"]}
     rows = []
-    header = ["run", "dev accuracy", "train time (s)", "time / dense", "FLOPs / dense", "search (s)", "efficient (s)",
+    metric = main_metric(results["runs"][0])[0] if results["runs"] else "accuracy"
+    header = ["run", f"dev {metric}", "train time (s)", "time / dense", "FLOPs / dense", "search (s)", "efficient (s)",
               "ticket (fraction of epoch 1)", "detected"]
     for arm in a.arms:
         runs = [r for r in results["runs"] if r["arm"] == arm]
         dense = [by_seed.get((r["seed"], "dense")) for r in runs]
         rows.append([
             arm,
-            mean_std([r["dev_accuracy"] for r in runs]),
+            mean_std([main_metric(r)[1] for r in runs]),
             mean_std([r["train_wall_s"] for r in runs]),
             mean_std([r["train_wall_s"] / d["train_wall_s"] for r, d in zip(runs, dense) if d]),
             mean_std([r["train_flops"] / d["train_flops"] for r, d in zip(runs, dense) if d]),
@@ -172,7 +187,7 @@ def report(results, a):
     ax.axhline(0.1, color="gray", linestyle="--", linewidth=1, label="ε = 0.1")
     ax.set_xlabel("fraction of the first epoch")
     ax.set_ylabel("largest mask distance over the window")
-    ax.set_title("EarlyBERT search on SST-2: mask distance, one line per seed")
+    ax.set_title(f"EarlyBERT search on {results.get('task') or 'SST-2'}: mask distance, one line per seed")
     ax.legend()
     fig.tight_layout()
     fig.savefig(os.path.join(a.out, "mask_distance_by_seed.png"), dpi=120)
