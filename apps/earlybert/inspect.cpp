@@ -49,6 +49,12 @@ int describe(const inspect_options& o, const checkpoint_config& config) {
                              {"ffn_kept", ffn_kept},
                              {"kept_heads", head_indices},
                              {"unstructured_sparsity", sparsity.overall()}};
+    if (!shape.finetuning_task.empty()) j["task"] = shape.finetuning_task;
+    if (config.architecture != "BertForMaskedLM" && config.architecture != "BertForQuestionAnswering") {
+      std::vector<std::string> labels;
+      for (int i = 0; i < shape.num_labels; ++i) labels.push_back(shape.label_name(i));
+      j["labels"] = labels;
+    }
     fmt::print("{}\n", j.dump());
     return 0;
   }
@@ -56,6 +62,12 @@ int describe(const inspect_options& o, const checkpoint_config& config) {
              config.architecture.empty() ? "BERT" : config.architecture, name.empty() ? "(unnamed)" : name, shape.layers, shape.hidden, shape.heads,
              shape.ffn, config.model.vocab_size);
   fmt::print("parameters: {}\n", parameters);
+  if (!shape.finetuning_task.empty()) {
+    fmt::print("fine-tuned on: {}{}\n", shape.finetuning_task,
+               shape.regression() ? " (a regression: one score)"
+               : config.architecture == "BertForQuestionAnswering" ? ""
+                                                                    : fmt::format(" ({} labels)", shape.num_labels));
+  }
   if (sparsity.overall() > 0) {
     fmt::print("unstructured masks: {:.2f}% of the encoder's linear weights masked\n", 100 * sparsity.overall());
   }
@@ -74,6 +86,7 @@ int run_inspect(const inspect_options& o) {
   const checkpoint_config config = read_config(fs::path(o.directory) / "config.json");
   if (config.architecture == "BertForMaskedLM") return describe<bert_for_masked_lm<float, shapes::any>>(o, config);
   if (config.architecture == "BertForTokenClassification") return describe<bert_for_token_classification<float, shapes::any>>(o, config);
+  if (config.architecture == "BertForQuestionAnswering") return describe<bert_for_question_answering<float, shapes::any>>(o, config);
   return describe<bert_for_sequence_classification<float, shapes::any>>(o, config);
 }
 

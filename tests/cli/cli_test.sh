@@ -156,6 +156,9 @@ squad)
   grep -q "SQuAD v1.1: 15 training questions in 15 windows, 80 dev questions in 80 windows" log.txt || fail "SQuAD's windows: $(cat log.txt)"
   grep -Eq '"event":"eval","step":4,"metrics":\{"f1":[-0-9.e]+,"exact_match":[-0-9.e]+\}' squad.jsonl || fail "SQuAD's eval event"
   grep -q '"BertForQuestionAnswering"' squad/config.json || fail "not a question-answering checkpoint"
+  # tiny's encoder and embeddings (4,369,408) and the span head's 2 x 128 + 2, without a pooler.
+  "$earlybert" inspect squad | grep -q "^fine-tuned on: squad$" || fail "inspect does not name the task"
+  [[ $("$earlybert" inspect squad --json | grep -o '"parameters":[0-9]*') == '"parameters":4369666' ]] || fail "inspect counts another model's parameters"
   "$earlybert" predict --checkpoint squad --input "$tasks/squad/dev-v1.1.json" --out answers.json
   [[ $(grep -o '"56be4db0acb8001400a502ec":' answers.json | wc -l) -eq 1 ]] || fail "no answer for the first question"
   if command -v python3 > /dev/null; then
