@@ -125,6 +125,11 @@ TEST_CASE("squad: extraction keeps the best valid span over all windows and cuts
   REQUIRE(data.examples.size() == 1);
   const qa_feature& feature = data.examples[0];
   const auto n = feature.ids.size();
+  // Spans count code points: "Zürich" is 6 of them (7 bytes); the answer "Bern" starts at 15.
+  CHECK(feature.spans[6] == std::pair<index_t, index_t>{0, 6});
+  CHECK(feature.spans[10] == std::pair<index_t, index_t>{15, 19});
+  CHECK(feature.start == 10);
+  CHECK(feature.end == 10);
   // Context pieces start after [CLS] what is it ? [SEP] (6): zurich is big . bern is small .
   std::vector<float> start(n, 0), end(n, 0);
   start[0] = end[0] = 50;  // [CLS] scores highest, but it is not a context piece
