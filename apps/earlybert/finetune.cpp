@@ -1,8 +1,8 @@
 // SPDX-License-Identifier: Apache-2.0
-// `earlybert finetune`: a sentence task (a GLUE task by name with --task/--data, or custom TSV files
-// with --train/--dev: one text column, or two for sentence pairs), from random initialisation or
-// from a checkpoint, evaluated on the dev set(s) with the task's metrics; with --earlybert, through
-// the EarlyBERT pipeline (search, draw, efficient training).
+// `earlybert finetune`: a task by name with --task/--data (GLUE's sentence tasks, SQuAD v1.1, UPOS and
+// NER), or custom TSV files with --train/--dev (one text column, or two for sentence pairs), from
+// random initialisation or from a checkpoint, evaluated on the dev set(s) with the task's metrics;
+// with --earlybert, through the EarlyBERT pipeline (search, draw, efficient training).
 #include <numeric>
 
 #include <nlohmann/json.hpp>
@@ -19,7 +19,8 @@ using json = nlohmann::ordered_json;
 // The library's classification task (train/classification_task.hpp) with the program's progress,
 // metrics, evaluation and training states. Models earlybert_task; dense training uses it as the
 // efficient stage of an unpruned model.
-// What a task's data fine-tunes: a sequence classifier for sentence tasks, a token classifier for tagging.
+// What a task's data fine-tunes: a sequence classifier for sentence tasks, a token classifier for
+// tagging, a span head for question answering.
 template <class TaskData>
 struct model_for;
 template <>
@@ -55,8 +56,7 @@ template <class Model>
 metric_values evaluate_task(Model& model, const squad_task_data& task, token_id pad) {
   metric_values all;
   for (const auto& [suffix, set] : task.dev) {
-    const metric_values m = squad_metrics(set.source, predict_answers(model, set, 32, pad, task.options));
-    for (const auto& [name, value] : m.items()) all.add(suffix.empty() ? name : name + "_" + suffix, value);
+    all.append(squad_metrics(set.source, predict_answers(model, set, 32, pad, task.options), suffix));
   }
   return all;
 }

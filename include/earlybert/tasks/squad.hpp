@@ -377,9 +377,9 @@ inline double squad_f1(std::string_view prediction, std::string_view gold) {
   return 2 * precision * recall / (precision + recall);
 }
 
-// "exact_match" and "f1" (x 100, main metric F1 first) of one answer per question, the maximum over
-// each question's gold answers.
-inline metric_values squad_metrics(const squad_data& gold, std::span<const std::string> predictions) {
+// "f1" and "exact_match" (x 100, the main metric F1 first) of one answer per question, the maximum
+// over each question's gold answers; each name suffixed with `suffix` when it is not empty.
+inline metric_values squad_metrics(const squad_data& gold, std::span<const std::string> predictions, const std::string& suffix = "") {
   if (predictions.size() != gold.questions.size()) {
     throw shape_error(fmt::format("squad_metrics: {} answers for {} questions, expected as many", predictions.size(), gold.questions.size()));
   }
@@ -393,9 +393,10 @@ inline metric_values squad_metrics(const squad_data& gold, std::span<const std::
     em += best_em;
     f1 += best_f1;
   }
+  const auto key = [&](const char* name) { return suffix.empty() ? std::string(name) : std::string(name) + "_" + suffix; };
   metric_values out;
-  out.add("f1", 100 * f1 / static_cast<double>(predictions.size()));
-  out.add("exact_match", 100 * em / static_cast<double>(predictions.size()));
+  out.add(key("f1"), 100 * f1 / static_cast<double>(predictions.size()));
+  out.add(key("exact_match"), 100 * em / static_cast<double>(predictions.size()));
   return out;
 }
 
