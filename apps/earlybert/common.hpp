@@ -136,6 +136,7 @@ struct demo_options {
   std::optional<double> efficient_lr;  // default: twice --lr
   std::string restart_from = "init";
   index_t max_seq = 64;
+  bool deeper = true;  // also run the second setting: SST-2 pruned deeper, where the kept structure matters more
 };
 
 struct predict_options {

@@ -153,12 +153,6 @@ void set_dev_metrics(finetune_result& result, const metric_values& metrics) {
   }
 }
 
-json metrics_json(const metric_values& metrics) {
-  json out = json::object();
-  for (const auto& [name, value] : metrics.items()) out[name] = value;
-  return out;
-}
-
 // The summary's description of the task and its result: the main metric named, every metric given.
 template <class TaskData>
 void add_task_summary(json& summary, const TaskData& data, const finetune_result& result) {

@@ -74,6 +74,13 @@ struct finetune_result {
   nlohmann::ordered_json ticket_record;  // the recorded masks (EarlyBERT), written beside the checkpoint
 };
 
+// The metrics as a JSON object {"name": value, ...}, the main metric first.
+inline nlohmann::ordered_json metrics_json(const metric_values& metrics) {
+  nlohmann::ordered_json out = nlohmann::ordered_json::object();
+  for (const auto& [name, value] : metrics.items()) out[name] = value;
+  return out;
+}
+
 // Throws config_error for options outside their ranges (before any work).
 void check_finetune_options(const finetune_options& o);
 

@@ -152,7 +152,7 @@ int main(int argc, char** argv) {
   add_common(*r, predict.common, false);
 
   demo_options demo;
-  auto* d = app.add_subcommand("demo", "The main job: dense BERT, EarlyBERT and a random ticket on bundled SST-2, side by side");
+  auto* d = app.add_subcommand("demo", "The main job: dense BERT, EarlyBERT and a random ticket on bundled SST-2, side by side, at two pruning depths");
   d->add_option("--out", demo.out, "Directory for summary.json, metrics, checkpoints and pictures")->capture_default_str();
   d->add_option("--data", demo.data, "The bundled data directory")->capture_default_str();
   d->add_option("--shape", demo.shape, "Model shape (of the pre-trained model)")->capture_default_str();
@@ -167,6 +167,7 @@ int main(int argc, char** argv) {
   d->add_option("--efficient-lr", demo.efficient_lr, "EarlyBERT's efficient-stage peak learning rate (default twice --lr)");
   d->add_option("--restart-from", demo.restart_from, "init or draw")->capture_default_str();
   d->add_option("--max-seq", demo.max_seq, "Longest encoded sentence")->capture_default_str();
+  d->add_flag("!--no-deeper", demo.deeper, "Run only the paper's pruning, not the second table (SST-2 pruned deeper)");
   add_common(*d, demo.common, false);
 
   bench_options bench;

@@ -260,21 +260,31 @@ demo)
   head -n 100 "$data/wikitext2/valid_head.txt" > small/wikitext2/valid_head.txt
   "$earlybert" demo --data small --out demo --pretrain-steps 4 --seeds 2 --epochs 3 --threads 2 > table.txt
   grep -Eq '^earlybert +43 ' table.txt || fail "no row for the second seed: $(cat table.txt)"
-  grep -q '^Mean over 2 seed(s):' table.txt || fail "no means"
+  [[ $(grep -c '^Mean over 2 seed(s):' table.txt) == 2 ]] || fail "no means for both settings: $(cat table.txt)"
   python3 - <<'PY' || fail "summary.json is not in the documented layout"
 import json
 s = json.load(open("demo/summary.json"))
-names = [r["name"] for r in s["runs"]]
-assert names == ["dense", "earlybert", "random_ticket"], names
-for r in s["runs"]:
-    for key in ("dev_accuracy", "train_wall_s", "train_flops", "ticket_step", "total_steps"):
-        assert key in r, key
-    assert len(r["per_seed"]) == 2
-assert s["runs"][0]["ticket_step"] is None and s["runs"][1]["ticket_step"] > 0
+assert [t["name"] for t in s["settings"]] == ["sst2", "deeper"], s["settings"]
+paper, deeper = s["settings"]
+assert (paper["prune_ffn"], deeper["prune_ffn"], deeper["prune_heads"]) == (0.4, 0.8, 0.5)
+for t in s["settings"]:
+    assert t["main_metric"] == "accuracy" and t["earlybert_ahead_seeds"] in (0, 1, 2)
+    names = [r["name"] for r in t["runs"]]
+    assert names == ["dense", "earlybert", "random_ticket"], names
+    for r in t["runs"]:
+        for key in ("dev_main", "dev_main_std", "train_wall_s", "train_flops", "ticket_step", "total_steps"):
+            assert key in r, key
+        assert len(r["per_seed"]) == 2
+    assert t["runs"][0]["ticket_step"] is None and t["runs"][1]["ticket_step"] > 0
+# The deeper setting's dense runs are the first setting's, not trained again.
+assert paper["runs"][0] == deeper["runs"][0]
+assert deeper["runs"][1]["flops_ratio"] < paper["runs"][1]["flops_ratio"]
 assert s["pretraining"]["steps"] == 4
 PY
   "$earlybert" inspect demo/earlybert --json | grep -q '"heads_kept":\[1,1\]' || fail "the EarlyBERT checkpoint is not pruned"
+  "$earlybert" inspect demo/deeper/earlybert --json | grep -q '"heads_kept":\[1,1\]' || fail "the deeper EarlyBERT checkpoint is not pruned"
   [[ -e demo/pretrained/model.safetensors && -e demo/random_ticket/model.safetensors ]] || fail "checkpoints missing"
+  [[ -e demo/deeper/random_ticket/model.safetensors && ! -e demo/deeper/dense ]] || fail "the deeper setting's checkpoints are wrong"
   [[ ! -e demo/dense_seed43 ]] || fail "only the first seed keeps checkpoints"
   expect_error "--seeds is 0, expected at least 1" "$earlybert" demo --data small --out nodemo --seeds 0
   [[ ! -e nodemo ]] || fail "the demo created its output despite the error"

@@ -172,17 +172,13 @@ inline tsv_layout infer_tsv_layout(const std::string& path, std::span<const std:
   return layout;
 }
 
-// Reads a sentence-task TSV file laid out as `layout` says (see above). With require_labels a file
-// without the label column is an error; without it (prediction inputs) labels are read when present.
-inline classification_dataset read_sentence_tsv(const std::filesystem::path& path, const tsv_layout& layout, const wordpiece_tokenizer& tokenizer,
-                                                index_t max_seq, bool require_labels = true) {
-  const std::string p = path.string();
+namespace detail {
+// The body of read_sentence_tsv, on the file's text `view` (its byte-order mark removed); `p` names the file.
+inline classification_dataset sentence_tsv_from_text(const std::string& p, std::string_view view, const tsv_layout& layout,
+                                                     const wordpiece_tokenizer& tokenizer, index_t max_seq, bool require_labels) {
   if (max_seq < 3) throw config_error(fmt::format("read_sentence_tsv: max_seq is {}, expected at least 3", max_seq));
   if (layout.num_labels < 1) throw config_error(fmt::format("read_sentence_tsv: num_labels is {}, expected at least 1", layout.num_labels));
-  std::string text = read_file(path, "dataset");
-  std::string_view view(text);
-  if (view.starts_with("\xEF\xBB\xBF")) view.remove_prefix(3);
-  const auto lines = detail::split_lines(view);
+  const auto lines = split_lines(view);
   const bool has_header = layout.columns.empty();
   if (lines.empty()) {
     throw io_error(fmt::format("dataset '{}': the file is empty, expected {}examples", p, has_header ? "a header line and " : ""));
@@ -258,19 +254,33 @@ inline classification_dataset read_sentence_tsv(const std::filesystem::path& pat
   return data;
 }
 
+// A file's text without its UTF-8 byte-order mark.
+inline std::string_view without_bom(std::string_view text) noexcept {
+  if (text.starts_with("\xEF\xBB\xBF")) text.remove_prefix(3);
+  return text;
+}
+}  // namespace detail
+
+// Reads a sentence-task TSV file laid out as `layout` says (see above). With require_labels a file
+// without the label column is an error; without it (prediction inputs) labels are read when present.
+inline classification_dataset read_sentence_tsv(const std::filesystem::path& path, const tsv_layout& layout, const wordpiece_tokenizer& tokenizer,
+                                                index_t max_seq, bool require_labels = true) {
+  const std::string text = read_file(path, "dataset");
+  return detail::sentence_tsv_from_text(path.string(), detail::without_bom(text), layout, tokenizer, max_seq, require_labels);
+}
+
 // Reads a custom TSV file, its layout inferred from the header (see above); num_labels 1 reads the
 // label column as a real-valued score.
 inline classification_dataset read_classification_tsv(const std::filesystem::path& path, const wordpiece_tokenizer& tokenizer,
                                                       index_t max_seq, int num_labels, bool require_labels = true) {
   const std::string p = path.string();
   const std::string text = read_file(path, "dataset");
-  std::string_view view(text);
-  if (view.starts_with("\xEF\xBB\xBF")) view.remove_prefix(3);
+  const std::string_view view = detail::without_bom(text);
   if (view.empty()) throw io_error(fmt::format("dataset '{}': the file is empty, expected a header line and examples", p));
   const auto header = detail::split_tabs(view.substr(0, view.find('\n')));
   std::vector<std::string_view> names(header.begin(), header.end());
   if (!names.empty() && names.back().ends_with('\r')) names.back().remove_suffix(1);
-  return read_sentence_tsv(path, infer_tsv_layout(p, names, num_labels, require_labels), tokenizer, max_seq, require_labels);
+  return detail::sentence_tsv_from_text(p, view, infer_tsv_layout(p, names, num_labels, require_labels), tokenizer, max_seq, require_labels);
 }
 
 // Lays out the examples at `indices` (anything with ids and type_ids) padded to the longest: ids,
