@@ -58,6 +58,8 @@ def main():
     p.add_argument("--max-seq", type=int, default=64)
     p.add_argument("--extra", default="", help="more finetune options for every run, one string")
     p.add_argument("--reuse", help="a study.json of scripts/study.py with the same settings: its dense, earlybert and random_ticket runs")
+    p.add_argument("--title", help="the picture's title (default: the task's name and the question)")
+    p.add_argument("--report-only", action="store_true", help="only tabulate and draw <out>/sweep.json, running nothing")
     a = p.parse_args()
     if not a.data and not (a.train and a.dev):
         p.error("give --data, or --train and --dev")
@@ -95,6 +97,9 @@ def main():
                          and is_default((r["prune_heads"], r["prune_ffn"]))), None)
         return None
 
+    if a.report_only:
+        report(results, a, find)
+        return
     common = ["--task", a.task, *files, "--vocab", a.vocab, "--init", a.init, "--max-seq", str(a.max_seq),
               "--epochs", str(a.epochs)] + shlex.split(a.extra)
     with open(os.path.join(a.out, "sweep.log"), "a") as log:
@@ -166,7 +171,7 @@ def report(results, a, find):
     ax.set_xticks(x, [f"FFN {point[1]:.0%}\nheads {point[0]:.0%}" for point in a.points])
     ax.set_xlabel("fraction pruned")
     ax.set_ylabel(f"dev {metric} (mean ± std over {len(a.seeds)} seeds)")
-    ax.set_title(f"{a.task}: EarlyBERT's ticket against a random one as pruning deepens")
+    ax.set_title(a.title or f"{a.task}: EarlyBERT's ticket against a random one as pruning deepens")
     ax.legend()
     fig.tight_layout()
     fig.savefig(os.path.join(a.out, "sweep.png"), dpi=120)

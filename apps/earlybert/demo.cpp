@@ -9,7 +9,7 @@
 //   random_ticket  the same pipeline with random scores (the paper's main baseline)
 // first with the paper's pruning (heads 1/3, FFN 40%), then pruned deeper (heads 1/2, FFN 80%; its
 // dense runs are the first table's), where the ticket saves far more time and the margin of EarlyBERT's
-// ticket over the random one is the question (docs/results.md §4 measured it at this scale). It prints
+// ticket over the random one is the question (docs/results.md §4a measured it at this scale). It prints
 // one table per setting, writes summary.json and each run's metrics and checkpoint into --out, and draws
 // the pictures of the first EarlyBERT run when Debian's python3-matplotlib is installed.
 #include <cmath>
@@ -213,7 +213,7 @@ int run_demo(const demo_options& o) {
   if (o.deeper) {
     demo_setting deeper{"deeper", "SST-2 (bundled subset), pruned deeper: heads 1/2, FFN neurons 80% (dense runs as above)",
                         "Pruned deeper, the ticket costs far less time, and the margin of EarlyBERT's ticket over the random one is what "
-                        "to read; over three seeds in docs/results.md §4 it stayed within their spread.",
+                        "to read; over three seeds in docs/results.md §4a it stayed within their spread.",
                         settings.front().data, base, true};
     deeper.base.earlybert.prune_heads = 0.5;
     deeper.base.earlybert.prune_ffn = 0.8;
