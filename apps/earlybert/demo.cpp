@@ -50,21 +50,6 @@ double stdev(const std::vector<double>& v) {
   return std::sqrt(sum / static_cast<double>(v.size() - 1));
 }
 
-// A sentence task of the registry read from the bundled files `train` and `dev`.
-sentence_task_data bundled_task(const std::string& name, const fs::path& train, const fs::path& dev, const wordpiece_tokenizer& tokenizer,
-                                index_t max_seq) {
-  const sentence_task* task = find_glue_task(name);
-  sentence_task_data data;
-  data.title = task->title;
-  data.name = task->name;
-  data.metrics = task->metrics;
-  data.label_names = task->layout.label_names;
-  data.num_labels = task->layout.num_labels;
-  data.train = read_sentence_tsv(train, task->layout, tokenizer, max_seq);
-  data.dev.emplace_back("", read_sentence_tsv(dev, task->layout, tokenizer, max_seq));
-  return data;
-}
-
 // Fine-tunes every arm with every seed: [arm][seed]. `first` is the first setting's results, whose
 // dense runs a setting that reuses them takes instead of training them again.
 std::vector<std::vector<finetune_result>> run_setting(const demo_setting& setting, const demo_options& o, const vocabulary& vocab,
@@ -202,6 +187,9 @@ int run_demo(const demo_options& o) {
   base.earlybert.restart_from = o.restart_from;
   base.earlybert.efficient_epochs = o.efficient_epochs;
   base.earlybert.efficient_lr = o.efficient_lr;
+  base.task = "sst2";
+  base.train = (data / "sst2" / "train_subset.tsv").string();
+  base.dev = (data / "sst2" / "dev.tsv").string();
   check_finetune_options(base);
 
   // The settings, all read before any training so that a missing file stops the demo at once.
@@ -209,7 +197,7 @@ int run_demo(const demo_options& o) {
   settings.push_back({"", "SST-2 (bundled subset), the paper's pruning: heads 1/3, FFN neurons 40%",
                       "At the paper's ratios a random ticket of the same size trains about as well on SST-2: the kept structure "
                       "matters little here (docs/results.md).",
-                      bundled_task("sst2", data / "sst2" / "train_subset.tsv", data / "sst2" / "dev.tsv", tokenizer, o.max_seq), base});
+                      read_sentence_task(base, tokenizer), base});
   if (o.deeper) {
     demo_setting deeper{"deeper", "SST-2 (bundled subset), pruned deeper: heads 1/2, FFN neurons 80% (dense runs as above)",
                         "Pruned deeper, the ticket costs far less time, and the margin of EarlyBERT's ticket over the random one is what "
