@@ -19,7 +19,6 @@ again with the same --out keeps the runs it holds and does only the missing ones
 """
 import argparse
 import json
-import math
 import os
 import shlex
 import statistics
@@ -140,6 +139,27 @@ def main():
     report(results, a)
 
 
+def write_table(out_dir, header, rows, preamble=""):
+    """Writes <out_dir>/table.md (the preamble, then a markdown table) and prints it."""
+    table = preamble + "| " + " | ".join(header) + " |\n|" + "---|" * len(header) + "\n"
+    table += "".join("| " + " | ".join(row) + " |\n" for row in rows)
+    with open(os.path.join(out_dir, "table.md"), "w") as f:
+        f.write(table)
+    print(table)
+
+
+def pyplot(who):
+    """matplotlib's pyplot drawing to files, or None (and a note) when matplotlib is not installed."""
+    try:
+        import matplotlib
+        matplotlib.use("Agg")
+        import matplotlib.pyplot as plt
+    except ImportError:
+        print(f"{who}: matplotlib not installed; no picture", file=sys.stderr)
+        return None
+    return plt
+
+
 def report(results, a):
     # The table: mean ± standard deviation over the seeds, time and FLOPs relative to dense per seed.
     by_seed = {(r["seed"], r["arm"]): r for r in results["runs"]}
@@ -161,18 +181,9 @@ def report(results, a):
             mean_std([r.get("ticket_epoch_fraction") for r in runs]),
             "-" if "detected" not in runs[0] else f"{sum(bool(r['detected']) for r in runs)}/{len(runs)}",
         ])
-    table = "| " + " | ".join(header) + " |\n|" + "---|" * len(header) + "\n"
-    table += "".join("| " + " | ".join(row) + " |\n" for row in rows)
-    with open(os.path.join(a.out, "table.md"), "w") as f:
-        f.write(table)
-    print(table)
-
-    try:
-        import matplotlib
-        matplotlib.use("Agg")
-        import matplotlib.pyplot as plt
-    except ImportError:
-        print("study: matplotlib not installed; no picture", file=sys.stderr)
+    write_table(a.out, header, rows)
+    plt = pyplot("study")
+    if plt is None:
         return
     fig, ax = plt.subplots(figsize=(7, 4))
     for r in results["runs"]:

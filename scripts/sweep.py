@@ -22,7 +22,7 @@ import statistics
 import sys
 
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
-from study import main_metric, mean_std, run  # noqa: E402
+from study import main_metric, mean_std, pyplot, run, write_table  # noqa: E402
 
 DEFAULT_POINT = (1 / 3, 0.4)  # the finetune defaults for --prune-heads and --prune-ffn
 
@@ -143,18 +143,9 @@ def report(results, a, find):
                      mean_std(ratio["earlybert"]), mean_std(ratio["random_ticket"])])
         for arm in lines:
             lines[arm].append([v for v in values[arm] if v is not None])
-    table = f"Dense: {metric} {mean_std(dense_values)}\n\n| " + " | ".join(header) + " |\n|" + "---|" * len(header) + "\n"
-    table += "".join("| " + " | ".join(row) + " |\n" for row in rows)
-    with open(os.path.join(a.out, "table.md"), "w") as f:
-        f.write(table)
-    print(table)
-
-    try:
-        import matplotlib
-        matplotlib.use("Agg")
-        import matplotlib.pyplot as plt
-    except ImportError:
-        print("sweep: matplotlib not installed; no picture", file=sys.stderr)
+    write_table(a.out, header, rows, preamble=f"Dense: {metric} {mean_std(dense_values)}\n\n")
+    plt = pyplot("sweep")
+    if plt is None:
         return
     fig, ax = plt.subplots(figsize=(6.5, 4))
     x = [point[1] for point in a.points]
