@@ -7,6 +7,15 @@ mark_as_advanced(earlybert_config_dir)
 install(DIRECTORY include/ DESTINATION "${CMAKE_INSTALL_INCLUDEDIR}" COMPONENT earlybert_development)
 
 install(TARGETS earlybert EXPORT earlybertTargets)
+if(TARGET earlybert_mpi)
+  install(TARGETS earlybert_mpi EXPORT earlybertTargets)
+endif()
+# earlybertConfig.cmake looks for MPI when earlybert::mpi is in the package.
+if(TARGET earlybert_mpi)
+  set(EARLYBERT_PACKAGE_HAS_MPI ON)
+else()
+  set(EARLYBERT_PACKAGE_HAS_MPI OFF)
+endif()
 install(EXPORT earlybertTargets NAMESPACE earlybert:: DESTINATION "${earlybert_config_dir}"
         COMPONENT earlybert_development)
 

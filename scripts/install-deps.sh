@@ -9,6 +9,7 @@ packages=(
   nlohmann-json3-dev libutf8proc-dev      # config.json and safetensors headers; Unicode tables
   libcli11-dev                            # the command-line program's argument parsing
   doctest-dev                             # the tests
+  libopenmpi-dev openmpi-bin              # data-parallel training across processes (optional for the library)
   clang libclang-rt-14-dev                # the fuzz targets (libFuzzer and the sanitizers' runtimes for clang)
   python3-matplotlib                      # the demo's pictures (scripts/plot_earlybert.py); C++ never needs it
 )

@@ -16,6 +16,11 @@
 //                                      uninterrupted one (same seed and threads). Without a state, the
 //                                      run starts from the beginning and says so.
 // The signal handlers are installed only while training runs: before it nothing is lost by dying.
+//
+// In a job of several processes (job.hpp) the lead alone writes the training state and the metrics;
+// every process reads the state to resume (--out on a file system they share), and a signal that
+// reaches any of them stops all of them after the same step: whether one is pending is summed over
+// the processes at every step.
 
 #include <csignal>
 #include <optional>
@@ -26,6 +31,7 @@
 #include <nlohmann/json.hpp>
 
 #include "common.hpp"
+#include "job.hpp"
 
 namespace earlybert::cli {
 
@@ -91,7 +97,7 @@ inline std::optional<training_state_reader> open_training_state(const char* comm
 
 // The metrics file of a run: none, new, or with a training state the interrupted run's, cut back.
 inline metrics_log open_metrics(const common_options& o, const std::optional<training_state_reader>& state) {
-  if (o.metrics.empty()) return metrics_log();
+  if (o.metrics.empty() || !job::lead()) return metrics_log();
   if (!state) return metrics_log(o.metrics);
   const nlohmann::json& record = state->record("metrics");
   if (record.at("path").get<std::string>() != o.metrics) {
@@ -124,8 +130,15 @@ class run_checkpoints {
     sigaction(SIGTERM, &previous_term_, nullptr);
   }
 
+  // Called by every process after every step.
   bool due(long step) const {
-    return enabled_ && (detail::pending_signal != 0 || (o_.checkpoint_every > 0 && step % o_.checkpoint_every == 0));
+    if (!enabled_) return false;
+    if (job::processes() > 1) {
+      double signal = detail::pending_signal;
+      job::group().sum(std::span<double>(&signal, 1));
+      if (signal != 0 && detail::pending_signal == 0) detail::pending_signal = SIGTERM;  // another process's
+    }
+    return detail::pending_signal != 0 || (o_.checkpoint_every > 0 && step % o_.checkpoint_every == 0);
   }
 
   // Completes `state` with the settings, the metrics position and the task's record, writes it, and
@@ -134,10 +147,12 @@ class run_checkpoints {
     state.progress()["settings"] = o_.settings;
     state.progress()["metrics"] = {{"path", metrics_.path()}, {"bytes", metrics_.position()}};
     state.progress()["task"] = task_record;
-    std::error_code ec;
-    fs::create_directories(path_.parent_path(), ec);  // --out was checked to be creatable
-    if (ec) throw io_error(fmt::format("--out '{}': cannot create the directory ({})", path_.parent_path().string(), ec.message()));
-    state.write(path_);
+    if (job::lead()) {
+      std::error_code ec;
+      fs::create_directories(path_.parent_path(), ec);  // --out was checked to be creatable
+      if (ec) throw io_error(fmt::format("--out '{}': cannot create the directory ({})", path_.parent_path().string(), ec.message()));
+      state.write(path_);
+    }
     if (const int signal = detail::pending_signal; signal != 0) {
       const auto& position = state.progress()["pipeline"];
       throw run_interrupted(signal, fmt::format("{} after {}step {}: the training state is in '{}'; run the same command with --resume to continue",
@@ -150,7 +165,7 @@ class run_checkpoints {
   // The run is complete and its checkpoint written: the training state has served.
   void finished() const {
     std::error_code ec;
-    if (enabled_) fs::remove(path_, ec);
+    if (enabled_ && job::lead()) fs::remove(path_, ec);
   }
 
  private:

@@ -184,12 +184,19 @@ class stage_reporter {
   // What a training state keeps of this (tokens, evaluation time, the metrics' clock), and back.
   nlohmann::ordered_json record() const { return {{"tokens", tokens_}, {"eval_seconds", eval_seconds_}, {"elapsed_s", run_elapsed()}}; }
   void restore(const nlohmann::json& record) {
-    tokens_ = record.at("tokens").get<double>();
+    tokens_ = counted_tokens_ = record.at("tokens").get<double>();
     eval_seconds_ = record.at("eval_seconds").get<double>();
     elapsed_before_ = record.at("elapsed_s").get<double>();
   }
 
+  // Called by every process of a job after every step: the step's tokens are the job's.
   void step(pipeline_stage stage, long step, long total, const step_report& r) {
+    if (job::processes() > 1) {
+      double step_tokens = tokens_ - counted_tokens_;
+      job::group().sum(std::span<double>(&step_tokens, 1));
+      tokens_ = counted_tokens_ + step_tokens;
+    }
+    counted_tokens_ = tokens_;
     if (!progress_ || stage != progress_stage_) {
       progress_.emplace(std::string(staged_ ? to_string(stage) : command_), total, step - 1);
       progress_stage_ = stage;
@@ -208,6 +215,7 @@ class stage_reporter {
     if (staged_) line["stage"] = to_string(stage);
     line.update(nlohmann::ordered_json{{"step", step}, {"loss", r.loss}, {"lr", r.learning_rate}, {"tokens_per_s", rate},
                                        {"elapsed_s", run_elapsed()}});
+    if (job::processes() > 1) line["communication_s"] = r.communication_s;
     if (r.skipped) line["skipped"] = true;  // the loss is written as null when it is not finite
     metrics_.write(line);
   }
@@ -234,6 +242,7 @@ class stage_reporter {
   bool staged_;
   metrics_log& metrics_;
   double tokens_ = 0, stage_tokens_ = 0, eval_seconds_ = 0, elapsed_before_ = 0;
+  double counted_tokens_ = 0;  // tokens_ at the last step (the tokens since are this process's alone)
   std::optional<progress_display> progress_;
   pipeline_stage progress_stage_ = pipeline_stage::search;
   stopwatch clock_, stage_clock_;

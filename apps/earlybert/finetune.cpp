@@ -40,14 +40,14 @@ struct model_for<squad_task_data> {
 template <class Model>
 metric_values evaluate_task(Model& model, const sentence_task_data& task, token_id pad) {
   metric_values all;
-  for (const auto& [suffix, set] : task.dev) all.append(sentence_metrics(task.metrics, predict_sentences(model, set, 64, pad), set, suffix));
+  for (const auto& [suffix, set] : task.dev) all.append(sentence_metrics(task.metrics, predict_sentences(model, set, 64, pad, &job::group()), set, suffix));
   return all;
 }
 template <class Model>
 metric_values evaluate_task(Model& model, const tagging_task_data& task, token_id pad) {
   metric_values all;
   for (const auto& [suffix, set] : task.dev) {
-    all.append(tagging_metrics(set, predict_tags(model, set, 64, pad), task.entities, suffix));
+    all.append(tagging_metrics(set, predict_tags(model, set, 64, pad, &job::group()), task.entities, suffix));
   }
   return all;
 }
@@ -56,7 +56,7 @@ template <class Model>
 metric_values evaluate_task(Model& model, const squad_task_data& task, token_id pad) {
   metric_values all;
   for (const auto& [suffix, set] : task.dev) {
-    all.append(squad_metrics(set.source, predict_answers(model, set, 32, pad, task.options), suffix));
+    all.append(squad_metrics(set.source, predict_answers(model, set, 32, pad, task.options, &job::group()), suffix));
   }
   return all;
 }
@@ -66,7 +66,7 @@ class finetune_task {
  public:
   finetune_task(const finetune_options& o, const TaskData& task, token_id pad, metrics_log& metrics, long steps_per_epoch)
       : o_(o), task_(task), pad_(pad), metrics_(metrics), steps_per_epoch_(steps_per_epoch),
-        data_(task.train, o.batch, o.accumulation, o.common.seed, pad), report_("finetune", o.earlybert.enabled, metrics) {}
+        data_(task.train, o.batch, o.accumulation * job::processes(), o.common.seed, pad), report_("finetune", o.earlybert.enabled, metrics) {}
 
   void attach(Model& model) { model_ = &model; }
 
@@ -203,6 +203,7 @@ finetune_result finetune_model(const finetune_options& o, const vocabulary& voca
   optimization.max_grad_norm = o.max_grad_norm;
   optimization.on_nonfinite = nonfinite_policy_of(o.common.on_nonfinite);
   optimization.accumulation_steps = o.accumulation;
+  optimization.group = &job::group();
 
   const std::optional<training_state_reader> state = open_training_state("finetune", o.common, o.out);
   metrics_log metrics = open_metrics(o.common, state);
@@ -213,6 +214,7 @@ finetune_result finetune_model(const finetune_options& o, const vocabulary& voca
   const run_checkpoints checkpoints(o.common, o.out, metrics);
   task.attach_checkpoints(checkpoints);
   finetune_result result;
+  job::agree(o.common.settings);
 
   if (!o.earlybert.enabled) {
     const dense_report report = run_dense(model, optimization, dense_steps, task, resume);
@@ -251,7 +253,7 @@ finetune_result finetune_model(const finetune_options& o, const vocabulary& voca
     metrics.write(summary);
     result.ticket_record = ticket_record(report, steps_per_epoch);
   }
-  if (!o.out.empty()) {
+  if (!o.out.empty() && job::lead()) {
     save_checkpoint(o.out, model, vocab);
     if (!result.ticket_record.is_null()) write_file_atomically(fs::path(o.out) / "earlybert_ticket.json", result.ticket_record.dump() + "\n");
     checkpoints.finished();
@@ -293,6 +295,7 @@ void check_finetune_options(const finetune_options& o) {
   if (o.accumulation > o.batch) {
     throw config_error(fmt::format("--accumulation is {}, expected at most --batch ({}): each micro-batch holds an example", o.accumulation, o.batch));
   }
+  job::check_batch(o.batch, o.accumulation);
   require_positive("--num-labels", o.num_labels);
   if (o.max_seq < 3) throw config_error(fmt::format("--max-seq is {}, expected at least 3", o.max_seq));
   if (o.task == "squad") {
@@ -451,6 +454,7 @@ int run_finetune(const finetune_options& o) {
                      data.train.sentence_pairs ? "sentence pairs" : "single sentences", reading.seconds());
     r = finetune_with(o, vocab, data);
   }
+  if (!job::lead()) return 0;
   std::string others;
   for (const auto& [name, value] : r.dev_metrics.items()) {
     if (name != r.main_metric) others += fmt::format(", {} {:.4f}", name, value);

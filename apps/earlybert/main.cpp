@@ -18,6 +18,7 @@
 
 #include "checkpoints.hpp"
 #include "common.hpp"
+#include "job.hpp"
 
 namespace {
 using namespace earlybert::cli;
@@ -81,6 +82,7 @@ void add_earlybert(CLI::App& command, earlybert_cli_options& eb, const char* epo
 }  // namespace
 
 int main(int argc, char** argv) {
+  job::start(argc, argv);  // joins the MPI job, when mpirun started the program (job.hpp)
   CLI::App app{"earlybert: BERT training made cheaper with early-bird lottery tickets"};
   app.require_subcommand(1);
   app.set_version_flag("--version", "earlybert 0.1.0");
@@ -199,27 +201,31 @@ int main(int argc, char** argv) {
   try {
     app.parse(argc, argv);
   } catch (const CLI::ParseError& e) {
-    return app.exit(e);
+    return job::lead() ? app.exit(e) : e.get_exit_code();  // said once, by the lead
   }
   const std::string name = app.get_subcommands().front()->get_name();
   // SQuAD's standard window is 384 pieces (finetune's --max-seq default is for sentences).
   if (finetune.task == "squad" && f->get_option("--max-seq")->count() == 0) finetune.max_seq = 384;
   if (r->get_option("--max-seq")->count() == 0) predict.max_seq = 0;  // 0: the checkpoint's kind decides (predict.cpp)
-  pretrain.common.settings = resumable_settings(*p);
-  finetune.common.settings = resumable_settings(*f);
+  // A run continues only with as many processes as it began with.
+  const std::string processes = job::processes() > 1 ? fmt::format("processes={}\n", job::processes()) : "";
+  pretrain.common.settings = resumable_settings(*p) + processes;
+  finetune.common.settings = resumable_settings(*f) + processes;
   try {
-    messages::configure(quiet);
+    if (!job::startup_error().empty()) throw earlybert::config_error(job::startup_error());
+    messages::configure(quiet || !job::lead());  // the other processes of a job keep quiet
     if (name == "pretrain") return run_pretrain(pretrain);
     if (name == "finetune") return run_finetune(finetune);
+    job::require_single(name);
     if (name == "predict") return run_predict(predict);
     if (name == "demo") return run_demo(demo);
     if (name == "bench") return run_bench(bench);
     return run_inspect(inspect);
   } catch (const run_interrupted& e) {
-    messages::error(name, e.what());
-    return 128 + e.signal();
+    return job::stopped_together(name, e.what(), 128 + e.signal());
+  } catch (const job_stopped& e) {
+    return job::stopped_together(name, e.what(), 1);
   } catch (const std::exception& e) {
-    messages::error(name, e.what());
-    return 1;
+    return job::fail(name, e.what(), 1);
   }
 }

@@ -15,20 +15,24 @@ struct mlm_evaluation {
   double accuracy;  // fraction of masked positions predicted exactly
 };
 
-// The same held-out sequences with the same masking every time, so evaluations are comparable.
+// The same held-out sequences with the same masking every time, so evaluations are comparable. In a
+// job the processes share the batches (batch i on process i mod N; each masks every batch, so the
+// masking is a single process's) and sum what they counted.
 template <class Model>
 mlm_evaluation evaluate_mlm(Model& model, const text_corpus& corpus, std::span<const std::size_t> sequences, index_t seq,
-                            index_t batch, const special_tokens& special, index_t vocab_size, std::uint64_t seed) {
+                            index_t batch, const special_tokens& special, index_t vocab_size, std::uint64_t seed, process_group& group) {
   tape<float> t;
   no_recording<float> inference(t);
   rng masking(derive_key(seed, 0xE7A1));
   token_batch b;
   double loss_sum = 0;
   index_t correct = 0, labelled = 0;
-  for (std::size_t start = 0; start < sequences.size(); start += static_cast<std::size_t>(batch)) {
+  long index = 0;
+  for (std::size_t start = 0; start < sequences.size(); start += static_cast<std::size_t>(batch), ++index) {
     const auto part = sequences.subspan(start, std::min(sequences.size() - start, static_cast<std::size_t>(batch)));
     make_corpus_batch(corpus, part, seq, special, b);
     mask_tokens(b, masking, special, vocab_size);
+    if (index % group.size() != group.rank()) continue;
     t.rewind();
     const auto out = model.forward(t, b, false, 0);
     loss_sum += static_cast<double>(out.loss.item()) * static_cast<double>(out.labelled);
@@ -38,6 +42,13 @@ mlm_evaluation evaluate_mlm(Model& model, const text_corpus& corpus, std::span<c
       correct += best == out.labels[r];
     }
     labelled += out.labelled;
+  }
+  if (group.size() > 1) {
+    double counts[3] = {loss_sum, static_cast<double>(correct), static_cast<double>(labelled)};
+    group.sum(std::span<double>(counts, 3));
+    loss_sum = counts[0];
+    correct = static_cast<index_t>(counts[1]);
+    labelled = static_cast<index_t>(counts[2]);
   }
   if (labelled == 0) return {0, 0};
   return {loss_sum / static_cast<double>(labelled), static_cast<double>(correct) / static_cast<double>(labelled)};
@@ -52,7 +63,7 @@ class mlm_task {
   mlm_task(const pretrain_options& o, const text_corpus& corpus, index_t train_sequences, const special_tokens& special,
            index_t vocab_size, metrics_log& metrics, std::function<mlm_evaluation(long)> evaluate)
       : o_(o), corpus_(corpus), special_(special), vocab_size_(vocab_size), evaluate_(std::move(evaluate)),
-        order_(static_cast<std::size_t>(train_sequences), o.batch, o.accumulation, o.common.seed, 2000, last_batch::drop),
+        order_(static_cast<std::size_t>(train_sequences), o.batch, o.accumulation * job::processes(), o.common.seed, 2000, last_batch::drop),
         report_("pretrain", o.earlybert.enabled, metrics) {}
 
   long steps_per_pass() const { return order_.steps_per_pass(); }
@@ -152,11 +163,12 @@ pretrain_result pretrain(const pretrain_options& o, const vocabulary& vocab) {
   optimization.max_grad_norm = o.max_grad_norm;
   optimization.on_nonfinite = nonfinite_policy_of(o.common.on_nonfinite);
   optimization.accumulation_steps = o.accumulation;
+  optimization.group = &job::group();
 
   const std::optional<training_state_reader> state = open_training_state("pretrain", o.common, o.out);
   metrics_log metrics = open_metrics(o.common, state);
   const auto evaluate = [&](long step) {
-    const mlm_evaluation e = evaluate_mlm(model, held_out, eval_indices, o.seq, o.batch, special, vocab.size(), o.common.seed);
+    const mlm_evaluation e = evaluate_mlm(model, held_out, eval_indices, o.seq, o.batch, special, vocab.size(), o.common.seed, job::group());
     messages::status("pretrain", "step {} held-out masked-LM loss {:.4f}, accuracy {:.4f}", step, e.loss, e.accuracy);
     metrics.write({{"event", "eval"}, {"step", step}, {"mlm_accuracy", e.accuracy}, {"loss", e.loss}});
     return e;
@@ -167,6 +179,7 @@ pretrain_result pretrain(const pretrain_options& o, const vocabulary& vocab) {
   const training_state_reader* resume = state ? &*state : nullptr;
   const run_checkpoints checkpoints(o.common, o.out, metrics);
   task.attach_checkpoints(checkpoints);
+  job::agree(o.common.settings);
 
   double train_seconds = 0, flops = 0;
   long total_steps = o.steps;
@@ -200,8 +213,10 @@ pretrain_result pretrain(const pretrain_options& o, const vocabulary& vocab) {
     metrics.write(summary);
     record = ticket_record(report, task.steps_per_pass());
   }
-  save_checkpoint(o.out, model, vocab);
-  if (!record.is_null()) write_file_atomically(fs::path(o.out) / "earlybert_ticket.json", record.dump() + "\n");
+  if (job::lead()) {
+    save_checkpoint(o.out, model, vocab);
+    if (!record.is_null()) write_file_atomically(fs::path(o.out) / "earlybert_ticket.json", record.dump() + "\n");
+  }
   checkpoints.finished();
   return {final.loss, final.accuracy, train_seconds, flops, total_steps, task.tokens()};
 }
@@ -217,6 +232,7 @@ void check_pretrain_options(const pretrain_options& o) {
   if (o.accumulation > o.batch) {
     throw config_error(fmt::format("--accumulation is {}, expected at most --batch ({}): each micro-batch holds an example", o.accumulation, o.batch));
   }
+  job::check_batch(o.batch, o.accumulation);
   if (o.seq < 3) throw config_error(fmt::format("--seq is {}, expected at least 3", o.seq));
   if (!(o.lr > 0)) throw config_error(fmt::format("--lr is {}, expected a positive value", o.lr));
   (void)nonfinite_policy_of(o.common.on_nonfinite);
@@ -234,6 +250,7 @@ int run_pretrain(const pretrain_options& o) {
   check_output_directory(o.out);
   const vocabulary vocab = vocabulary::load(o.vocab);
   const pretrain_result r = pretrain_with(o, vocab);
+  if (!job::lead()) return 0;
   fmt::print("pretrain{}: {} steps in {:.1f} s ({:.0f} tokens/s), {:.3g} FLOPs; held-out masked-LM loss {:.4f}, accuracy {:.4f}; checkpoint in '{}'\n",
              o.earlybert.enabled ? " (EarlyBERT)" : "", r.total_steps, r.train_wall_s, r.tokens / r.train_wall_s, r.train_flops,
              r.mlm_loss, r.mlm_accuracy, o.out);

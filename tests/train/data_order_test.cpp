@@ -82,7 +82,7 @@ TEST_CASE("classification_accuracy: the arg-max of each example's logits against
   }
   for (const index_t batch : {1, 3, 64}) CHECK(classification_accuracy(model, data, batch, 0) == doctest::Approx(2.0 / 7));
   std::size_t rows = 0;
-  for_each_logits(model, data, 3, 0, [&](std::size_t first, const var<float>& logits, const token_batch&) {
+  for_each_logits(model, data, 3, 0, [&](std::size_t first, const matrix_map<float>& logits, const token_batch&) {
     CHECK(first == rows);
     rows += static_cast<std::size_t>(logits.rows());
   });

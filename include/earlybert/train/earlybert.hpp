@@ -18,8 +18,8 @@
 // The task (the data and the loss) is the caller's: a type modelling earlybert_task supplies each
 // micro-batch's loss and its forward FLOPs, and hears about steps and events; the random-ticket
 // baseline is the same pipeline with random_criterion. FLOPs are counted with the method's cost model
-// (training = 3 x forward). run_dense is the efficient stage alone: the dense baseline, with the same
-// task and accounting.
+// (training = 3 x forward), over every process of a data-parallel run (optimization_options::group).
+// run_dense is the efficient stage alone: the dense baseline, with the same task and accounting.
 //
 // Checkpoints and resume: a task that models checkpointing_task is asked after every step whether it
 // wants a training state (train/training_state.hpp) written; run_earlybert and run_dense continue from
@@ -127,6 +127,12 @@ inline nlohmann::ordered_json optional_number(std::optional<double> v) {
   return v ? nlohmann::ordered_json(*v) : nlohmann::ordered_json(nullptr);
 }
 
+// A step's count of this process (its FLOPs), summed over the processes the step spans.
+inline double job_total(const optimization_options& options, double mine) {
+  if (options.group != nullptr && options.group->size() > 1) options.group->sum(std::span<double>(&mine, 1));
+  return mine;
+}
+
 // If the task keeps checkpoints and wants one now: a training state with the model, its moments,
 // what add_extra adds and the pipeline's position, handed to the task to complete and write.
 template <class Model, class Task, class AddExtra>
@@ -152,11 +158,13 @@ void run_efficient_stage(Model& model, const optimization_options& options, long
   trainer<scalar> efficient(model, options, total);
   efficient.resume_at(position.steps_done, position.optimizer_steps);
   for (long step = position.steps_done; step < total; ++step) {
+    double flops = 0;
     const step_report r = efficient.step([&](tape<scalar>& t, int k) {
       const var<scalar> loss = task.loss(t, model, pipeline_stage::efficient, step, k);
-      position.report.efficient_flops += 3 * task.last_forward_flops(model);
+      flops += 3 * task.last_forward_flops(model);
       return loss;
     });
+    position.report.efficient_flops += job_total(options, flops);
     task.on_step(pipeline_stage::efficient, step + 1, total, r);
     position.steps_done = step + 1;
     position.optimizer_steps = efficient.optimizer().steps_taken();
@@ -239,15 +247,17 @@ earlybert_report run_earlybert(Model& model, Criterion& criterion, const Selecto
       for (const auto& [name, value] : initial) state.add_tensor(initial_name(name), value);
     };
     for (long step = position.steps_done; step < options.search_budget; ++step) {
+      double flops = 0;
       const step_report r = search.step(
           [&](tape<scalar>& t, int k) {
             const var<scalar> loss = task.loss(t, model, pipeline_stage::search, step, k);
-            report.search_flops += 3 * task.last_forward_flops(model);
+            flops += 3 * task.last_forward_flops(model);
             return add(t, loss, model.bert.slimming_penalty(t, options.l1_heads, options.l1_neurons));
           },
           [&] {
             if constexpr (gradient_observer<Criterion, bert_type>) criterion.observe(model.bert);
           });
+      report.search_flops += detail::job_total(options.search, flops);
       task.on_step(pipeline_stage::search, step + 1, options.search_budget, r);
       const long done = step + 1;
       position.steps_done = done;

@@ -10,12 +10,19 @@
 //   predict_tags(model, data, batch, pad)          each word's arg-max tag (a token classifier)
 //   predict_answers(model, data, batch, pad, o)    each question's best answer span's text (a span head)
 //   classification_accuracy(model, data, batch, pad)   the fraction whose arg-max logit is the label
+//
+// Each takes an optional process group last (distributed/process_group.hpp): the processes then share
+// the forward passes, batch i running on process i mod N, and exchange the logits, so that f sees every
+// batch in dataset order on every process and every process gets the whole result.
 
 #include <algorithm>
+#include <cstdint>
+#include <span>
 #include <string>
 #include <vector>
 
 #include "earlybert/core/tape.hpp"
+#include "earlybert/distributed/process_group.hpp"
 #include "earlybert/io/datasets.hpp"
 #include "earlybert/nn/config.hpp"
 #include "earlybert/tasks/glue.hpp"
@@ -25,42 +32,82 @@
 namespace earlybert {
 
 template <class Model, class Dataset, class F>
-void for_each_logits(Model& model, const Dataset& data, index_t batch, token_id pad, F&& f) {
+void for_each_logits(Model& model, const Dataset& data, index_t batch, token_id pad, F&& f, process_group* group = nullptr) {
   using Scalar = typename Model::scalar_type;
   tape<Scalar> t;
   no_recording<Scalar> inference(t);
   token_batch b;
   std::vector<std::size_t> indices;
-  for (std::size_t start = 0; start < data.examples.size(); start += static_cast<std::size_t>(batch)) {
+  const auto step = static_cast<std::size_t>(batch);
+  const auto make = [&](std::size_t start) {
     indices.clear();
-    for (std::size_t i = start; i < std::min(data.examples.size(), start + static_cast<std::size_t>(batch)); ++i) indices.push_back(i);
+    for (std::size_t i = start; i < std::min(data.examples.size(), start + step); ++i) indices.push_back(i);
     make_batch(data, indices, pad, b);
-    t.rewind();
-    f(start, model.logits(t, b, false, 0), b);
+  };
+  const int processes = group == nullptr ? 1 : group->size();
+  if (processes == 1) {
+    for (std::size_t start = 0; start < data.examples.size(); start += step) {
+      make(start);
+      t.rewind();
+      f(start, model.logits(t, b, false, 0).value(), b);
+    }
+    return;
+  }
+  // Rounds of one batch per process: each runs its own, then all exchange the logits (padded to the
+  // round's largest, which the sizes exchanged first tell).
+  const auto p = static_cast<std::size_t>(processes);
+  const auto rank = static_cast<std::size_t>(group->rank());
+  std::vector<Scalar> mine, all;
+  std::vector<std::int64_t> shapes(2 * p);
+  for (std::size_t round = 0; round * p * step < data.examples.size(); ++round) {
+    const std::size_t start = (round * p + rank) * step;
+    std::int64_t shape[2] = {0, 0};
+    if (start < data.examples.size()) {
+      make(start);
+      t.rewind();
+      const matrix_map<Scalar> value = model.logits(t, b, false, 0).value();
+      mine.assign(value.data(), value.data() + value.size());
+      shape[0] = value.rows();
+      shape[1] = value.cols();
+    }
+    group->all_gather(std::as_bytes(std::span<const std::int64_t>(shape, 2)), std::as_writable_bytes(std::span(shapes)));
+    std::size_t largest = 0;
+    for (std::size_t r = 0; r < p; ++r) largest = std::max(largest, static_cast<std::size_t>(shapes[2 * r] * shapes[2 * r + 1]));
+    mine.resize(largest);
+    all.resize(largest * p);
+    group->all_gather(std::as_bytes(std::span<const Scalar>(mine)), std::as_writable_bytes(std::span(all)));
+    for (std::size_t r = 0; r < p; ++r) {
+      const std::size_t first = (round * p + r) * step;
+      if (first >= data.examples.size()) break;
+      make(first);
+      f(first, matrix_map<Scalar>(all.data() + r * largest, shapes[2 * r], shapes[2 * r + 1]), b);
+    }
   }
 }
 
 template <class Model>
-sentence_predictions predict_sentences(Model& model, const classification_dataset& data, index_t batch, token_id pad) {
+sentence_predictions predict_sentences(Model& model, const classification_dataset& data, index_t batch, token_id pad,
+                                       process_group* group = nullptr) {
   sentence_predictions out;
   const bool regression = model.bert.built_config().regression();
   for_each_logits(model, data, batch, pad, [&](std::size_t, const auto& logits, const token_batch&) {
     for (index_t r = 0; r < logits.rows(); ++r) {
       if (regression) {
-        out.scores.push_back(static_cast<double>(logits.value()(r, 0)));
+        out.scores.push_back(static_cast<double>(logits(r, 0)));
         continue;
       }
       index_t best = 0;
-      logits.value().row(r).maxCoeff(&best);
+      logits.row(r).maxCoeff(&best);
       out.classes.push_back(static_cast<int>(best));
     }
-  });
+  }, group);
   return out;
 }
 
 // Each sentence's predicted class per word (-1 for a word cut off by max_seq), from a token classifier.
 template <class Model>
-std::vector<std::vector<int>> predict_tags(Model& model, const tagging_dataset& data, index_t batch, token_id pad) {
+std::vector<std::vector<int>> predict_tags(Model& model, const tagging_dataset& data, index_t batch, token_id pad,
+                                           process_group* group = nullptr) {
   std::vector<std::vector<int>> out;
   out.reserve(data.examples.size());
   for_each_logits(model, data, batch, pad, [&](std::size_t first, const auto& logits, const token_batch& b) {
@@ -70,18 +117,19 @@ std::vector<std::vector<int>> predict_tags(Model& model, const tagging_dataset& 
       for (std::size_t w = 0; w < tags.size(); ++w) {
         if (e.first_piece[w] < 0) continue;
         index_t best = 0;
-        logits.value().row(s * b.seq + e.first_piece[w]).maxCoeff(&best);
+        logits.row(s * b.seq + e.first_piece[w]).maxCoeff(&best);
         tags[w] = static_cast<int>(best);
       }
       out.push_back(std::move(tags));
     }
-  });
+  }, group);
   return out;
 }
 
 // Each question's answer text, from a span head's logits over all its windows (tasks/squad.hpp).
 template <class Model>
-std::vector<std::string> predict_answers(Model& model, const qa_dataset& data, index_t batch, token_id pad, const squad_options& options) {
+std::vector<std::string> predict_answers(Model& model, const qa_dataset& data, index_t batch, token_id pad, const squad_options& options,
+                                         process_group* group = nullptr) {
   answer_extractor extractor(data, options);
   std::vector<float> start, end;
   for_each_logits(model, data, batch, pad, [&](std::size_t first, const auto& logits, const token_batch& b) {
@@ -89,12 +137,12 @@ std::vector<std::string> predict_answers(Model& model, const qa_dataset& data, i
       start.resize(static_cast<std::size_t>(b.seq));
       end.resize(static_cast<std::size_t>(b.seq));
       for (index_t i = 0; i < b.seq; ++i) {
-        start[static_cast<std::size_t>(i)] = static_cast<float>(logits.value()(s * b.seq + i, 0));
-        end[static_cast<std::size_t>(i)] = static_cast<float>(logits.value()(s * b.seq + i, 1));
+        start[static_cast<std::size_t>(i)] = static_cast<float>(logits(s * b.seq + i, 0));
+        end[static_cast<std::size_t>(i)] = static_cast<float>(logits(s * b.seq + i, 1));
       }
       extractor.add(first + static_cast<std::size_t>(s), start, end);
     }
-  });
+  }, group);
   return extractor.answers();
 }
 

@@ -15,12 +15,23 @@
 // schedule moves on) and the report says so.
 // Parameters without weight decay (biases, LayerNorm weights) say so themselves (parameter::weight_decay).
 //
+// Data parallelism (options.group, distributed/process_group.hpp): a step of N processes has
+// accumulation_steps x N micro-batches, process r running micro-batches [r A, (r + 1) A) with
+// A = accumulation_steps, each backward scaled by 1 / (A N); then the gradients and the losses are
+// summed over the processes in rank order (every process holds the same bits) before anything reads
+// them, so the norm, the clipping, the non-finite check and the update are the same on every process.
+// The step is the one a single process takes with accumulation_steps = A N, up to the order of the
+// additions: a single process adds each micro-batch's gradient into the last (inside the GEMMs, with
+// beta = 1), the group adds the processes' sums at the end (tests/train/trainer_test.cpp bounds the
+// difference in double).
+//
 // Which parameters: a trainer made from a model (trainer(model, ...)) reads the model's parameters
 // again at every step, so one that joins the model later (slimming coefficients after
 // set_slimming(true)) is trained and its gradient cleared from the next step on, and one that leaves is
 // no longer touched. A trainer made from a list trains exactly that list.
 // After the first step nothing here touches the heap (a parameter joining later costs one allocation).
 
+#include <chrono>
 #include <cmath>
 #include <span>
 #include <string>
@@ -31,6 +42,7 @@
 #include "earlybert/core/error.hpp"
 #include "earlybert/core/parameter.hpp"
 #include "earlybert/core/tape.hpp"
+#include "earlybert/distributed/process_group.hpp"
 #include "earlybert/ops/arithmetic.hpp"
 #include "earlybert/train/adamw.hpp"
 #include "earlybert/train/schedule.hpp"
@@ -44,8 +56,9 @@ struct optimization_options {
   double warmup_ratio = 0.1;    // warm-up steps as a fraction of all steps
   double weight_decay = 0.01;
   double max_grad_norm = 1.0;   // <= 0: no clipping
-  int accumulation_steps = 1;
+  int accumulation_steps = 1;    // micro-batches per step and process
   nonfinite_policy on_nonfinite = nonfinite_policy::stop;
+  process_group* group = nullptr;  // the processes the step spans (null: this one alone); outlives the trainer
 
   void check() const {
     const auto require = [](bool ok, const char* name, double value, const char* expected) {
@@ -59,10 +72,11 @@ struct optimization_options {
 };
 
 struct step_report {
-  double loss;           // mean of the micro-batches' losses
+  double loss;           // mean of the micro-batches' losses (of every process)
   double learning_rate;  // the rate this step used
   double gradient_norm;  // before clipping
   bool skipped = false;  // a non-finite loss or gradient, and on_nonfinite = skip: no update was made
+  double communication_s = 0;  // spent summing gradients and losses over the processes
 };
 
 // A model: what for_each_parameter visits is what it trains.
@@ -97,13 +111,23 @@ class trainer {
   template <class MicroBatchLoss, class AfterBackward = void (*)()>
   step_report step(MicroBatchLoss&& micro_batch_loss, AfterBackward&& after_backward = [] {}) {
     refresh_parameters();
-    const int micro_batches = options_.accumulation_steps;
+    const int local = options_.accumulation_steps;
+    const int processes = options_.group == nullptr ? 1 : options_.group->size();
+    const int first = options_.group == nullptr ? 0 : options_.group->rank() * local;
+    const int micro_batches = local * processes;
     double loss_sum = 0;
-    for (int k = 0; k < micro_batches; ++k) {
+    for (int k = first; k < first + local; ++k) {
       tape_.rewind();
       const var<Scalar> loss = micro_batch_loss(tape_, k);
       loss_sum += static_cast<double>(loss.item());
       tape_.backward(micro_batches == 1 ? loss : scale(tape_, loss, Scalar(1) / static_cast<Scalar>(micro_batches)));
+    }
+    double communication_s = 0;
+    if (processes > 1) {
+      const auto start = std::chrono::steady_clock::now();
+      sum_gradients<Scalar>(*options_.group, parameters_, bucket_);
+      options_.group->sum(std::span<double>(&loss_sum, 1));
+      communication_s = std::chrono::duration<double>(std::chrono::steady_clock::now() - start).count();
     }
     after_backward();
     const double loss = loss_sum / micro_batches;
@@ -114,10 +138,10 @@ class trainer {
       const std::string fault = options_.on_nonfinite == nonfinite_policy::stop ? describe_fault(loss) : std::string();
       for (auto* p : parameters_) p->gradient.setZero();  // either way the next step starts clean
       if (options_.on_nonfinite == nonfinite_policy::stop) throw numerical_error(fmt::format("training step {}: {}", steps_, fault));
-      return {loss, rate, norm, true};
+      return {loss, rate, norm, true, communication_s};
     }
     optimizer_.step(parameters_, rate, clip_factor(norm, options_.max_grad_norm));  // clears the gradients
-    return {loss, rate, norm};
+    return {loss, rate, norm, false, communication_s};
   }
 
   long steps_taken() const noexcept { return steps_; }
@@ -163,6 +187,7 @@ class trainer {
   adamw<Scalar> optimizer_;
   linear_schedule schedule_;
   tape<Scalar> tape_;
+  std::vector<Scalar> bucket_;  // sum_gradients' buffer
   long steps_ = 0;
 };
 

@@ -1,0 +1,116 @@
+#!/usr/bin/env bash
+# End-to-end tests of `mpirun -np 2 earlybert ...` (docs/distributed.md), one case per invocation:
+#   mpi_cli_test.sh CASE EARLYBERT DATA_DIR WORK_DIR MPIEXEC
+# A case prints what it checks and exits non-zero at the first failure. Every run uses one thread per
+# process, so that two processes fit two cores.
+set -euo pipefail
+export LC_ALL=C
+case_name=$1 earlybert=$2 data=$3 work=$4/mpi-$1 mpiexec=$5
+rm -rf "$work" && mkdir -p "$work" && cd "$work"
+# Open MPI refuses to run as root, or more processes than cores, unless told.
+export OMPI_ALLOW_RUN_AS_ROOT=1 OMPI_ALLOW_RUN_AS_ROOT_CONFIRM=1 OMPI_MCA_rmaps_base_oversubscribe=1
+export OMPI_MCA_btl_vader_single_copy_mechanism=none  # containers often forbid cross-memory attach
+
+fail() { echo "FAIL: $*" >&2; exit 1; }
+untimed() { sed -e 's/"tokens_per_s".*//' -e 's/"[a-z_]*wall_s":[^,]*,//g' "$1"; }
+steps_in() { [[ -e $1 ]] && grep -c '"event":"step"' "$1" || true; }
+
+head -n 193 "$data/sst2/train_subset.tsv" > train.tsv  # 192 examples: 12 steps of 16
+head -n 101 "$data/sst2/dev.tsv" > dev.tsv
+vocab=$data/vocab/bert-base-uncased-vocab.txt
+two=("$mpiexec" -np 2)
+tiny=("$earlybert" finetune --train train.tsv --dev dev.tsv --vocab "$vocab" --threads 1 --shape tiny --seed 7)
+finetune=("${tiny[@]}" --batch 16)
+eb=("${finetune[@]}" --epochs 4 --earlybert --eb-interval 2 --eb-window 3)
+
+case $case_name in
+finetune)
+  # Two processes: one checkpoint and one metrics file, written by the lead; the same bits when run
+  # again; the same training as one process with --accumulation 2, up to the order of the gradient
+  # additions (the dev metrics agree to 3 decimals, the ticket exactly).
+  "${two[@]}" "${eb[@]}" --out a --metrics a.jsonl > a.out 2> a.err
+  "${two[@]}" "${eb[@]}" --out b --metrics b.jsonl > b.out 2> b.err
+  cmp a/model.safetensors b/model.safetensors || fail "two 2-process runs differ"
+  diff <(untimed a.jsonl | sed 's/"communication_s".*//') <(untimed b.jsonl | sed 's/"communication_s".*//') || fail "metrics differ"
+  [[ $(grep -c '^finetune (EarlyBERT' a.out) -eq 1 ]] || fail "the result line is not printed exactly once: $(cat a.out)"
+  [[ $(grep -c 'ticket drawn' a.err) -eq 1 ]] || fail "status lines are not printed by the lead alone: $(cat a.err)"
+  grep -q '"communication_s":' a.jsonl || fail "no communication time in the step events"
+  "${eb[@]}" --accumulation 2 --out single --metrics single.jsonl > single.out 2> /dev/null
+  masks() { sed 's/"head_coefficients".*//' "$1"; }  # the ticket, the step and every check's mask (not the coefficients)
+  [[ $(masks a/earlybert_ticket.json) == "$(masks single/earlybert_ticket.json)" ]] \
+    || fail "the ticket or the mask checks differ from one process with --accumulation 2"
+  flops() { grep '"event":"summary"' "$1" | grep -o '"train_flops":[0-9.e+]*' | cut -d: -f2; }
+  [[ $(flops a.jsonl) == "$(flops single.jsonl)" ]] || fail "FLOPs $(flops a.jsonl) with 2 processes, $(flops single.jsonl) with one"
+  main() { grep '"event":"summary"' "$1" | grep -o '"dev_main":[-0-9.e]*' | cut -d: -f2; }
+  awk -v a="$(main a.jsonl)" -v s="$(main single.jsonl)" 'BEGIN { d = a - s; exit !(d < 1e-3 && d > -1e-3) }' \
+    || fail "dev accuracy $(main a.jsonl) with 2 processes, $(main single.jsonl) with --accumulation 2"
+  echo "2 processes: dev $(main a.jsonl); 1 process, --accumulation 2: dev $(main single.jsonl); tickets identical"
+  ;;
+pretrain)
+  # Masked-LM pre-training, dense and EarlyBERT, on two processes: bit-identical when repeated.
+  pretrain=("$earlybert" pretrain --corpus "$data/wikitext2/train_head.txt" --vocab "$vocab" --shape tiny --steps 30 --batch 8 \
+    --seq 32 --eval-every 10 --eval-sequences 16 --threads 1)
+  for mode in dense earlybert; do
+    extra=(); [[ $mode == earlybert ]] && extra=(--earlybert --eb-interval 2 --eb-window 3)
+    "${two[@]}" "${pretrain[@]}" "${extra[@]}" --out $mode-a --metrics $mode-a.jsonl > /dev/null 2>&1
+    "${two[@]}" "${pretrain[@]}" "${extra[@]}" --out $mode-b > /dev/null 2>&1
+    cmp $mode-a/model.safetensors $mode-b/model.safetensors || fail "pre-training ($mode): two 2-process runs differ"
+  done
+  ;;
+kill)
+  # One process killed with SIGKILL at a random step ends the whole job (non-zero, no hang); --resume
+  # with two processes then ends bit-identical to an uninterrupted run.
+  RANDOM=${EARLYBERT_KILL_SEED:-$$}
+  echo "kill seed ${EARLYBERT_KILL_SEED:-$$}"
+  "${two[@]}" "${eb[@]}" --out reference --metrics reference.jsonl > /dev/null 2>&1
+  target=$((3 + RANDOM % 30))
+  "${two[@]}" "${eb[@]}" --out killed --metrics killed.jsonl --checkpoint-every 3 > killed.out 2> killed.err & launcher=$!
+  while kill -0 $launcher 2> /dev/null && (( $(steps_in killed.jsonl) + 0 < target )); do sleep 0.01; done
+  # The process of rank 1: a child of the launcher whose environment says so.
+  victim=
+  for pid in $(pgrep -f -- "--out killed" || true); do
+    tr '\0' '\n' < /proc/$pid/environ 2> /dev/null | grep -qx 'OMPI_COMM_WORLD_RANK=1' && victim=$pid
+  done
+  [[ -n $victim ]] || fail "no process of rank 1 found (the run ended before step $target?)"
+  kill -9 "$victim"
+  status=0
+  timeout 120 tail --pid=$launcher -f /dev/null || fail "the job did not end within 120 s of a process's death"
+  wait $launcher || status=$?
+  [[ $status -ne 0 ]] || fail "the job exited 0 after a process was killed"
+  echo "rank 1 killed after step $(steps_in killed.jsonl); the job exited with $status"
+  "${two[@]}" "${eb[@]}" --out killed --metrics killed.jsonl --checkpoint-every 3 --resume > /dev/null 2> resumed.err
+  grep -q "resuming from" resumed.err || fail "no resume: $(cat resumed.err)"
+  cmp reference/model.safetensors killed/model.safetensors || fail "the resumed run's weights differ"
+  diff <(untimed reference.jsonl | sed 's/"communication_s".*//') <(untimed killed.jsonl | sed 's/"communication_s".*//') \
+    || fail "the resumed run's metrics differ"
+  ;;
+bad-launch)
+  # Each bad launch: exit status 1 and one error line, printed by the lead.
+  expect_one_error() {
+    local fragment=$1; shift
+    local status=0
+    "$@" > out.txt 2> err.txt || status=$?
+    [[ $status -eq 1 ]] || fail "exit status $status, expected 1: $* ($(cat err.txt))"
+    [[ $(grep -c '^earlybert ' err.txt) -eq 1 ]] || fail "expected one error line: $(cat err.txt)"
+    grep -q -- "$fragment" err.txt || fail "the error lacks '$fragment': $(cat err.txt)"
+  }
+  expect_one_error "--batch is 15, expected a multiple of the 2 processes x --accumulation 1 = 2" \
+    "${two[@]}" "${tiny[@]}" --batch 15 --out x
+  expect_one_error "process 1 of 2 was started with other settings than process 0" \
+    "$mpiexec" -np 1 "${finetune[@]}" --out x : -np 1 "${finetune[@]}" --out x --lr 1e-4
+  expect_one_error "'earlybert demo' runs in one process, but it was started as one of 2" "${two[@]}" "$earlybert" demo --out x
+  expect_one_error "missing.tsv" "${two[@]}" "$earlybert" finetune --train missing.tsv --dev dev.tsv --vocab "$vocab" --shape tiny --out x
+  # A training state of two processes continues only with two.
+  "${two[@]}" "${finetune[@]}" --epochs 1 --out state --checkpoint-every 4 > /dev/null 2>&1
+  "${two[@]}" "${finetune[@]}" --epochs 1 --out interrupted --checkpoint-every 4 > /dev/null 2> interrupted.err & launcher=$!
+  while kill -0 $launcher 2> /dev/null && [[ ! -e interrupted/training_state.safetensors ]]; do sleep 0.01; done
+  kill -TERM $launcher
+  wait $launcher || true
+  [[ -e interrupted/training_state.safetensors ]] || fail "no training state was written"
+  expect_one_error "'processes=2' then, '' now" "${finetune[@]}" --epochs 1 --out interrupted --checkpoint-every 4 --resume
+  ;;
+*)
+  fail "unknown case '$case_name'"
+  ;;
+esac
+echo "PASS: mpi $case_name"
