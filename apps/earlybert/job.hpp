@@ -63,21 +63,25 @@ class job {
     if (processes) {
       state().mpi = std::make_unique<mpi_environment>(argc, argv);
       state().group = std::make_unique<mpi_process_group>();
+      // Another MPI's launcher makes N jobs of one process each: every process would train alone.
+      if (*processes > 1 && state().group->size() == 1) {
+        state().startup_error = fmt::format("an MPI launcher started this earlybert as one of {} processes, but its MPI library sees only "
+                                            "this one: the launcher belongs to another MPI (start it with the mpirun of the MPI it "
+                                            "was built with; docs/distributed.md)", *processes);
+      }
     }
 #else
     (void)argc;
     (void)argv;
     if (processes && *processes > 1) {
-      // Each process is on its own: the one the launcher numbered 0 speaks for all.
-      for (const char* variable : {"OMPI_COMM_WORLD_RANK", "PMI_RANK"}) {
-        if (const char* value = std::getenv(variable); value != nullptr && *value != '\0') state().silent = std::atoi(value) != 0;
-      }
       state().startup_error = fmt::format("this earlybert was built without MPI, but an MPI launcher started it as one of {} processes "
                                           "(install libopenmpi-dev and build again; docs/distributed.md)", *processes);
     }
 #endif
+    if (!state().startup_error.empty()) silence_all_but_the_first();
   }
-  // An error found by start() (a program without MPI under mpirun); every subcommand reports it.
+  // An error found by start() (a program without MPI under mpirun, or under another MPI's); every
+  // subcommand reports it.
   static const std::string& startup_error() { return state().startup_error; }
 
   static process_group& group() { return *state().group; }
@@ -141,6 +145,13 @@ class job {
   static job_state& state() {
     static job_state s;
     return s;
+  }
+
+  // An error found by start() leaves each process on its own: the one the launcher numbered 0 speaks for all.
+  static void silence_all_but_the_first() {
+    for (const char* variable : {"OMPI_COMM_WORLD_RANK", "PMI_RANK"}) {
+      if (const char* value = std::getenv(variable); value != nullptr && *value != '\0') state().silent = std::atoi(value) != 0;
+    }
   }
 
   static std::uint64_t settings_hash(const std::string& settings) {

@@ -100,6 +100,13 @@ bad-launch)
     "$mpiexec" -np 1 "${finetune[@]}" --out x : -np 1 "${finetune[@]}" --out x --lr 1e-4
   expect_one_error "'earlybert demo' runs in one process, but it was started as one of 2" "${two[@]}" "$earlybert" demo --out x
   expect_one_error "missing.tsv" "${two[@]}" "$earlybert" finetune --train missing.tsv --dev dev.tsv --vocab "$vocab" --shape tiny --out x
+  # Another MPI's launcher (here its environment, as MPICH's would set it) starts N singletons: refused,
+  # by the one numbered 0, and the others say nothing.
+  expect_one_error "an MPI launcher started this earlybert as one of 2 processes, but its MPI library sees only this one" \
+    env PMI_SIZE=2 PMI_RANK=0 "${finetune[@]}" --out x
+  status=0
+  env PMI_SIZE=2 PMI_RANK=1 "${finetune[@]}" --out x > out.txt 2> err.txt || status=$?
+  [[ $status -eq 1 && ! -s err.txt ]] || fail "the process numbered 1 exited with $status and wrote: $(cat err.txt)"
   # A training state of two processes continues only with two.
   "${two[@]}" "${finetune[@]}" --epochs 1 --out state --checkpoint-every 4 > /dev/null 2>&1
   "${two[@]}" "${finetune[@]}" --epochs 1 --out interrupted --checkpoint-every 4 > /dev/null 2> interrupted.err & launcher=$!
