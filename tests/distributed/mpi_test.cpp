@@ -16,6 +16,7 @@
 #include "earlybert/prune/selection.hpp"
 #include "earlybert/train/classification_task.hpp"
 #include "earlybert/train/earlybert.hpp"
+#include "earlybert/train/evaluation.hpp"
 #include "support/test_support.hpp"
 
 using namespace earlybert;
@@ -177,4 +178,28 @@ TEST_CASE("data parallel: EarlyBERT draws the same ticket on every process, the 
   double largest = 0;
   for (std::size_t i = 0; i < w.size(); ++i) largest = std::max(largest, std::abs(w[i] - w_alone[i]));
   CHECK(largest < 1e-11);
+}
+
+TEST_CASE("for_each_logits: shared over the processes, every process sees every batch's logits, as one process computes them") {
+  mpi_process_group& group = world();
+  model_type model = toy_model();
+  const classification_dataset data = toy_data();
+  // Batches of 5: 24 examples make 5 batches, the last partial, so the last round leaves processes idle.
+  const auto collect = [&](process_group* over) {
+    std::vector<double> logits;
+    std::vector<std::size_t> firsts;
+    for_each_logits(model, data, 5, 0, [&](std::size_t first, const auto& l, const token_batch& b) {
+      CHECK(static_cast<std::size_t>(b.batch) == std::min<std::size_t>(5, data.examples.size() - first));
+      firsts.push_back(first);
+      logits.insert(logits.end(), l.data(), l.data() + l.size());
+    }, over);
+    return std::pair{firsts, logits};
+  };
+  const auto [firsts, shared] = collect(&group);
+  const auto [firsts_alone, alone] = collect(nullptr);
+  CHECK(firsts == std::vector<std::size_t>{0, 5, 10, 15, 20});
+  CHECK(firsts == firsts_alone);
+  CHECK(shared == alone);
+  const sentence_predictions predicted = predict_sentences(model, data, 5, 0, &group);
+  CHECK(predicted.classes == predict_sentences(model, data, 5, 0).classes);
 }

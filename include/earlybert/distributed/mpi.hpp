@@ -91,9 +91,6 @@ class mpi_process_group final : public process_group {
   void sum(std::span<float> values) override { ordered_sum(values, float_scratch_); }
   void sum(std::span<double> values) override { ordered_sum(values, double_scratch_); }
 
-  void broadcast(std::span<std::byte> bytes, int root) override {
-    detail::check_mpi(MPI_Bcast(bytes.data(), checked_count(bytes.size()), MPI_BYTE, root, MPI_COMM_WORLD), "MPI_Bcast");
-  }
   void all_gather(std::span<const std::byte> mine, std::span<std::byte> all) override {
     if (all.size() != mine.size() * static_cast<std::size_t>(size_)) {
       throw shape_error(fmt::format("mpi_process_group::all_gather: {} bytes for {} processes of {}, expected {}", all.size(), size_,

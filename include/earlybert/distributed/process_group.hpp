@@ -7,7 +7,6 @@
 //   sum(values)        elementwise sum over the processes, in place, in rank order:
 //                      (((v_0 + v_1) + v_2) + ... + v_{N-1}), every process receiving the same bits,
 //                      whatever algorithm the transport would use for its own reduction
-//   broadcast(bytes)   the root's bytes to every process
 //   all_gather(mine)   every process's equal-sized bytes, in rank order, to every process
 //
 // single_process is the group of one (every collective a no-op); distributed/mpi.hpp is the group of
@@ -35,7 +34,6 @@ class process_group {
   virtual int size() const noexcept = 0;
   virtual void sum(std::span<float> values) = 0;
   virtual void sum(std::span<double> values) = 0;
-  virtual void broadcast(std::span<std::byte> bytes, int root) = 0;
   // `all` holds size() * mine.size() bytes.
   virtual void all_gather(std::span<const std::byte> mine, std::span<std::byte> all) = 0;
 };
@@ -46,7 +44,6 @@ class single_process final : public process_group {
   int size() const noexcept override { return 1; }
   void sum(std::span<float>) override {}
   void sum(std::span<double>) override {}
-  void broadcast(std::span<std::byte>, int) override {}
   void all_gather(std::span<const std::byte> mine, std::span<std::byte> all) override { std::copy(mine.begin(), mine.end(), all.begin()); }
 };
 
