@@ -1,6 +1,6 @@
 // SPDX-License-Identifier: Apache-2.0
 // The cost of summing a gradient over the processes of an MPI job: the library's ordered sum
-// (distributed/mpi.hpp, through sum_gradients' buckets) against MPI_Allreduce, whose order of
+// (distributed/mpi.hpp, through gradient_reducer's buckets) against MPI_Allreduce, whose order of
 // additions is its own, on the same buffer. Each timing starts after a barrier, so it holds the
 // transfer and the additions, not waiting for a slower process.
 //
@@ -14,6 +14,7 @@
 #include <cstdlib>
 #include <vector>
 
+#include <earlybert/distributed/gradient_reducer.hpp>
 #include <earlybert/distributed/mpi.hpp>
 
 namespace {
@@ -32,13 +33,14 @@ int main(int argc, char** argv) {
   parameter<float> gradient("gradient", 1, values);
   gradient.gradient.setConstant(1.0f + static_cast<float>(group.rank()));
   std::vector<parameter<float>*> parameters{&gradient};
-  std::vector<float> bucket;
+  gradient_reducer<float> reducer;  // buckets of 1 Mi values, as the trainer's
   std::vector<double> ordered, allreduce;
   const auto seconds = [](auto start) { return std::chrono::duration<double>(std::chrono::steady_clock::now() - start).count(); };
   for (int r = 0; r < repeats + 2; ++r) {
     MPI_Barrier(MPI_COMM_WORLD);
     auto start = std::chrono::steady_clock::now();
-    sum_gradients<float>(group, parameters, bucket);
+    reducer.begin(group, parameters);
+    reducer.finish();
     if (r >= 2) ordered.push_back(seconds(start));
     MPI_Barrier(MPI_COMM_WORLD);
     start = std::chrono::steady_clock::now();
@@ -48,8 +50,8 @@ int main(int argc, char** argv) {
   if (group.rank() == 0) {
     const double bytes = 4.0 * static_cast<double>(values);
     std::printf("%d processes, %ld float values (%.1f MB), median of %d:\n", group.size(), values, bytes / 1e6, repeats);
-    std::printf("  ordered sum (sum_gradients, buckets of 4 Mi): %.4f s  %.2f GB/s\n", median(ordered), bytes / median(ordered) / 1e9);
-    std::printf("  MPI_Allreduce:                                %.4f s  %.2f GB/s\n", median(allreduce), bytes / median(allreduce) / 1e9);
+    std::printf("  ordered sum (gradient_reducer, 1 Mi buckets): %.4f s  %.2f GB/s\n", median(ordered), bytes / median(ordered) / 1e9);
+    std::printf("  MPI_Allreduce:                                 %.4f s  %.2f GB/s\n", median(allreduce), bytes / median(allreduce) / 1e9);
   }
   return 0;
 }

@@ -34,8 +34,17 @@ struct common_options {
   long checkpoint_every = 1000;  // steps of a stage between training states (0: only on SIGINT/SIGTERM)
   bool resume = false;           // continue from the training state in --out
   bool checkpoints = true;       // false: no training state at all (the demo's runs)
-  std::string settings;          // every option but --resume, --checkpoint-every and --threads, one per line
+  std::string settings;          // every option but --resume, --checkpoint-every, --threads and --overlap, one per line
+  // Under mpirun: sum gradients while backward runs (on) or after it (off); the same bits either way.
+  std::string overlap = "on";
 };
+
+// --overlap as a switch.
+inline bool overlap_of(const std::string& value) {
+  if (value == "on") return true;
+  if (value == "off") return false;
+  throw config_error(fmt::format("--overlap is '{}', expected on or off", value));
+}
 
 // --on-nonfinite as the trainer's policy.
 inline nonfinite_policy nonfinite_policy_of(const std::string& name) {

@@ -215,7 +215,10 @@ class stage_reporter {
     if (staged_) line["stage"] = to_string(stage);
     line.update(nlohmann::ordered_json{{"step", step}, {"loss", r.loss}, {"lr", r.learning_rate}, {"tokens_per_s", rate},
                                        {"elapsed_s", run_elapsed()}});
-    if (job::processes() > 1) line["communication_s"] = r.communication_s;
+    if (job::processes() > 1) {
+      line["communication_s"] = r.communication_s;
+      line["communication_wait_s"] = r.communication_wait_s;
+    }
     if (r.skipped) line["skipped"] = true;  // the loss is written as null when it is not finite
     metrics_.write(line);
   }

@@ -204,6 +204,7 @@ finetune_result finetune_model(const finetune_options& o, const vocabulary& voca
   optimization.on_nonfinite = nonfinite_policy_of(o.common.on_nonfinite);
   optimization.accumulation_steps = o.accumulation;
   optimization.group = &job::group();
+  optimization.overlap_communication = overlap_of(o.common.overlap);
 
   const std::optional<training_state_reader> state = open_training_state("finetune", o.common, o.out);
   metrics_log metrics = open_metrics(o.common, state);

@@ -32,11 +32,14 @@ void add_common(CLI::App& command, common_options& o, bool metrics = true) {
         ->capture_default_str();
   }
 }
-// --checkpoint-every and --resume (pretrain and finetune; checkpoints.hpp).
+// --checkpoint-every and --resume (pretrain and finetune; checkpoints.hpp), and --overlap: the options of
+// training runs that may change between a run and its continuation.
 void add_checkpointing(CLI::App& command, common_options& o) {
   command.add_option("--checkpoint-every", o.checkpoint_every,
                      "Write the training state to --out every N steps of a stage (0: only on SIGINT/SIGTERM)")->capture_default_str();
   command.add_flag("--resume", o.resume, "Continue from the training state in --out (same settings); start afresh if there is none");
+  command.add_option("--overlap", o.overlap, "Under mpirun: sum gradients during the backward pass (on) or after it (off); the same bits either way")
+      ->capture_default_str();
 }
 
 // The settings a training state must be resumed with: every option as CLI11 writes a config file,
@@ -45,7 +48,10 @@ std::string resumable_settings(const CLI::App& command) {
   std::string kept;
   std::istringstream lines(command.config_to_str(true, false));
   for (std::string line; std::getline(lines, line);) {
-    if (line.starts_with("resume=") || line.starts_with("quiet=") || line.starts_with("checkpoint-every=") || line.starts_with("threads=")) continue;
+    if (line.starts_with("resume=") || line.starts_with("quiet=") || line.starts_with("checkpoint-every=") || line.starts_with("threads=") ||
+        line.starts_with("overlap=")) {
+      continue;
+    }
     kept += line + "\n";
   }
   return kept;

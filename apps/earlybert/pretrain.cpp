@@ -164,6 +164,7 @@ pretrain_result pretrain(const pretrain_options& o, const vocabulary& vocab) {
   optimization.on_nonfinite = nonfinite_policy_of(o.common.on_nonfinite);
   optimization.accumulation_steps = o.accumulation;
   optimization.group = &job::group();
+  optimization.overlap_communication = overlap_of(o.common.overlap);
 
   const std::optional<training_state_reader> state = open_training_state("pretrain", o.common, o.out);
   metrics_log metrics = open_metrics(o.common, state);

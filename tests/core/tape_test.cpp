@@ -114,3 +114,46 @@ TEST_CASE("tape: watch sizes a stale gradient to the parameter's value") {
   t.backward(sum(t, t.watch(p)));
   check_near(p.gradient, matrix_of<double>({{1, 1, 1}}), 0);
 }
+
+TEST_CASE("tape: watches() records where each trainable watch came; backward reports the closures left, and a gradient is final from its first watch on") {
+  parameter<double> first("first", 1, 2), second("second", 2, 1), frozen("frozen", 1, 1), late("late", 1, 1);
+  first.value = matrix_of<double>({{1, 2}});
+  second.value = matrix_of<double>({{3}, {4}});
+  frozen.value.setOnes();
+  frozen.trainable = false;
+  late.value.setConstant(0.5);
+  tape<double> t;
+  const var<double> a = t.watch(first);                   // position 0
+  const var<double> b = t.watch(second);                  // position 0
+  const var<double> h = matmul(t, a, b);                  // closure 0
+  const var<double> y = multiply(t, h, t.watch(frozen));  // frozen: no record; closure 1
+  const var<double> again = t.watch(first);               // position 2
+  const var<double> z = add(t, y, matmul(t, again, b));   // closures 2, 3
+  const var<double> l = t.watch(late);                    // position 4
+  const var<double> loss = multiply(t, z, l);             // closure 4
+  REQUIRE(t.watches().size() == 4);
+  CHECK(t.watches()[0].watched == &first);
+  CHECK(t.watches()[0].position == 0);
+  CHECK(t.watches()[2].watched == &first);
+  CHECK(t.watches()[2].position == 2);
+  CHECK(t.watches()[3].watched == &late);
+  CHECK(t.watches()[3].position == 4);
+  std::vector<std::size_t> reported;
+  matrix<double> late_from_its_watch, first_from_its_second_watch;
+  t.backward(loss, [&](std::size_t remaining) {
+    reported.push_back(remaining);
+    if (remaining == 4) late_from_its_watch = late.gradient;
+    if (remaining == 2) first_from_its_second_watch = first.gradient;
+  });
+  const std::size_t closures = t.recorded_steps();
+  REQUIRE(closures == 5);
+  REQUIRE(reported.size() == closures + 1);
+  for (std::size_t i = 0; i <= closures; ++i) CHECK(reported[i] == closures - i);
+  check_near(late.gradient, matrix_of<double>({{2 * 11}}), 0);  // z = 2 (first second) = 22
+  check_near(late_from_its_watch, late.gradient, 0);
+  // A later watch of a parameter does not make its gradient final: only the first does.
+  check_near(first_from_its_second_watch, matrix_of<double>({{0.5 * 3, 0.5 * 4}}), 0);
+  check_near(first.gradient, matrix_of<double>({{3, 4}}), 0);
+  t.rewind();
+  CHECK(t.watches().empty());
+}

@@ -1,8 +1,10 @@
 // SPDX-License-Identifier: Apache-2.0
-// Data-parallel training over MPI (run by mpirun with 2 and with 3 processes): the ordered sum, the
-// bucketed gradient sum, weights identical on every process and from run to run, the relation to one
-// process with accumulation, and the EarlyBERT pipeline drawing one ticket everywhere.
+// Data-parallel training over MPI (run by mpirun with 2 and with 3 processes): the ordered sum, alone
+// and with several in flight; the bucketed gradient sum and its agreement check; weights identical on
+// every process, from run to run and with or without overlap; the relation to one process with
+// accumulation; and the EarlyBERT pipeline drawing one ticket everywhere.
 #include "earlybert/distributed/mpi.hpp"
+#include "earlybert/distributed/gradient_reducer.hpp"
 
 #include <algorithm>
 #include <cmath>
@@ -107,7 +109,46 @@ TEST_CASE("mpi_process_group: sum adds the processes' values in rank order, the 
   }
 }
 
-TEST_CASE("sum_gradients: trainable gradients summed through buckets smaller than a parameter; frozen ones untouched") {
+TEST_CASE("mpi_process_group: sums in flight together, polled in another pattern on each process, each give the bits of a sum alone") {
+  mpi_process_group& group = world();
+  const int me = group.rank();
+  const auto values_of = [](int rank, std::size_t n, std::uint64_t seed) {
+    std::vector<double> v(n);
+    rng random(seed + static_cast<std::uint64_t>(rank));
+    for (std::size_t i = 0; i < n; ++i) v[i] = (2 * random.uniform() - 1) * std::pow(10.0, static_cast<double>(random.below(33)) - 16);
+    return v;
+  };
+  const std::vector<std::size_t> sizes{1000, 3, 0, 70000, 1, 512};
+  std::vector<std::vector<double>> in_flight, alone;
+  for (std::size_t s = 0; s < sizes.size(); ++s) {
+    in_flight.push_back(values_of(me, sizes[s], 10 * s));
+    alone.push_back(in_flight.back());
+    group.sum(std::span<double>(alone.back()));
+  }
+  std::vector<float> single(5, static_cast<float>(me + 1));  // a float sum among the doubles
+  std::vector<process_group::sum_handle> handles;
+  for (std::size_t s = 0; s < sizes.size(); ++s) {
+    handles.push_back(group.start_sum(std::span<double>(in_flight[s])));
+    if (s == 2) handles.push_back(group.start_sum(std::span<float>(single)));
+  }
+  // Process 0 polls the last sum first and then waits in reverse; the others wait in order. So the
+  // exchanges complete, and the gathers could start, in different orders on different processes.
+  if (me == 0) {
+    while (!group.finished(handles.back())) {
+    }
+    for (std::size_t h = handles.size() - 1; h-- > 0;) group.wait(handles[h]);
+  } else {
+    for (const auto h : handles) group.wait(h);
+  }
+  for (std::size_t s = 0; s < sizes.size(); ++s) {
+    CAPTURE(s);
+    CHECK(std::memcmp(in_flight[s].data(), alone[s].data(), sizes[s] * sizeof(double)) == 0);
+  }
+  const float n = static_cast<float>(group.size());
+  for (const float v : single) CHECK(v == n * (n + 1) / 2);
+}
+
+TEST_CASE("gradient_reducer: trainable gradients summed through buckets smaller than a parameter; frozen ones untouched") {
   mpi_process_group& group = world();
   parameter<float> a("a", 3, 5), frozen("frozen", 2, 2), b("b", 1, 4);
   frozen.trainable = false;
@@ -116,27 +157,49 @@ TEST_CASE("sum_gradients: trainable gradients summed through buckets smaller tha
   frozen.gradient.setConstant(5 + r);
   b.gradient.setConstant(10 * (1 + r));
   std::vector<parameter<float>*> all{&a, &frozen, &b};
-  std::vector<float> bucket;
-  sum_gradients<float>(group, all, bucket, /*bucket_elements=*/4);
+  gradient_reducer<float> reducer(/*bucket_elements=*/4);
+  double losses[2] = {1.0 + r, 0.5};
+  reducer.begin(group, all, nullptr, losses);
+  reducer.finish();
   const float n = static_cast<float>(group.size());
   CHECK(a.gradient.isConstant(n + n * (n - 1) / 2));
   CHECK(frozen.gradient.isConstant(5 + r));
   CHECK(b.gradient.isConstant(10 * (n + n * (n - 1) / 2)));
+  CHECK(losses[0] == n + n * (n - 1) / 2);
+  CHECK(losses[1] == 0.5 * n);
+}
+
+TEST_CASE("gradient_reducer: processes that would cut different buckets all stop with one error, and the group stays usable") {
+  mpi_process_group& group = world();
+  parameter<double> a("a", 2, 3), b("b", 1, 4);
+  b.trainable = group.rank() != group.size() - 1;  // the last process trains one parameter fewer
+  std::vector<parameter<double>*> all{&a, &b};
+  gradient_reducer<double> reducer(5);
+  CHECK_THROWS_AS(reducer.begin(group, all), distributed_error);
+  std::vector<double> one{1.0};
+  group.sum(std::span<double>(one));
+  CHECK(one[0] == group.size());
 }
 
 TEST_CASE("data parallel: every process holds the same weights, a repeated run the same bits, and one process with accumulation N the same step") {
   mpi_process_group& group = world();
   const classification_dataset data = toy_data();
   const int n = group.size();
-  const auto train = [&](process_group* over, int accumulation, int micro_batches) {
+  const auto train = [&](process_group* over, int accumulation, int micro_batches, bool overlap = true, std::size_t bucket = 1 << 20) {
     model_type model = toy_model();
     classification_task<model_type> task(data, /*batch=*/6, micro_batches, /*seed=*/3, /*pad=*/0);
-    run_dense(model, toy_optimization(over, accumulation), 8, task);
+    optimization_options o = toy_optimization(over, accumulation);
+    o.overlap_communication = overlap;
+    o.bucket_elements = bucket;
+    run_dense(model, o, 8, task);
     return weights(model);
   };
   const std::vector<double> first = train(&group, 1, n);
   CHECK(same_everywhere(bytes_of(first)));
   CHECK(train(&group, 1, n) == first);
+  // Overlapping backward or not, in one bucket or many: the same sums, the same bits.
+  CHECK(train(&group, 1, n, /*overlap=*/false) == first);
+  CHECK(train(&group, 1, n, /*overlap=*/true, /*bucket=*/97) == first);
   // The same examples, dropout and update as one process taking N micro-batches per step; only the
   // order of the gradient additions differs.
   const std::vector<double> alone = train(nullptr, n, n);

@@ -23,10 +23,18 @@
 //
 // Inference: inside a `no_recording` scope (or with set_recording(false)) ops compute values only.
 //
+// When each parameter's gradient is complete: closures recorded before a parameter's first watch
+// cannot refer to it, so once backward has run every closure recorded after that watch, its gradient
+// holds its final value. The tape keeps the recording position of every watch (watches()), and
+// backward(loss, after_closure) reports its progress, so that a caller can act on a gradient as soon
+// as it is complete (distributed/gradient_reducer.hpp starts summing it over the processes while
+// backward goes on).
+//
 // A tape belongs to one thread of control; ops may use worker threads internally.
 
 #include <cstddef>
 #include <cstring>
+#include <span>
 #include <type_traits>
 #include <utility>
 #include <vector>
@@ -85,6 +93,7 @@ class tape {
 
   explicit tape(std::size_t first_block_bytes = std::size_t{1} << 20) : arena_(first_block_bytes) {
     steps_.reserve(1024);
+    watches_.reserve(256);
   }
   tape(const tape&) = delete;
   tape& operator=(const tape&) = delete;
@@ -113,9 +122,20 @@ class tape {
         p.gradient.setZero(p.value.rows(), p.value.cols());
       }
       adjoint = p.gradient.data();
+      watches_.push_back({&p, steps_.size()});
     }
     return var<Scalar>(p.value.data(), adjoint, p.value.rows(), p.value.cols());
   }
+
+  // A watch that records a gradient: the parameter, and how many closures were recorded before it.
+  // Once backward has run every closure from `position` on, nothing writes the gradient any more.
+  struct watch_record {
+    const parameter<Scalar>* watched;
+    std::size_t position;
+  };
+  // Every watch of a trainable parameter since the last rewind(), in the order they were made (a
+  // parameter watched again appears again; its first record is the one that tells).
+  std::span<const watch_record> watches() const noexcept { return watches_; }
 
   // A constant copied into the arena (safe for temporaries).
   template <class Derived>
@@ -159,13 +179,24 @@ class tape {
   // Seeds d loss / d loss = 1 (accumulated) and runs every recorded closure in reverse.
   // `loss` must be [1, 1] and need a gradient.
   void backward(const var<Scalar>& loss) {
+    backward(loss, [](std::size_t) {});
+  }
+  // The same, calling after_closure(remaining) before the first closure and after each one, with
+  // `remaining` the number of closures still to run (the recorded ones at positions [0, remaining)).
+  // A parameter whose first watch_record has position >= remaining has its complete gradient.
+  template <class AfterClosure>
+  void backward(const var<Scalar>& loss, AfterClosure&& after_closure) {
     check_shape("tape::backward", "loss", loss.shape(), {1, 1});
     if (!loss.needs_gradient()) {
       throw error("tape::backward: argument 'loss' needs no gradient (nothing it depends on is "
                   "trainable, or the tape was not recording)");
     }
     *loss.adjoint_data() += Scalar(1);
-    for (auto it = steps_.rbegin(); it != steps_.rend(); ++it) it->run(it->closure);
+    after_closure(steps_.size());
+    for (std::size_t i = steps_.size(); i-- > 0;) {
+      steps_[i].run(steps_[i].closure);
+      after_closure(i);
+    }
   }
 
   // Inference only (not recording, so no closure can refer to the memory): where the arena stands,
@@ -179,6 +210,7 @@ class tape {
   // Forgets every recorded closure and rewinds the arena: every var of the step becomes invalid.
   void rewind() noexcept {
     steps_.clear();
+    watches_.clear();
     arena_.rewind();
   }
 
@@ -193,6 +225,7 @@ class tape {
 
   arena arena_;
   std::vector<step> steps_;  // capacity is kept across rewinds
+  std::vector<watch_record> watches_;  // likewise
   bool recording_ = true;
 };
 

@@ -17,9 +17,12 @@
 //
 // Data parallelism (options.group, distributed/process_group.hpp): a step of N processes has
 // accumulation_steps x N micro-batches, process r running micro-batches [r A, (r + 1) A) with
-// A = accumulation_steps, each backward scaled by 1 / (A N); then the gradients and the losses are
-// summed over the processes in rank order (every process holds the same bits) before anything reads
-// them, so the norm, the clipping, the non-finite check and the update are the same on every process.
+// A = accumulation_steps, each backward scaled by 1 / (A N); the gradients and the losses are summed
+// over the processes in rank order (every process holds the same bits) before anything reads them, so
+// the norm, the clipping, the non-finite check and the update are the same on every process. The
+// gradients are summed by a gradient_reducer during the last micro-batch's backward pass, each bucket
+// as soon as backward has completed it (options.overlap_communication; off, after backward: the same
+// bits either way).
 // The step is the one a single process takes with accumulation_steps = A N, up to the order of the
 // additions: a single process adds each micro-batch's gradient into the last (inside the GEMMs, with
 // beta = 1), the group adds the processes' sums at the end (tests/train/trainer_test.cpp bounds the
@@ -31,7 +34,6 @@
 // no longer touched. A trainer made from a list trains exactly that list.
 // After the first step nothing here touches the heap (a parameter joining later costs one allocation).
 
-#include <chrono>
 #include <cmath>
 #include <span>
 #include <string>
@@ -42,6 +44,7 @@
 #include "earlybert/core/error.hpp"
 #include "earlybert/core/parameter.hpp"
 #include "earlybert/core/tape.hpp"
+#include "earlybert/distributed/gradient_reducer.hpp"
 #include "earlybert/distributed/process_group.hpp"
 #include "earlybert/ops/arithmetic.hpp"
 #include "earlybert/train/adamw.hpp"
@@ -59,6 +62,8 @@ struct optimization_options {
   int accumulation_steps = 1;    // micro-batches per step and process
   nonfinite_policy on_nonfinite = nonfinite_policy::stop;
   process_group* group = nullptr;  // the processes the step spans (null: this one alone); outlives the trainer
+  bool overlap_communication = true;  // sum gradients while backward runs (false: once it is done)
+  std::size_t bucket_elements = std::size_t{1} << 20;  // gradient values summed per message
 
   void check() const {
     const auto require = [](bool ok, const char* name, double value, const char* expected) {
@@ -68,6 +73,7 @@ struct optimization_options {
     require(warmup_ratio >= 0 && warmup_ratio <= 1, "warmup_ratio", warmup_ratio, "a value in [0, 1]");
     require(weight_decay >= 0, "weight_decay", weight_decay, "a non-negative value");
     require(accumulation_steps >= 1, "accumulation_steps", accumulation_steps, "at least 1");
+    require(bucket_elements >= 1, "bucket_elements", static_cast<double>(bucket_elements), "at least 1");
   }
 };
 
@@ -76,7 +82,8 @@ struct step_report {
   double learning_rate;  // the rate this step used
   double gradient_norm;  // before clipping
   bool skipped = false;  // a non-finite loss or gradient, and on_nonfinite = skip: no update was made
-  double communication_s = 0;  // spent summing gradients and losses over the processes
+  double communication_s = 0;  // spent summing gradients and losses over the processes (in and after backward)
+  double communication_wait_s = 0;  // of it, after backward: the part backward did not hide
 };
 
 // A model: what for_each_parameter visits is what it trains.
@@ -116,18 +123,26 @@ class trainer {
     const int first = options_.group == nullptr ? 0 : options_.group->rank() * local;
     const int micro_batches = local * processes;
     double loss_sum = 0;
+    double communication_s = 0, communication_wait_s = 0;
     for (int k = first; k < first + local; ++k) {
       tape_.rewind();
       const var<Scalar> loss = micro_batch_loss(tape_, k);
       loss_sum += static_cast<double>(loss.item());
-      tape_.backward(micro_batches == 1 ? loss : scale(tape_, loss, Scalar(1) / static_cast<Scalar>(micro_batches)));
-    }
-    double communication_s = 0;
-    if (processes > 1) {
-      const auto start = std::chrono::steady_clock::now();
-      sum_gradients<Scalar>(*options_.group, parameters_, bucket_);
-      options_.group->sum(std::span<double>(&loss_sum, 1));
-      communication_s = std::chrono::duration<double>(std::chrono::steady_clock::now() - start).count();
+      const var<Scalar> seed = micro_batches == 1 ? loss : scale(tape_, loss, Scalar(1) / static_cast<Scalar>(micro_batches));
+      if (processes == 1 || k + 1 < first + local) {
+        tape_.backward(seed);
+        continue;
+      }
+      // The step's last backward: the gradients are summed over the processes as they complete.
+      reducer_.begin(*options_.group, parameters_, &tape_, std::span<double>(&loss_sum, 1));
+      if (options_.overlap_communication) {
+        tape_.backward(seed, [this](std::size_t remaining) { reducer_.on_backward(remaining); });
+      } else {
+        tape_.backward(seed);
+      }
+      reducer_.finish();
+      communication_s = reducer_.seconds();
+      communication_wait_s = reducer_.finish_seconds();
     }
     after_backward();
     const double loss = loss_sum / micro_batches;
@@ -138,10 +153,10 @@ class trainer {
       const std::string fault = options_.on_nonfinite == nonfinite_policy::stop ? describe_fault(loss) : std::string();
       for (auto* p : parameters_) p->gradient.setZero();  // either way the next step starts clean
       if (options_.on_nonfinite == nonfinite_policy::stop) throw numerical_error(fmt::format("training step {}: {}", steps_, fault));
-      return {loss, rate, norm, true, communication_s};
+      return {loss, rate, norm, true, communication_s, communication_wait_s};
     }
     optimizer_.step(parameters_, rate, clip_factor(norm, options_.max_grad_norm));  // clears the gradients
-    return {loss, rate, norm, false, communication_s};
+    return {loss, rate, norm, false, communication_s, communication_wait_s};
   }
 
   long steps_taken() const noexcept { return steps_; }
@@ -187,7 +202,7 @@ class trainer {
   adamw<Scalar> optimizer_;
   linear_schedule schedule_;
   tape<Scalar> tape_;
-  std::vector<Scalar> bucket_;  // sum_gradients' buffer
+  gradient_reducer<Scalar> reducer_{options_.bucket_elements};
   long steps_ = 0;
 };
 
