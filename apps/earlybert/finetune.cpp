@@ -309,6 +309,7 @@ void check_finetune_options(const finetune_options& o) {
   }
   if (o.lr && !(*o.lr > 0)) throw config_error(fmt::format("--lr is {}, expected a positive value", *o.lr));
   (void)nonfinite_policy_of(o.common.on_nonfinite);
+  (void)overlap_of(o.common.overlap);
   check_checkpoint_options(o.common);
   if (o.earlybert.enabled) check_earlybert_options(o.earlybert);
 }

@@ -237,6 +237,7 @@ void check_pretrain_options(const pretrain_options& o) {
   if (o.seq < 3) throw config_error(fmt::format("--seq is {}, expected at least 3", o.seq));
   if (!(o.lr > 0)) throw config_error(fmt::format("--lr is {}, expected a positive value", o.lr));
   (void)nonfinite_policy_of(o.common.on_nonfinite);
+  (void)overlap_of(o.common.overlap);
   check_checkpoint_options(o.common);
   if (o.earlybert.enabled) check_earlybert_options(o.earlybert);
 }

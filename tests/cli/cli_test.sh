@@ -438,6 +438,7 @@ bad-input)
   touch notdir
   expect_error "--out 'notdir' exists and is not a directory" "${finetune[@]}" --out notdir
   expect_error "--on-nonfinite is 'ignore', expected stop or skip" "${finetune[@]}" --out x --on-nonfinite ignore
+  expect_error "--overlap is 'maybe', expected on or off" "${finetune[@]}" --out x --overlap maybe
   expect_error "--checkpoint-every is -1, expected at least 1 (or 0 for only on SIGINT/SIGTERM)" "${finetune[@]}" --out x --checkpoint-every -1
   [[ ! -e x ]] || fail "finetune created its output despite the error"
   # A diverging run (a learning rate of 1e30) stops at the first non-finite loss, or skips such steps.
