@@ -10,6 +10,7 @@
 #include "earlybert/core/tape.hpp"
 #include "earlybert/core/threading.hpp"
 #include "earlybert/core/types.hpp"
+#include "earlybert/distributed/gradient_reducer.hpp"
 #include "earlybert/distributed/process_group.hpp"
 #include "earlybert/io/checkpoint.hpp"
 #include "earlybert/io/datasets.hpp"

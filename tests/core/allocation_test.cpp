@@ -16,6 +16,7 @@
 #include <doctest/doctest.h>
 
 #include "earlybert/earlybert.hpp"
+#include "support/loopback_group.hpp"
 
 extern "C" {
 void* __libc_malloc(std::size_t);
@@ -131,10 +132,12 @@ TEST_CASE("allocation: after warm-up, a training step using every op and AdamW m
   }
 }
 
-TEST_CASE("allocation: after warm-up, a BERT training step (masked LM, masked and compacted heads, trainer) makes no heap allocation") {
+TEST_CASE("allocation: after warm-up, a BERT training step (masked LM, masked and compacted heads, trainer, alone and data-parallel) makes no heap allocation") {
   using shape = bert_shape<2, 64, 4, 128>;
-  for (int threads : {1, 2}) {
+  earlybert::testing::loopback_group two_processes;  // the gradient reducer's path, without a transport
+  for (const auto& [threads, group] : {std::pair<int, process_group*>{1, nullptr}, {2, nullptr}, {1, &two_processes}, {2, &two_processes}}) {
     CAPTURE(threads);
+    CAPTURE(group != nullptr);
     set_num_threads(threads);
     bert_config config = bert_config::for_shape<shape>(300);
     bert_for_masked_lm<float, shape> model(config);
@@ -154,6 +157,8 @@ TEST_CASE("allocation: after warm-up, a BERT training step (masked LM, masked an
     }
     optimization_options options;
     options.accumulation_steps = 2;
+    options.group = group;
+    options.bucket_elements = 10000;  // several buckets, started during backward
     trainer<float> train(model, options, 100);  // reads the model's parameters at every step
     const auto step = [&](std::uint64_t n) {
       train.step([&](tape<float>& t, int k) { return model.forward(t, b, true, derive_key(n, static_cast<std::uint64_t>(k))).loss; });

@@ -176,7 +176,7 @@ class gradient_reducer {
     constexpr std::size_t message_bytes = sizeof(std::uint64_t) + max_losses * sizeof(double);
     std::byte message[message_bytes] = {};
     std::memcpy(message, &fingerprint, sizeof fingerprint);
-    std::memcpy(message + sizeof fingerprint, losses.data(), losses.size_bytes());
+    if (!losses.empty()) std::memcpy(message + sizeof fingerprint, losses.data(), losses.size_bytes());
     const auto processes = static_cast<std::size_t>(group_->size());
     gathered_.resize(processes * message_bytes);
     group_->all_gather(std::span<const std::byte>(message, message_bytes), gathered_);
