@@ -77,6 +77,14 @@ model_type toy_model() {
   return model;
 }
 
+// n values of magnitudes far apart (1e-16 to 1e16), so that another order of additions would round differently.
+std::vector<double> spread_values(std::size_t n, std::uint64_t seed) {
+  std::vector<double> v(n);
+  rng random(seed);
+  for (std::size_t i = 0; i < n; ++i) v[i] = (2 * random.uniform() - 1) * std::pow(10.0, static_cast<double>(random.below(33)) - 16);
+  return v;
+}
+
 optimization_options toy_optimization(process_group* group, int accumulation) {
   optimization_options o;
   o.learning_rate = 1e-2;
@@ -89,13 +97,7 @@ optimization_options toy_optimization(process_group* group, int accumulation) {
 
 TEST_CASE("mpi_process_group: sum adds the processes' values in rank order, the same bits on every process") {
   mpi_process_group& group = world();
-  const auto values_of = [](int rank, std::size_t n) {
-    std::vector<double> v(n);
-    rng random(static_cast<std::uint64_t>(100 + rank));
-    // Magnitudes far apart, so that another order of the additions would round differently.
-    for (std::size_t i = 0; i < n; ++i) v[i] = (2 * random.uniform() - 1) * std::pow(10.0, static_cast<double>(random.below(33)) - 16);
-    return v;
-  };
+  const auto values_of = [](int rank, std::size_t n) { return spread_values(n, static_cast<std::uint64_t>(100 + rank)); };
   for (const std::size_t n : {std::size_t{1}, std::size_t{2}, std::size_t{7}, std::size_t{1000}}) {
     std::vector<double> mine = values_of(group.rank(), n);
     group.sum(std::span<double>(mine));
@@ -112,16 +114,10 @@ TEST_CASE("mpi_process_group: sum adds the processes' values in rank order, the 
 TEST_CASE("mpi_process_group: sums in flight together, polled in another pattern on each process, each give the bits of a sum alone") {
   mpi_process_group& group = world();
   const int me = group.rank();
-  const auto values_of = [](int rank, std::size_t n, std::uint64_t seed) {
-    std::vector<double> v(n);
-    rng random(seed + static_cast<std::uint64_t>(rank));
-    for (std::size_t i = 0; i < n; ++i) v[i] = (2 * random.uniform() - 1) * std::pow(10.0, static_cast<double>(random.below(33)) - 16);
-    return v;
-  };
   const std::vector<std::size_t> sizes{1000, 3, 0, 70000, 1, 512};
   std::vector<std::vector<double>> in_flight, alone;
   for (std::size_t s = 0; s < sizes.size(); ++s) {
-    in_flight.push_back(values_of(me, sizes[s], 10 * s));
+    in_flight.push_back(spread_values(sizes[s], 10 * s + static_cast<std::uint64_t>(me)));
     alone.push_back(in_flight.back());
     group.sum(std::span<double>(alone.back()));
   }
