@@ -266,6 +266,8 @@ class weight_family {
   // The weight's HuggingFace name, "bert.encoder.layer.0.attention.self.query.weight".
   const std::string& name() const noexcept { return layer_->weight.name; }
   const parameter<Scalar>& weights() const noexcept { return layer_->weight; }
+  // The weights to write (a control that shuffles them); a masked weight must stay zero.
+  parameter<Scalar>& weights_mutable() noexcept { return layer_->weight; }
   index_t size() const noexcept { return layer_->weight.size(); }
   index_t active_count() const noexcept { return size() - layer_->masked_weights(); }
   // Fraction of the weights the mask removes.
