@@ -54,6 +54,7 @@
 #include "earlybert/train/data_order.hpp"
 #include "earlybert/train/earlybert.hpp"
 #include "earlybert/train/evaluation.hpp"
+#include "earlybert/train/imp.hpp"
 #include "earlybert/train/pipeline_records.hpp"
 #include "earlybert/train/schedule.hpp"
 #include "earlybert/train/trainer.hpp"

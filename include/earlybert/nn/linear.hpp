@@ -233,6 +233,12 @@ class linear {
   void initialise(Random& random, double stddev) {
     for (index_t i = 0; i < weight.size(); ++i) weight.value.data()[i] = static_cast<Scalar>(stddev * random.normal());
     bias.value.setZero();
+    reapply_masks();
+  }
+
+  // Zeroes again what the masks remove, in every tensor of the weight and bias, after their values
+  // were written from outside the layer (initialisation, a rewind to earlier weights).
+  void reapply_masks() {
     if (axis_ != structure_axis::none && !fully_active()) set_active_groups(std::vector<std::uint8_t>(active_));
     apply_weight_mask();
   }

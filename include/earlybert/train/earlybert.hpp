@@ -147,17 +147,19 @@ void checkpoint_if_due(Task& task, Model& model, pipeline_position& position, Ad
   }
 }
 
-// The efficient stage (and dense training): steps [position.steps_done, total) of the model as it is,
-// on a fresh schedule; AdamW's count continues from position.optimizer_steps. Updates the report.
+// The efficient stage (and dense training): steps [position.steps_done, stop_at) of a stage of `total`
+// steps (the schedule's length; stop_at = total unless given), of the model as it is; AdamW's count
+// continues from position.optimizer_steps. Updates the report.
 template <class Model, class Task>
-void run_efficient_stage(Model& model, const optimization_options& options, long total, Task& task, pipeline_position& position) {
+void run_efficient_stage(Model& model, const optimization_options& options, long total, Task& task, pipeline_position& position,
+                         long stop_at) {
   using scalar = typename Model::scalar_type;
   const auto start = std::chrono::steady_clock::now();
   const double wall_before = position.report.efficient_wall_s;
   position.stage = pipeline_stage::efficient;
   trainer<scalar> efficient(model, options, total);
   efficient.resume_at(position.steps_done, position.optimizer_steps);
-  for (long step = position.steps_done; step < total; ++step) {
+  for (long step = position.steps_done; step < stop_at; ++step) {
     double flops = 0;
     const step_report r = efficient.step([&](tape<scalar>& t, int k) {
       const var<scalar> loss = task.loss(t, model, pipeline_stage::efficient, step, k);
@@ -172,8 +174,12 @@ void run_efficient_stage(Model& model, const optimization_options& options, long
     position.report.efficient_wall_s = wall_before + seconds_since(start);
     if (step + 1 < total) checkpoint_if_due(task, model, position, [](training_state_writer&) {});
   }
-  position.report.efficient_steps = total;
+  position.report.efficient_steps = stop_at;
   position.report.efficient_wall_s = wall_before + seconds_since(start);
+}
+template <class Model, class Task>
+void run_efficient_stage(Model& model, const optimization_options& options, long total, Task& task, pipeline_position& position) {
+  run_efficient_stage(model, options, total, task, position, total);
 }
 }  // namespace detail
 

@@ -1,0 +1,172 @@
+// SPDX-License-Identifier: Apache-2.0
+#pragma once
+// Iterative magnitude pruning with rewinding (Frankle & Carbin 2019; Frankle et al. 2020, "Linear mode
+// connectivity and the lottery ticket hypothesis"; on BERT, Chen et al. 2020):
+//
+//   level 0   train the dense model for `steps` steps, taking the rewind point on the way: the weights,
+//             AdamW's moments and its count at step rewind_step (0: the model as it came, initialised or
+//             pre-trained)
+//   level l   prune to level l by magnitude (prune/magnitude.hpp: round((1 - p)^l n) weights kept) among
+//             the weights the previous level ended with; rewind every parameter to the rewind point (the
+//             masks then zero the pruned weights again); train steps [rewind_step, steps) under the
+//             mask, on the same schedule, data order and dropout as level 0 (the task derives them from
+//             the step)
+//
+// At a rewind, optimizer_at_rewind says what AdamW starts from: restored, its moments and count at the
+// rewind point (what rewinding the training state means in Frankle et al. 2020), or fresh (zero moments,
+// the bias correction from step 1).
+// Which weights: the encoder's linear layers (Chen et al.'s scope: embeddings, pooler and task head
+// excluded), or every linear layer of the model (the pooler and the task head's too). Masked weights
+// stay exactly zero through training (nn/linear.hpp).
+//
+// The task is an earlybert_task (train/earlybert.hpp); on_level(report, model) is called after each
+// level's training, where a caller evaluates, keeps the level's mask and checkpoint. Not built yet:
+// checkpoints within a level and resuming a run.
+
+#include <chrono>
+#include <optional>
+#include <span>
+#include <utility>
+#include <vector>
+
+#include <fmt/format.h>
+
+#include "earlybert/core/error.hpp"
+#include "earlybert/nn/structure.hpp"
+#include "earlybert/prune/magnitude.hpp"
+#include "earlybert/train/earlybert.hpp"
+
+namespace earlybert {
+
+enum class imp_scope { encoder, every_linear };
+enum class optimizer_rewind { restored, fresh };
+
+struct imp_options {
+  magnitude_pruning pruning;  // p and global / per-family ranking
+  int levels = 10;            // pruned levels after the dense one (0.8^10: 89% sparsity)
+  long steps = 0;             // of every level's schedule
+  long rewind_step = 0;       // k: the rewind point, in [0, steps)
+  optimizer_rewind optimizer_at_rewind = optimizer_rewind::restored;
+  imp_scope scope = imp_scope::encoder;
+  optimization_options optimization;
+
+  void check() const {
+    pruning.check();
+    if (levels < 0) throw config_error(fmt::format("imp: levels is {}, expected a non-negative count", levels));
+    if (steps < 1) throw config_error(fmt::format("imp: steps is {}, expected at least 1", steps));
+    if (rewind_step < 0 || rewind_step >= steps) {
+      throw config_error(fmt::format("imp: rewind_step is {}, expected a step in [0, {})", rewind_step, steps));
+    }
+    optimization.check();
+  }
+};
+
+struct imp_level_report {
+  int level = 0;
+  index_t weights = 0;  // in scope
+  index_t kept = 0;
+  double sparsity = 0;  // 1 - kept / weights
+  long steps = 0;       // trained at this level
+  double wall_s = 0;
+  double flops = 0;     // training FLOPs of this level (the dense cost model: masked weights save none)
+};
+
+// Every parameter's value, and AdamW's state, at one step of a run.
+template <class Scalar>
+struct rewind_point {
+  long step = 0;
+  long optimizer_steps = 0;
+  std::vector<matrix<Scalar>> values, first_moments, second_moments;  // in the model's parameter order
+
+  template <class Model>
+  static rewind_point take(Model& model, long step, long optimizer_steps) {
+    rewind_point r{step, optimizer_steps, {}, {}, {}};
+    model.for_each_parameter([&](parameter<Scalar>& p) {
+      r.values.push_back(p.value);
+      r.first_moments.push_back(p.first_moment);
+      r.second_moments.push_back(p.second_moment);
+    });
+    return r;
+  }
+
+  // Writes the values back (and the moments, or clears them for a fresh optimizer), clears the
+  // gradients, and lets every linear layer zero what its masks remove.
+  template <class Model>
+  void restore(Model& model, optimizer_rewind optimizer) const {
+    std::size_t i = 0;
+    model.for_each_parameter([&](parameter<Scalar>& p) {
+      if (i >= values.size() || values[i].rows() != p.rows() || values[i].cols() != p.cols()) {
+        throw shape_error(fmt::format("rewind_point: parameter {} '{}' is [{}, {}], not the shape the rewind point holds", i, p.name,
+                                      p.rows(), p.cols()));
+      }
+      p.value = values[i];
+      p.zero_gradient();
+      if (optimizer == optimizer_rewind::restored) {
+        p.first_moment = first_moments[i];
+        p.second_moment = second_moments[i];
+      } else {
+        p.first_moment.resize(0, 0);
+        p.second_moment.resize(0, 0);
+      }
+      ++i;
+    });
+    if (i != values.size()) throw shape_error(fmt::format("rewind_point: the model has {} parameters, the rewind point {}", i, values.size()));
+    model.for_each_linear([](linear<Scalar>& l) { l.reapply_masks(); });
+  }
+};
+
+// The weight families IMP prunes in `model`, in the model's order.
+template <class Model>
+auto imp_families(Model& model, imp_scope scope) {
+  using scalar = typename Model::scalar_type;
+  std::vector<weight_family<scalar>> families;
+  if (scope == imp_scope::encoder) {
+    model.bert.for_each_weight_family([&](weight_family<scalar> f) { families.push_back(f); });
+  } else {
+    model.for_each_linear([&](linear<scalar>& l) { families.push_back(weight_family<scalar>(l)); });
+  }
+  return families;
+}
+
+template <class Model, class Task, class OnLevel>
+std::vector<imp_level_report> run_imp(Model& model, const imp_options& options, Task& task, OnLevel&& on_level) {
+  using scalar = typename Model::scalar_type;
+  static_assert(earlybert_task<Task, Model, scalar>, "run_imp: the task must model earlybert_task");
+  static_assert(!checkpointing_task<Task>, "run_imp: checkpoints within a level are not built yet; pass a task without them");
+  options.check();
+  std::vector<imp_level_report> reports;
+  std::optional<rewind_point<scalar>> rewind;
+  if (options.rewind_step == 0) rewind = rewind_point<scalar>::take(model, 0, 0);
+  for (int level = 0; level <= options.levels; ++level) {
+    const auto start = std::chrono::steady_clock::now();
+    detail::pipeline_position position;
+    position.mode = "imp";
+    if (level > 0) {
+      std::vector<weight_family<scalar>> families = imp_families(model, options.scope);
+      prune_to_level(std::span(families), options.pruning, level);
+      rewind->restore(model, options.optimizer_at_rewind);
+      position.steps_done = rewind->step;
+      position.optimizer_steps = options.optimizer_at_rewind == optimizer_rewind::restored ? rewind->optimizer_steps : 0;
+    } else if (!rewind) {
+      // Level 0 stops at the rewind step to take the point, then goes on.
+      detail::run_efficient_stage(model, options.optimization, options.steps, task, position, options.rewind_step);
+      rewind = rewind_point<scalar>::take(model, options.rewind_step, position.optimizer_steps);
+    }
+    detail::run_efficient_stage(model, options.optimization, options.steps, task, position);
+    imp_level_report r;
+    r.level = level;
+    for (const auto& f : imp_families(model, options.scope)) {
+      r.weights += f.size();
+      r.kept += f.active_count();
+    }
+    r.sparsity = r.weights == 0 ? 0.0 : 1.0 - static_cast<double>(r.kept) / static_cast<double>(r.weights);
+    r.steps = level == 0 ? options.steps : options.steps - options.rewind_step;
+    r.wall_s = detail::seconds_since(start);
+    r.flops = position.report.efficient_flops;
+    reports.push_back(r);
+    on_level(std::as_const(reports.back()), model);
+  }
+  return reports;
+}
+
+}  // namespace earlybert

@@ -1,0 +1,123 @@
+// SPDX-License-Identifier: Apache-2.0
+#include "earlybert/train/imp.hpp"
+
+#include <algorithm>
+#include <cmath>
+#include <vector>
+
+#include <doctest/doctest.h>
+
+#include "earlybert/train/classification_task.hpp"
+#include "support/test_support.hpp"
+
+using namespace earlybert;
+
+namespace {
+using model_type = bert_for_sequence_classification<double, shapes::any>;
+
+// Is token 7 in the sequence? 24 examples of 3 to 6 tokens.
+classification_dataset toy_data() {
+  classification_dataset data;
+  rng random(5);
+  for (int i = 0; i < 24; ++i) {
+    encoded_example e;
+    e.ids = {2};
+    const int length = 1 + static_cast<int>(random.below(4));
+    for (int j = 0; j < length; ++j) e.ids.push_back(static_cast<token_id>(4 + random.below(6)));
+    e.ids.push_back(3);
+    e.type_ids.assign(e.ids.size(), 0);
+    e.label = std::find(e.ids.begin(), e.ids.end(), token_id{7}) != e.ids.end() ? 1 : 0;
+    data.examples.push_back(e);
+  }
+  return data;
+}
+
+model_type toy_model() {
+  bert_config c = bert_config::for_shape<bert_shape<2, 8, 2, 12>>(10);
+  c.max_positions = 8;
+  model_type model(c);
+  rng random(9);
+  model.initialise(random);
+  return model;
+}
+
+imp_options toy_imp(long rewind_step) {
+  imp_options o;
+  o.levels = 3;
+  o.steps = 6;
+  o.rewind_step = rewind_step;
+  o.optimization.learning_rate = 1e-2;
+  o.optimization.warmup_ratio = 0;
+  return o;
+}
+
+std::vector<double> flat_values(model_type& model) {
+  std::vector<double> all;
+  model.for_each_parameter([&](parameter<double>& p) { all.insert(all.end(), p.value.data(), p.value.data() + p.value.size()); });
+  return all;
+}
+}  // namespace
+
+TEST_CASE("rewind_point: the kept weights and their moments come back bit for bit, the pruned ones as zero") {
+  const classification_dataset data = toy_data();
+  model_type model = toy_model();
+  classification_task<model_type> task(data, 6, 1, 3, 0);
+  optimization_options o = toy_imp(0).optimization;
+  run_dense(model, o, 3, task);
+  const rewind_point<double> point = rewind_point<double>::take(model, 3, 3);
+  run_dense(model, o, 3, task);  // the weights move on
+  std::vector<weight_family<double>> families = imp_families(model, imp_scope::encoder);
+  prune_to_level(std::span(families), magnitude_pruning{.fraction = 0.5}, 1);
+  point.restore(model, optimizer_rewind::restored);
+  std::size_t i = 0, pruned = 0;
+  model.for_each_parameter([&](parameter<double>& p) {
+    const bool in_scope = std::any_of(families.begin(), families.end(), [&](const auto& f) { return &f.weights() == &p; });
+    const std::vector<std::uint8_t> active =
+        in_scope ? std::find_if(families.begin(), families.end(), [&](const auto& f) { return &f.weights() == &p; })->active()
+                 : std::vector<std::uint8_t>(static_cast<std::size_t>(p.size()), 1);
+    for (index_t e = 0; e < p.size(); ++e) {
+      const bool kept = active[static_cast<std::size_t>(e)] != 0;
+      pruned += kept ? 0 : 1;
+      CHECK(p.value.data()[e] == (kept ? point.values[i].data()[e] : 0.0));
+      CHECK(p.first_moment.data()[e] == (kept ? point.first_moments[i].data()[e] : 0.0));
+      CHECK(p.gradient.data()[e] == 0.0);
+    }
+    ++i;
+  });
+  CHECK(pruned > 0);
+  point.restore(model, optimizer_rewind::fresh);
+  model.for_each_parameter([&](parameter<double>& p) { CHECK(p.first_moment.size() == 0); });
+}
+
+TEST_CASE("run_imp: level 0 is dense training, split at the rewind step or not; each level keeps round(0.8^l n) weights, pruned ones at zero") {
+  const classification_dataset data = toy_data();
+  model_type dense = toy_model();
+  classification_task<model_type> dense_task(data, 6, 1, 3, 0);
+  run_dense(dense, toy_imp(0).optimization, 6, dense_task);
+  const std::vector<double> dense_weights = flat_values(dense);
+
+  for (const long rewind_step : {0L, 2L}) {
+    CAPTURE(rewind_step);
+    model_type model = toy_model();
+    classification_task<model_type> task(data, 6, 1, 3, 0);
+    const imp_options o = toy_imp(rewind_step);
+    std::vector<int> levels_seen;
+    const std::vector<imp_level_report> reports = run_imp(model, o, task, [&](const imp_level_report& r, model_type& m) {
+      levels_seen.push_back(r.level);
+      if (r.level == 0) CHECK(flat_values(m) == dense_weights);
+      CHECK(r.kept == std::llround(std::pow(0.8, r.level) * static_cast<double>(r.weights)));
+      CHECK(r.steps == (r.level == 0 ? 6 : 6 - rewind_step));
+      // Trained under the mask, the pruned weights are still exactly zero.
+      for (const auto& f : imp_families(m, imp_scope::encoder)) {
+        const std::vector<std::uint8_t> active = f.active();
+        for (std::size_t e = 0; e < active.size(); ++e) {
+          if (active[e] == 0) CHECK(f.weights().value.data()[e] == 0.0);
+        }
+      }
+    });
+    CHECK(levels_seen == std::vector<int>{0, 1, 2, 3});
+    CHECK(reports.back().sparsity == doctest::Approx(1 - std::pow(0.8, 3)).epsilon(0.01));
+  }
+  imp_options bad = toy_imp(6);
+  CHECK_THROWS_WITH_AS(bad.check(), "imp: rewind_step is 6, expected a step in [0, 6)", config_error);
+}
