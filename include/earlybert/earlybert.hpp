@@ -55,6 +55,7 @@
 #include "earlybert/train/earlybert.hpp"
 #include "earlybert/train/evaluation.hpp"
 #include "earlybert/train/imp.hpp"
+#include "earlybert/train/instability.hpp"
 #include "earlybert/train/pipeline_records.hpp"
 #include "earlybert/train/schedule.hpp"
 #include "earlybert/train/trainer.hpp"
