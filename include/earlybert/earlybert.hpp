@@ -42,6 +42,7 @@
 #include "earlybert/prune/controls.hpp"
 #include "earlybert/prune/detectors.hpp"
 #include "earlybert/prune/magnitude.hpp"
+#include "earlybert/prune/rigl.hpp"
 #include "earlybert/prune/selection.hpp"
 #include "earlybert/prune/structures.hpp"
 #include "earlybert/prune/ticket.hpp"
