@@ -56,7 +56,9 @@ TEST_CASE("rigl_update: drops the smallest weights, grows the largest gradients 
   // The dense gradient: weight 1 (about to be dropped) has the largest, then 7, then 5 and 6 tied.
   layer.weight.gradient = earlybert::testing::matrix_of<double>({{0, 9, 0, 0}, {0, 1, 1, 2}});
   // round(0.4 x 5) = 2 move: drop 1 and 3 (0.1, 0.2); grow 7 (|g| 2), then 5 before 6 (tied, lower index).
-  CHECK(rigl_update(std::span(families), masks, 0.4) == 2);
+  const rigl_moves moves = rigl_update(std::span(families), masks, 0.4);
+  CHECK(moves.moved == 2);
+  CHECK(moves.grown_gradient == 3.0);  // |g| 2 and 1
   CHECK(masks[0] == std::vector<std::uint8_t>{1, 0, 1, 0, 1, 1, 0, 1});
   CHECK(families[0].active() == masks[0]);
   for (const index_t grown : {5, 7}) {
@@ -94,7 +96,7 @@ TEST_CASE("rigl: every family keeps its count of active weights through updates,
       w.gradient = earlybert::testing::random_matrix<double>(w.rows(), w.cols(), 100 + static_cast<std::uint64_t>(update));
     }
     const std::vector<std::vector<std::uint8_t>> before = masks;
-    CHECK(rigl_update(std::span(families), masks, o.fraction_at(10 * update)) > 0);
+    CHECK(rigl_update(std::span(families), masks, o.fraction_at(10 * update)).moved > 0);
     for (std::size_t f = 0; f < families.size(); ++f) {
       CHECK(families[f].active_count() == counts[f]);
       CHECK(masks[f] != before[f]);

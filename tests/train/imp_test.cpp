@@ -66,7 +66,7 @@ TEST_CASE("rewind_point: the kept weights and their moments come back bit for bi
   run_dense(model, o, 3, task);
   const rewind_point<double> point = rewind_point<double>::take(model, 3, 3);
   run_dense(model, o, 3, task);  // the weights move on
-  std::vector<weight_family<double>> families = imp_families(model, imp_scope::encoder);
+  std::vector<weight_family<double>> families = weight_families(model, weight_scope::encoder);
   prune_to_level(std::span(families), magnitude_pruning{.fraction = 0.5}, 1);
   point.restore(model, optimizer_rewind::restored);
   std::size_t i = 0, pruned = 0;
@@ -108,7 +108,7 @@ TEST_CASE("run_imp: level 0 is dense training, split at the rewind step or not; 
       CHECK(r.kept == std::llround(std::pow(0.8, r.level) * static_cast<double>(r.weights)));
       CHECK(r.steps == (r.level == 0 ? 6 : 6 - rewind_step));
       // Trained under the mask, the pruned weights are still exactly zero.
-      for (const auto& f : imp_families(m, imp_scope::encoder)) {
+      for (const auto& f : weight_families(m, weight_scope::encoder)) {
         const std::vector<std::uint8_t> active = f.active();
         for (std::size_t e = 0; e < active.size(); ++e) {
           if (active[e] == 0) CHECK(f.weights().value.data()[e] == 0.0);

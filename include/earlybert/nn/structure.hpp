@@ -309,4 +309,22 @@ sparsity_report unstructured_sparsity(Model& model) {
   return report;
 }
 
+// Which single weights unstructured methods (IMP, RigL) work on: the encoder's linear layers (Chen et
+// al. 2020's scope: embeddings, pooler and task head excluded), or every linear layer of a task model
+// (the pooler and the task head's too). The embeddings have no weight masks.
+enum class weight_scope { encoder, every_linear };
+
+// The weight families of task model `model` (bert_for_*) in `scope`, in the model's order.
+template <class Model>
+auto weight_families(Model& model, weight_scope scope) {
+  using scalar = typename Model::scalar_type;
+  std::vector<weight_family<scalar>> families;
+  if (scope == weight_scope::encoder) {
+    model.bert.for_each_weight_family([&](weight_family<scalar> f) { families.push_back(f); });
+  } else {
+    model.for_each_linear([&](linear<scalar>& l) { families.push_back(weight_family<scalar>(l)); });
+  }
+  return families;
+}
+
 }  // namespace earlybert

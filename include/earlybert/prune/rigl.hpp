@@ -113,10 +113,15 @@ void rigl_initial_masks(std::span<Family> families, const rigl_options& options,
 // One update: each family drops round(fraction x active) of its active weights (smallest |w|) and grows
 // as many of its inactive ones (largest |gradient|, not those just dropped). `masks` holds each family's
 // mask from before the step (the families themselves may be unmasked for the dense gradient); the new
-// masks are set on the families, and returned through `masks`. Returns the number of weights moved.
-template <class Family>
-index_t rigl_update(std::span<Family> families, std::vector<std::vector<std::uint8_t>>& masks, double fraction) {
+// masks are set on the families, and returned through `masks`. Returns the number of weights moved and
+// the summed |gradient| of those grown (zero would mean the gradient was not dense).
+struct rigl_moves {
   index_t moved = 0;
+  double grown_gradient = 0;
+};
+template <class Family>
+rigl_moves rigl_update(std::span<Family> families, std::vector<std::vector<std::uint8_t>>& masks, double fraction) {
+  rigl_moves result;
   for (std::size_t f = 0; f < families.size(); ++f) {
     std::vector<std::uint8_t>& mask = masks[f];
     const auto& values = families[f].weights().value;
@@ -142,11 +147,12 @@ index_t rigl_update(std::span<Family> families, std::vector<std::vector<std::uin
     for (std::size_t i = 0; i < count; ++i) {
       mask[static_cast<std::size_t>(active[i])] = 0;
       mask[static_cast<std::size_t>(inactive[i])] = 1;
+      result.grown_gradient += std::abs(static_cast<double>(gradient.data()[inactive[i]]));
     }
     families[f].set_active(mask);
-    moved += static_cast<index_t>(count);
+    result.moved += static_cast<index_t>(count);
   }
-  return moved;
+  return result;
 }
 
 }  // namespace earlybert

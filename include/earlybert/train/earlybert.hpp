@@ -147,12 +147,18 @@ void checkpoint_if_due(Task& task, Model& model, pipeline_position& position, Ad
   }
 }
 
+// What a training method may do around each step of the efficient stage (RigL changes its masks there).
+struct no_step_hooks {
+  void before_step(long /*step*/) {}
+  void after_backward(long /*step*/) {}  // the step's gradients are complete (and summed over the processes)
+};
+
 // The efficient stage (and dense training): steps [position.steps_done, stop_at) of a stage of `total`
 // steps (the schedule's length; stop_at = total unless given), of the model as it is; AdamW's count
 // continues from position.optimizer_steps. Updates the report.
-template <class Model, class Task>
+template <class Model, class Task, class Hooks = no_step_hooks>
 void run_efficient_stage(Model& model, const optimization_options& options, long total, Task& task, pipeline_position& position,
-                         long stop_at) {
+                         long stop_at, Hooks&& hooks = {}) {
   using scalar = typename Model::scalar_type;
   const auto start = std::chrono::steady_clock::now();
   const double wall_before = position.report.efficient_wall_s;
@@ -161,11 +167,14 @@ void run_efficient_stage(Model& model, const optimization_options& options, long
   efficient.resume_at(position.steps_done, position.optimizer_steps);
   for (long step = position.steps_done; step < stop_at; ++step) {
     double flops = 0;
-    const step_report r = efficient.step([&](tape<scalar>& t, int k) {
-      const var<scalar> loss = task.loss(t, model, pipeline_stage::efficient, step, k);
-      flops += 3 * task.last_forward_flops(model);
-      return loss;
-    });
+    hooks.before_step(step);
+    const step_report r = efficient.step(
+        [&](tape<scalar>& t, int k) {
+          const var<scalar> loss = task.loss(t, model, pipeline_stage::efficient, step, k);
+          flops += 3 * task.last_forward_flops(model);
+          return loss;
+        },
+        [&] { hooks.after_backward(step); });
     position.report.efficient_flops += job_total(options, flops);
     task.on_step(pipeline_stage::efficient, step + 1, total, r);
     position.steps_done = step + 1;

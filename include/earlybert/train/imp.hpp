@@ -15,9 +15,8 @@
 // At a rewind, optimizer_at_rewind says what AdamW starts from: restored, its moments and count at the
 // rewind point (what rewinding the training state means in Frankle et al. 2020), or fresh (zero moments,
 // the bias correction from step 1).
-// Which weights: the encoder's linear layers (Chen et al.'s scope: embeddings, pooler and task head
-// excluded), or every linear layer of the model (the pooler and the task head's too). Masked weights
-// stay exactly zero through training (nn/linear.hpp).
+// Which weights: options.scope (nn/structure.hpp's weight_families: the encoder's linear layers by
+// default, as Chen et al.). Masked weights stay exactly zero through training (nn/linear.hpp).
 //
 // The task is an earlybert_task (train/earlybert.hpp); on_level(report, model) is called after each
 // level's training, where a caller evaluates, keeps the level's mask and checkpoint. Not built yet:
@@ -38,7 +37,6 @@
 
 namespace earlybert {
 
-enum class imp_scope { encoder, every_linear };
 enum class optimizer_rewind { restored, fresh };
 
 struct imp_options {
@@ -47,7 +45,7 @@ struct imp_options {
   long steps = 0;             // of every level's schedule
   long rewind_step = 0;       // k: the rewind point, in [0, steps)
   optimizer_rewind optimizer_at_rewind = optimizer_rewind::restored;
-  imp_scope scope = imp_scope::encoder;
+  weight_scope scope = weight_scope::encoder;
   optimization_options optimization;
 
   void check() const {
@@ -115,19 +113,6 @@ struct rewind_point {
   }
 };
 
-// The weight families IMP prunes in `model`, in the model's order.
-template <class Model>
-auto imp_families(Model& model, imp_scope scope) {
-  using scalar = typename Model::scalar_type;
-  std::vector<weight_family<scalar>> families;
-  if (scope == imp_scope::encoder) {
-    model.bert.for_each_weight_family([&](weight_family<scalar> f) { families.push_back(f); });
-  } else {
-    model.for_each_linear([&](linear<scalar>& l) { families.push_back(weight_family<scalar>(l)); });
-  }
-  return families;
-}
-
 template <class Model, class Task, class OnLevel>
 std::vector<imp_level_report> run_imp(Model& model, const imp_options& options, Task& task, OnLevel&& on_level) {
   using scalar = typename Model::scalar_type;
@@ -142,7 +127,7 @@ std::vector<imp_level_report> run_imp(Model& model, const imp_options& options, 
     detail::pipeline_position position;
     position.mode = "imp";
     if (level > 0) {
-      std::vector<weight_family<scalar>> families = imp_families(model, options.scope);
+      std::vector<weight_family<scalar>> families = weight_families(model, options.scope);
       prune_to_level(std::span(families), options.pruning, level);
       rewind->restore(model, options.optimizer_at_rewind);
       position.steps_done = rewind->step;
@@ -155,7 +140,7 @@ std::vector<imp_level_report> run_imp(Model& model, const imp_options& options, 
     detail::run_efficient_stage(model, options.optimization, options.steps, task, position);
     imp_level_report r;
     r.level = level;
-    for (const auto& f : imp_families(model, options.scope)) {
+    for (const auto& f : weight_families(model, options.scope)) {
       r.weights += f.size();
       r.kept += f.active_count();
     }
