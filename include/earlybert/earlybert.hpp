@@ -41,6 +41,7 @@
 #include "earlybert/prune/calibration.hpp"
 #include "earlybert/prune/controls.hpp"
 #include "earlybert/prune/detectors.hpp"
+#include "earlybert/prune/greedy.hpp"
 #include "earlybert/prune/magnitude.hpp"
 #include "earlybert/prune/rigl.hpp"
 #include "earlybert/prune/selection.hpp"

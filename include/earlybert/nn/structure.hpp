@@ -195,6 +195,11 @@ class structure_family {
     if (coefficients_ == nullptr) throw config_error(fmt::format("{}: this family has no slimming coefficients", name()));
     return coefficients_->values;
   }
+  // The coefficients to write (greedy selection tries members by setting them to 0 or 1).
+  parameter<Scalar>& coefficients_mutable() {
+    if (coefficients_ == nullptr) throw config_error(fmt::format("{}: this family has no slimming coefficients", name()));
+    return coefficients_->values;
+  }
   // Multiplies each member's slices in the parts that read the scaled values (the inputs-structured
   // ones: W_O, W_2) by its coefficient and turns slimming off: the function is unchanged.
   void fold_slimming() {
