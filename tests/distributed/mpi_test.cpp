@@ -19,6 +19,8 @@
 #include "earlybert/train/classification_task.hpp"
 #include "earlybert/train/earlybert.hpp"
 #include "earlybert/train/evaluation.hpp"
+#include "earlybert/train/imp.hpp"
+#include "earlybert/train/rigl.hpp"
 #include "support/test_support.hpp"
 
 using namespace earlybert;
@@ -261,4 +263,37 @@ TEST_CASE("for_each_logits: shared over the processes, every process sees every 
   CHECK(shared == alone);
   const sentence_predictions predicted = predict_sentences(model, data, 5, 0, &group);
   CHECK(predicted.classes == predict_sentences(model, data, 5, 0).classes);
+}
+
+TEST_CASE("data parallel: IMP and RigL prune and grow the same weights on every process") {
+  mpi_process_group& group = world();
+  const classification_dataset data = toy_data();
+  const int n = group.size();
+  SUBCASE("IMP") {
+    model_type model = toy_model();
+    classification_task<model_type> task(data, /*batch=*/6, n, /*seed=*/3, /*pad=*/0);
+    imp_options o;
+    o.levels = 2;
+    o.steps = 4;
+    o.rewind_step = 1;
+    o.optimization = toy_optimization(&group, 1);
+    std::vector<index_t> kept;
+    run_imp(model, o, task, [&](const imp_level_report& r, model_type&) { kept.push_back(r.kept); });
+    CHECK(kept.size() == 3);
+    CHECK(same_everywhere(bytes_of(weights(model))));
+  }
+  SUBCASE("RigL") {
+    model_type model = toy_model();
+    classification_task<model_type> task(data, /*batch=*/6, n, /*seed=*/3, /*pad=*/0);
+    rng random(4);
+    const rigl_options rigl{.sparsity = 0.6, .update_interval = 2, .end_step = 6};
+    const rigl_report report = run_rigl(model, rigl, toy_optimization(&group, 1), 8, task, random);
+    CHECK(report.updates.size() == 2);
+    CHECK(same_everywhere(bytes_of(weights(model))));
+    std::vector<double> masks;
+    for (const auto& f : weight_families(model, weight_scope::encoder)) {
+      for (const std::uint8_t a : f.active()) masks.push_back(a);
+    }
+    CHECK(same_everywhere(bytes_of(masks)));
+  }
 }
