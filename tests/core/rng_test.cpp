@@ -45,7 +45,7 @@ TEST_CASE("rng: shuffle is a deterministic permutation") {
   for (int i = 0; i < 50; ++i) CHECK(a[static_cast<std::size_t>(i)] == i);
 }
 
-TEST_CASE("counter_rng: a pure function of key and counter; keys are independent") {
+TEST_CASE("counter_rng: a pure function of key and counter, keys are independent") {
   const counter_rng a(derive_key(1, 2)), same(derive_key(1, 2)), other(derive_key(1, 3));
   int equal = 0;
   for (std::uint64_t i = 0; i < 1000; ++i) {

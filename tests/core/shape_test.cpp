@@ -16,7 +16,7 @@ TEST_CASE("bert_shape: the named shapes carry their dimensions and head size") {
   CHECK(shapes::base::head_dim == 64);
 }
 
-TEST_CASE("bert_shape: a dynamic dimension is read at run time; a shape is fixed only when all four are") {
+TEST_CASE("bert_shape: a dynamic dimension is read at run time, a shape is fixed only when all four are") {
   static_assert(shapes::any::layers == dynamic && shapes::any::head_dim == dynamic && !shapes::any::fixed);
   static_assert(shapes::base::fixed);
   using wide_heads = bert_shape<dynamic, 96, 3, dynamic>;

@@ -68,7 +68,7 @@ TEST_CASE("tape: a no_recording scope computes the same values and records nothi
   CHECK(t.recording());
 }
 
-TEST_CASE("tape: constant copies its values; input views them") {
+TEST_CASE("tape: constant copies its values, input views them") {
   matrix<float> source = matrix_of<float>({{1, 2}});
   tape<float> t;
   const auto copied = t.constant(source);
@@ -115,7 +115,7 @@ TEST_CASE("tape: watch sizes a stale gradient to the parameter's value") {
   check_near(p.gradient, matrix_of<double>({{1, 1, 1}}), 0);
 }
 
-TEST_CASE("tape: watches() records where each trainable watch came; backward reports the closures left, and a gradient is final from its first watch on") {
+TEST_CASE("tape: watches() records where each trainable watch came, backward reports the closures left, and a gradient is final from its first watch on") {
   parameter<double> first("first", 1, 2), second("second", 2, 1), frozen("frozen", 1, 1), late("late", 1, 1);
   first.value = matrix_of<double>({{1, 2}});
   second.value = matrix_of<double>({{3}, {4}});

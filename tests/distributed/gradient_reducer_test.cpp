@@ -43,12 +43,6 @@ token_batch toy_batch() {
   return b;
 }
 
-std::vector<parameter<double>*> parameters_of(mlm_model& model) {
-  std::vector<parameter<double>*> all;
-  model.for_each_parameter([&](parameter<double>& p) { all.push_back(&p); });
-  return all;
-}
-
 std::vector<double> flat(const std::vector<parameter<double>*>& parameters, bool gradients) {
   std::vector<double> all;
   for (const auto* p : parameters) {

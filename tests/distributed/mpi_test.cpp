@@ -146,7 +146,7 @@ TEST_CASE("mpi_process_group: sums in flight together, polled in another pattern
   for (const float v : single) CHECK(v == n * (n + 1) / 2);
 }
 
-TEST_CASE("gradient_reducer: trainable gradients summed through buckets smaller than a parameter; frozen ones untouched") {
+TEST_CASE("gradient_reducer: trainable gradients summed through buckets smaller than a parameter, frozen ones untouched") {
   mpi_process_group& group = world();
   parameter<float> a("a", 3, 5), frozen("frozen", 2, 2), b("b", 1, 4);
   frozen.trainable = false;

@@ -124,7 +124,7 @@ TEST_CASE("tokenizer: the character classes of google-research/bert") {
   check_class("is_punctuation", is_bert_punctuation);
 }
 
-TEST_CASE("tokenizer: a word over 100 characters is UNK; 100 characters are still split") {
+TEST_CASE("tokenizer: a word over 100 characters is UNK, 100 characters are still split") {
   const wordpiece_tokenizer tokenizer(vocabulary(std::vector<std::string>{"[UNK]", "a", "##a"}));
   const auto long_word = tokenizer.tokenize(std::string(101, 'a'));
   REQUIRE(long_word.size() == 1);

@@ -206,7 +206,7 @@ TEST_CASE("bert: with slimming coefficients every gradient matches finite differ
   }, parameters);
 }
 
-TEST_CASE("bert: coefficients at 1 change nothing; folding them keeps the function; the penalty is the plain L1 sum") {
+TEST_CASE("bert: coefficients at 1 change nothing, folding them keeps the function, the penalty is the plain L1 sum") {
   bert_for_sequence_classification<double, test_shape> model(test_config());
   randomise(model, 600);
   const token_batch b = test_batch();
@@ -289,7 +289,7 @@ TEST_CASE("bert: inference frees each layer's work as it goes, with the same out
   CHECK_THROWS_AS(recorded.release_to(recorded.mark()), error);
 }
 
-TEST_CASE("bert: a shape of any size is built from its configuration; a fixed shape refuses other numbers") {
+TEST_CASE("bert: a shape of any size is built from its configuration, a fixed shape refuses other numbers") {
   // Hidden 12 over 2 heads (head size 6), 3 layers, ffn 10: no named shape.
   bert_config c = test_config();
   c.layers = 3;
@@ -342,7 +342,7 @@ TEST_CASE("named shapes: from a name to a configuration and back") {
                        config_error);
 }
 
-TEST_CASE("bert_for_question_answering: every gradient matches finite differences; padding is out of the span softmax") {
+TEST_CASE("bert_for_question_answering: every gradient matches finite differences, padding is out of the span softmax") {
   bert_for_question_answering<double, test_shape> model(test_config());
   randomise(model, 300);
   token_batch b = test_batch();

@@ -174,7 +174,7 @@ TEST_CASE("linear: compacting slices the AdamW moments with the weights") {
   CHECK(std::vector<index_t>(l.kept_groups().begin(), l.kept_groups().end()) == std::vector<index_t>{0, 2});
 }
 
-TEST_CASE("linear: compacting twice keeps original indices; keep_original_groups rebuilds the same layer") {
+TEST_CASE("linear: compacting twice keeps original indices, keep_original_groups rebuilds the same layer") {
   auto l = random_linear<double>(4, 10, structure_axis::outputs, 2, 51);
   auto rebuilt = l;
   l.set_active_groups(std::vector<std::uint8_t>{1, 0, 1, 1, 0});

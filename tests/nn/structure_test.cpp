@@ -79,7 +79,7 @@ TEST_CASE("structure_family: the families of a model, in order, and the slices o
   CHECK(f.structures().value_gradient_dot(2) == doctest::Approx(dot));
 }
 
-TEST_CASE("structure_family: masking zeroes a member in every part and all four tensors; compaction keeps the rest") {
+TEST_CASE("structure_family: masking zeroes a member in every part and all four tensors, compaction keeps the rest") {
   model_type m = random_model();
   auto& a = m.layers[0].self_attention;
   const model_type before = m;

@@ -63,7 +63,7 @@ TEST_CASE("embedding: lookups of the padding id add nothing to its row's gradien
   check_near(table.gradient, matrix_of<double>({{0, 0, 0}, {1, 1, 1}, {1, 1, 1}, {0, 0, 0}}), 0);
 }
 
-TEST_CASE("column_as_sequences: one column of a per-token head as a row per sequence; gradients match finite differences") {
+TEST_CASE("column_as_sequences: one column of a per-token head as a row per sequence, gradients match finite differences") {
   tape<double> t;
   const auto x = t.constant(matrix_of<double>({{1, 2}, {3, 4}, {5, 6}, {7, 8}, {9, 10}, {11, 12}}));
   check_near(column_as_sequences(t, x, 1, 2, 3).value(), matrix_of<double>({{2, 4, 6}, {8, 10, 12}}), 0);

@@ -86,7 +86,7 @@ TEST_CASE("forward_observer: sees every layer's attention probabilities and FFN 
   model.bert.set_observer(nullptr);
 }
 
-TEST_CASE("activation_criterion: confidence, entropy with 0 log 0 = 0 at padding, mean |activation|; finite on padded batches") {
+TEST_CASE("activation_criterion: confidence, entropy with 0 log 0 = 0 at padding, mean |activation|, finite on padded batches") {
   model_type model = random_model();
   const std::vector<token_batch> batches{padded_batch(1), padded_batch(2)};
   const auto weights_before = model.bert.layers[0].ffn.intermediate.weight.value;
@@ -131,7 +131,7 @@ TEST_CASE("activation_criterion: a neuron that never fires scores 0, a head that
   CHECK(s.heads[1][0] == doctest::Approx((5 * 0.2 + 3 * (1.0 / 3)) / 8));
 }
 
-TEST_CASE("score_over_batches: a gradient criterion observes one backward pass per batch; weights and gradients are left as they were") {
+TEST_CASE("score_over_batches: a gradient criterion observes one backward pass per batch, weights and gradients are left as they were") {
   model_type model = random_model();
   model.bert.set_slimming(true);
   const std::vector<token_batch> batches{padded_batch(1), padded_batch(2), padded_batch(3)};

@@ -82,7 +82,7 @@ TEST_CASE("slimming_criterion: signed or absolute coefficients") {
   CHECK(absolute.neurons[0][1] == doctest::Approx(0.1));
 }
 
-TEST_CASE("gradient and Taylor criteria accumulate over batches; heads normalised per layer") {
+TEST_CASE("gradient and Taylor criteria accumulate over batches, heads normalised per layer") {
   model_type m = crafted_model();
   m.set_slimming(true);
   gradient_criterion gradient;

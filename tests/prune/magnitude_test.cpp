@@ -38,7 +38,7 @@ index_t active_in(const std::vector<weight_family<double>>& families) {
 }
 }  // namespace
 
-TEST_CASE("magnitude pruning: level k keeps exactly round((1 - p)^k n), globally and per family; pruned weights stay pruned") {
+TEST_CASE("magnitude pruning: level k keeps exactly round((1 - p)^k n), globally and per family, pruned weights stay pruned") {
   for (const magnitude_scope scope : {magnitude_scope::global, magnitude_scope::per_family}) {
     CAPTURE(scope == magnitude_scope::global);
     model_type m = random_model();
@@ -95,7 +95,7 @@ TEST_CASE("magnitude pruning: the smallest magnitudes go, ranked across families
   CHECK(std::adjacent_find(kept_per_family.begin(), kept_per_family.end(), std::not_equal_to<>()) != kept_per_family.end());
 }
 
-TEST_CASE("magnitude pruning: ties go by family, then by index, the earlier first; levels only go forward") {
+TEST_CASE("magnitude pruning: ties go by family, then by index, the earlier first, levels only go forward") {
   linear<double> a("a", 3, 2), b("b", 2, 2);  // weights [2, 3] and [2, 2]
   a.weight.value.setConstant(0.5);
   b.weight.value.setConstant(0.5);
@@ -115,7 +115,7 @@ TEST_CASE("magnitude pruning: ties go by family, then by index, the earlier firs
                        config_error);
 }
 
-TEST_CASE("controls: random masks keep each family's count; shuffled weights keep the mask and each family's kept values") {
+TEST_CASE("controls: random masks keep each family's count, shuffled weights keep the mask and each family's kept values") {
   model_type m = random_model();
   std::vector<weight_family<double>> families = families_of(m);
   prune_to_level(std::span(families), magnitude_pruning{.fraction = 0.2, .scope = magnitude_scope::global}, 3);

@@ -43,7 +43,7 @@ TEST_CASE("rigl: ERK gives smaller layers more density, keeps the total, and cap
   CHECK(kept == doctest::Approx(0.1 * total));
 }
 
-TEST_CASE("rigl_update: drops the smallest weights, grows the largest gradients but never one just dropped; grown weights start at zero") {
+TEST_CASE("rigl_update: drops the smallest weights, grows the largest gradients but never one just dropped, grown weights start at zero") {
   linear<double> layer("layer", 4, 2);  // 8 weights
   // Active: 0, 1, 2, 3, 4 (values 5, 0.1, 3, 0.2, 4); inactive: 5, 6, 7.
   layer.weight.value = earlybert::testing::matrix_of<double>({{5, 0.1, 3, 0.2}, {4, 0, 0, 0}});

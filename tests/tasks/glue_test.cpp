@@ -124,7 +124,7 @@ TEST_CASE("glue: QQP's columns, RTE's and QNLI's text labels") {
         prefix + "rte_label.tsv': line 2: label '1' is not one of entailment, not_entailment");
 }
 
-TEST_CASE("glue: STS-B's scores read as regression targets; a bad score is an error") {
+TEST_CASE("glue: STS-B's scores read as regression targets, a bad score is an error") {
   const scratch_file f("stsb.tsv", "index\tgenre\tfilename\tyear\told_index\tsource1\tsource2\tsentence1\tsentence2\tscore\n"
                                    "0\tmain-captions\tMSRvid\t2012test\t0000\tnone\tnone\tA man is dancing.\tA man wearing a hat is dancing.\t5.000\n"
                                    "1\tmain-forums\tdeft-forum\t2014\t0001\tnone\tnone\t\"Quoted.\tSo it is.\t0.800\n");

@@ -64,7 +64,7 @@ TEST_CASE("entity_spans: conlleval's chunks from IOB2 and IOB1 tags") {
   CHECK_THROWS_WITH_AS(entity_spans(tags{"O", "PER"}), "entity tag 'PER' at word 2 is not O, B-TYPE or I-TYPE", io_error);
 }
 
-TEST_CASE("entity_scores: exact span and type; partial and mistyped spans count as wrong") {
+TEST_CASE("entity_scores: exact span and type, partial and mistyped spans count as wrong") {
   using tags = std::vector<std::string>;
   entity_scores scores;
   // Gold: PER [0, 2), LOC [3, 4). Predicted: PER [0, 1) (partial), ORG [3, 4) (mistyped).

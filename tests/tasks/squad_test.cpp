@@ -70,7 +70,7 @@ TEST_CASE("squad: metrics take the best gold answer per question, x 100") {
   CHECK(m.at("f1") == doctest::Approx(100 * (1.0 + 0.8) / 2));  // "santa clara" vs "santa clara california": 2 * 1 * 2/3 / (5/3)
 }
 
-TEST_CASE("squad: answer offsets count code points, so multi-byte text is found; an offset off its text is an error") {
+TEST_CASE("squad: answer offsets count code points, so multi-byte text is found, an offset off its text is an error") {
   // "Café " is five code points and six bytes: the answer starts at code point 5.
   const scratch_file f("multibyte.json", one_question("Café au lait est bon.", "au lait", 5));
   const squad_data data = read_squad(f.path);

@@ -41,7 +41,7 @@ std::string conllu_word(int id, const std::string& form, const std::string& upos
 }
 }  // namespace
 
-TEST_CASE("tagging: CoNLL-U's syntactic words with their UPOS; comments, multiword tokens and empty nodes skipped") {
+TEST_CASE("tagging: CoNLL-U's syntactic words with their UPOS, comments, multiword tokens and empty nodes skipped") {
   const scratch_file f("ud.conllu", "# newdoc id = a\n# sent_id = 1\n# text = I don't know.\n" + conllu_word(1, "I", "PRON") +
                                         "2-3\tdon't\t_\t_\t_\t_\t_\t_\t_\t_\n" + conllu_word(2, "do", "AUX") + conllu_word(3, "n't", "PART") +
                                         "3.1\tknow\t_\t_\t_\t_\t_\t_\t_\t_\n" + conllu_word(4, "know", "VERB") + conllu_word(5, ".", "PUNCT") +
@@ -80,7 +80,7 @@ TEST_CASE("tagging: NER files: WNUT's word<TAB>tag with tab-only separators, CoN
         "NER file '" + dir + "tag.conll': line 1: tag 'PER' is not O, B-TYPE or I-TYPE");
 }
 
-TEST_CASE("tagging: a word's tag sits on its first piece; others and specials are ignored; cut-off words are counted") {
+TEST_CASE("tagging: a word's tag sits on its first piece, others and specials are ignored, cut-off words are counted") {
   std::vector<tagged_sentence> s{{{"the", "embeddings", "work"}, {"DET", "NOUN", "VERB"}}};
   const std::vector<tagged_sentence>* sets[] = {&s};
   const std::vector<std::string> tags = tag_set(sets);
@@ -105,7 +105,7 @@ TEST_CASE("tagging: a word's tag sits on its first piece; others and specials ar
                        "'dev.conllu': sentence 1, word 1 ('run'): tag 'ADV' is not among the task's 3 tags", io_error);
 }
 
-TEST_CASE("tagging: word accuracy counts cut-off words as wrong; entity scores read them as O") {
+TEST_CASE("tagging: word accuracy counts cut-off words as wrong, entity scores read them as O") {
   std::vector<tagged_sentence> s{{{"Ann", "met", "Bob", "Lee"}, {"B-PER", "O", "B-PER", "I-PER"}}};
   const std::vector<std::string> tags{"B-PER", "I-PER", "O"};
   const tagging_dataset data = encode_tagging(s, uncased(), 64, tags, "test");

@@ -47,7 +47,7 @@ TEST_CASE("example_order: every example once per pass, in an order fixed by seed
   CHECK(step_examples(other_salt, pipeline_stage::efficient, 0, 2) != std::vector<std::size_t>(pass0.begin(), pass0.begin() + 4));
 }
 
-TEST_CASE("example_order: micro-batches split a batch, the last taking the rest; dropping the remainder; bad settings") {
+TEST_CASE("example_order: micro-batches split a batch, the last taking the rest, dropping the remainder, bad settings") {
   example_order order(12, 5, 2, 3, 2000, last_batch::drop);
   CHECK(order.steps_per_pass() == 2);
   CHECK(order.micro_batch(pipeline_stage::efficient, 0, 0).size() == 2);

@@ -237,7 +237,7 @@ TEST_CASE("earlybert pipeline: a run killed in the search or the efficient stage
   }
 }
 
-TEST_CASE("run_dense: a run killed at a step and resumed ends as the uninterrupted run; a state of another mode is refused") {
+TEST_CASE("run_dense: a run killed at a step and resumed ends as the uninterrupted run, a state of another mode is refused") {
   optimization_options o;
   o.learning_rate = 1e-2;
   model_type reference(toy_config());

@@ -89,7 +89,7 @@ TEST_CASE("rewind_point: the kept weights and their moments come back bit for bi
   model.for_each_parameter([&](parameter<double>& p) { CHECK(p.first_moment.size() == 0); });
 }
 
-TEST_CASE("run_imp: level 0 is dense training, split at the rewind step or not; each level keeps round(0.8^l n) weights, pruned ones at zero") {
+TEST_CASE("run_imp: level 0 is dense training, split at the rewind step or not, each level keeps round(0.8^l n) weights, pruned ones at zero") {
   const classification_dataset data = toy_data();
   model_type dense = toy_model();
   classification_task<model_type> dense_task(data, 6, 1, 3, 0);

@@ -48,7 +48,7 @@ classification_dataset toy_data() {
 }
 }  // namespace
 
-TEST_CASE("linear path: a crafted pair has its known barrier; the endpoints are the two models") {
+TEST_CASE("linear path: a crafted pair has its known barrier, the endpoints are the two models") {
   one_weight a, b;
   a.w.value(0, 0) = -1;
   b.w.value(0, 0) = 1;
@@ -66,7 +66,7 @@ TEST_CASE("linear path: a crafted pair has its known barrier; the endpoints are 
   CHECK_THROWS_WITH_AS(linear_path{}.error_barrier(), "linear_path: 0 points, expected at least the two endpoints", config_error);
 }
 
-TEST_CASE("instability: a model with itself has barrier 0; two runs from one state end at their own evaluations") {
+TEST_CASE("instability: a model with itself has barrier 0, two runs from one state end at their own evaluations") {
   bert_config c = bert_config::for_shape<bert_shape<2, 8, 2, 12>>(10);
   c.max_positions = 8;
   model_type start(c);

@@ -27,6 +27,7 @@
 
 #include "earlybert/core/error.hpp"
 #include "earlybert/core/parameter.hpp"
+#include "earlybert/nn/bert.hpp"
 
 namespace earlybert {
 
@@ -51,20 +52,10 @@ struct linear_path {
   }
 };
 
-namespace detail {
-template <class Model>
-auto parameters_of(Model& model) {
-  using scalar = typename Model::scalar_type;
-  std::vector<parameter<scalar>*> all;
-  model.for_each_parameter([&](parameter<scalar>& p) { all.push_back(&p); });
-  return all;
-}
-}  // namespace detail
-
 template <class Model>
 void interpolate_weights(Model& a, Model& b, double alpha, Model& out) {
   using scalar = typename Model::scalar_type;
-  const auto pa = detail::parameters_of(a), pb = detail::parameters_of(b), po = detail::parameters_of(out);
+  const auto pa = parameters_of(a), pb = parameters_of(b), po = parameters_of(out);
   if (pa.size() != pb.size() || pa.size() != po.size()) {
     throw shape_error(fmt::format("interpolate_weights: the models hold {}, {} and {} parameters, expected the same", pa.size(), pb.size(),
                                   po.size()));
