@@ -22,6 +22,7 @@
 #include "earlybert/train/imp.hpp"
 #include "earlybert/train/rigl.hpp"
 #include "support/test_support.hpp"
+#include "support/toy_classification.hpp"
 
 using namespace earlybert;
 using earlybert::testing::random_matrix;
@@ -52,23 +53,6 @@ std::vector<double> weights(Model& model) {
 std::span<const std::byte> bytes_of(const std::vector<double>& v) { return std::as_bytes(std::span<const double>(v)); }
 
 using model_type = bert_for_sequence_classification<double, shapes::any>;
-
-// A toy sentence task: is token 7 in the sequence? 24 examples of 3 to 6 tokens.
-classification_dataset toy_data() {
-  classification_dataset data;
-  rng random(5);
-  for (int i = 0; i < 24; ++i) {
-    encoded_example e;
-    e.ids = {2};
-    const int length = 1 + static_cast<int>(random.below(4));
-    for (int j = 0; j < length; ++j) e.ids.push_back(static_cast<token_id>(4 + random.below(6)));
-    e.ids.push_back(3);
-    e.type_ids.assign(e.ids.size(), 0);
-    e.label = std::find(e.ids.begin(), e.ids.end(), token_id{7}) != e.ids.end() ? 1 : 0;
-    data.examples.push_back(e);
-  }
-  return data;
-}
 
 model_type toy_model() {
   bert_config c = bert_config::for_shape<bert_shape<2, 8, 4, 12>>(10);
@@ -181,7 +165,7 @@ TEST_CASE("gradient_reducer: processes that would cut different buckets all stop
 
 TEST_CASE("data parallel: every process holds the same weights, a repeated run the same bits, and one process with accumulation N the same step") {
   mpi_process_group& group = world();
-  const classification_dataset data = toy_data();
+  const classification_dataset data = earlybert::testing::toy_classification_data();
   const int n = group.size();
   const auto train = [&](process_group* over, int accumulation, int micro_batches, bool overlap = true, std::size_t bucket = 1 << 20) {
     model_type model = toy_model();
@@ -210,7 +194,7 @@ TEST_CASE("data parallel: every process holds the same weights, a repeated run t
 
 TEST_CASE("data parallel: EarlyBERT draws the same ticket on every process, the one a single process draws") {
   mpi_process_group& group = world();
-  const classification_dataset data = toy_data();
+  const classification_dataset data = earlybert::testing::toy_classification_data();
   const int n = group.size();
   const auto run = [&](process_group* over, int accumulation) {
     model_type model = toy_model();
@@ -244,7 +228,7 @@ TEST_CASE("data parallel: EarlyBERT draws the same ticket on every process, the 
 TEST_CASE("for_each_logits: shared over the processes, every process sees every batch's logits, as one process computes them") {
   mpi_process_group& group = world();
   model_type model = toy_model();
-  const classification_dataset data = toy_data();
+  const classification_dataset data = earlybert::testing::toy_classification_data();
   // Batches of 5: 24 examples make 5 batches, the last partial, so the last round leaves processes idle.
   const auto collect = [&](process_group* over) {
     std::vector<double> logits;
@@ -267,7 +251,7 @@ TEST_CASE("for_each_logits: shared over the processes, every process sees every 
 
 TEST_CASE("data parallel: IMP and RigL prune and grow the same weights on every process") {
   mpi_process_group& group = world();
-  const classification_dataset data = toy_data();
+  const classification_dataset data = earlybert::testing::toy_classification_data();
   const int n = group.size();
   SUBCASE("IMP") {
     model_type model = toy_model();

@@ -9,28 +9,12 @@
 
 #include "earlybert/train/classification_task.hpp"
 #include "support/test_support.hpp"
+#include "support/toy_classification.hpp"
 
 using namespace earlybert;
 
 namespace {
 using model_type = bert_for_sequence_classification<double, shapes::any>;
-
-// Is token 7 in the sequence? 24 examples of 3 to 6 tokens.
-classification_dataset toy_data() {
-  classification_dataset data;
-  rng random(5);
-  for (int i = 0; i < 24; ++i) {
-    encoded_example e;
-    e.ids = {2};
-    const int length = 1 + static_cast<int>(random.below(4));
-    for (int j = 0; j < length; ++j) e.ids.push_back(static_cast<token_id>(4 + random.below(6)));
-    e.ids.push_back(3);
-    e.type_ids.assign(e.ids.size(), 0);
-    e.label = std::find(e.ids.begin(), e.ids.end(), token_id{7}) != e.ids.end() ? 1 : 0;
-    data.examples.push_back(e);
-  }
-  return data;
-}
 
 model_type toy_model() {
   bert_config c = bert_config::for_shape<bert_shape<2, 8, 2, 12>>(10);
@@ -59,7 +43,7 @@ std::vector<double> flat_values(model_type& model) {
 }  // namespace
 
 TEST_CASE("rewind_point: the kept weights and their moments come back bit for bit, the pruned ones as zero") {
-  const classification_dataset data = toy_data();
+  const classification_dataset data = earlybert::testing::toy_classification_data();
   model_type model = toy_model();
   classification_task<model_type> task(data, 6, 1, 3, 0);
   optimization_options o = toy_imp(0).optimization;
@@ -90,7 +74,7 @@ TEST_CASE("rewind_point: the kept weights and their moments come back bit for bi
 }
 
 TEST_CASE("run_imp: level 0 is dense training, split at the rewind step or not, each level keeps round(0.8^l n) weights, pruned ones at zero") {
-  const classification_dataset data = toy_data();
+  const classification_dataset data = earlybert::testing::toy_classification_data();
   model_type dense = toy_model();
   classification_task<model_type> dense_task(data, 6, 1, 3, 0);
   run_dense(dense, toy_imp(0).optimization, 6, dense_task);

@@ -10,6 +10,7 @@
 #include "earlybert/train/earlybert.hpp"
 #include "earlybert/train/evaluation.hpp"
 #include "support/test_support.hpp"
+#include "support/toy_classification.hpp"
 
 using namespace earlybert;
 
@@ -31,21 +32,6 @@ path_point bump(one_weight& m) {
 
 using model_type = bert_for_sequence_classification<double, shapes::any>;
 
-classification_dataset toy_data() {
-  classification_dataset data;
-  rng random(5);
-  for (int i = 0; i < 24; ++i) {
-    encoded_example e;
-    e.ids = {2};
-    const int length = 1 + static_cast<int>(random.below(4));
-    for (int j = 0; j < length; ++j) e.ids.push_back(static_cast<token_id>(4 + random.below(6)));
-    e.ids.push_back(3);
-    e.type_ids.assign(e.ids.size(), 0);
-    e.label = std::find(e.ids.begin(), e.ids.end(), token_id{7}) != e.ids.end() ? 1 : 0;
-    data.examples.push_back(e);
-  }
-  return data;
-}
 }  // namespace
 
 TEST_CASE("linear path: a crafted pair has its known barrier, the endpoints are the two models") {
@@ -72,7 +58,7 @@ TEST_CASE("instability: a model with itself has barrier 0, two runs from one sta
   model_type start(c);
   rng random(9);
   start.initialise(random);
-  const classification_dataset data = toy_data();
+  const classification_dataset data = earlybert::testing::toy_classification_data();
   const auto evaluate = [&](model_type& m) {
     const double accuracy = classification_accuracy(m, data, 8, 0);
     return path_point{0, 0, 1 - accuracy};

@@ -9,31 +9,14 @@
 
 #include "earlybert/train/classification_task.hpp"
 #include "support/test_support.hpp"
+#include "support/toy_classification.hpp"
 
 using namespace earlybert;
 
-namespace {
 using model_type = bert_for_sequence_classification<double, shapes::any>;
 
-classification_dataset toy_data() {
-  classification_dataset data;
-  rng random(5);
-  for (int i = 0; i < 24; ++i) {
-    encoded_example e;
-    e.ids = {2};
-    const int length = 1 + static_cast<int>(random.below(4));
-    for (int j = 0; j < length; ++j) e.ids.push_back(static_cast<token_id>(4 + random.below(6)));
-    e.ids.push_back(3);
-    e.type_ids.assign(e.ids.size(), 0);
-    e.label = std::find(e.ids.begin(), e.ids.end(), token_id{7}) != e.ids.end() ? 1 : 0;
-    data.examples.push_back(e);
-  }
-  return data;
-}
-}  // namespace
-
 TEST_CASE("run_rigl: updates on schedule, each family at its ERK density throughout, masked weights zero, repeatable") {
-  const classification_dataset data = toy_data();
+  const classification_dataset data = earlybert::testing::toy_classification_data();
   const rigl_options rigl{.sparsity = 0.7, .allocation = sparsity_allocation::erk, .drop_fraction = 0.3, .update_interval = 2, .end_step = 8};
   optimization_options o;
   o.learning_rate = 1e-2;
