@@ -8,6 +8,7 @@
 #include <doctest/doctest.h>
 
 #include "earlybert/train/classification_task.hpp"
+#include "support/interrupted_task.hpp"
 #include "support/test_support.hpp"
 #include "support/toy_classification.hpp"
 
@@ -104,4 +105,53 @@ TEST_CASE("run_imp: level 0 is dense training, split at the rewind step or not, 
   }
   imp_options bad = toy_imp(6);
   CHECK_THROWS_WITH_AS(bad.check(), "imp: rewind_step is 6, expected a step in [0, 6)", config_error);
+}
+
+TEST_CASE("run_imp: a run killed in any level, before or after the rewind point, resumes to the uninterrupted run's levels bit for bit") {
+  using earlybert::testing::interrupted_task;
+  const classification_dataset data = earlybert::testing::toy_classification_data();
+  const imp_options o = toy_imp(2);
+  // Every parameter and moment after each level, uninterrupted.
+  const auto state_of = [](model_type& m) {
+    std::vector<double> all = flat_values(m);
+    m.for_each_parameter([&](parameter<double>& p) { all.insert(all.end(), p.first_moment.data(), p.first_moment.data() + p.first_moment.size()); });
+    return all;
+  };
+  std::vector<std::vector<double>> reference;
+  {
+    model_type model = toy_model();
+    classification_task<model_type> task(data, 6, 1, 3, 0);
+    run_imp(model, o, task, [&](const imp_level_report&, model_type& m) { reference.push_back(state_of(m)); });
+  }
+  // The pipeline asks after steps 1..5 of level 0 (the rewind point is taken after step 2) and after
+  // steps 3..5 of each later level: question 1 is before the rewind point, 2 exactly at it, 4 after
+  // it, 7 in level 1, 12 in level 3.
+  for (const long kill_at : {1L, 2L, 4L, 7L, 12L}) {
+    CAPTURE(kill_at);
+    const auto file = earlybert::testing::state_file("imp");
+    model_type interrupted = toy_model();
+    interrupted_task<classification_task<model_type>> killing(data, 6, 1, 3, 0);
+    killing.kill_at = kill_at;
+    killing.file = file;
+    int levels_before = 0;
+    CHECK_THROWS_AS(run_imp(interrupted, o, killing, [&](const imp_level_report&, model_type&) { ++levels_before; }),
+                    earlybert::testing::run_killed);
+
+    model_type resumed = toy_model();  // as a program builds it again: unpruned, initialised
+    classification_task<model_type> task(data, 6, 1, 3, 0);
+    const training_state_reader state = training_state_reader::open(file);
+    std::vector<int> levels;
+    const std::vector<imp_level_report> reports = run_imp(
+        resumed, o, task,
+        [&](const imp_level_report& r, model_type& m) {
+          levels.push_back(r.level);
+          CHECK(state_of(m) == reference[static_cast<std::size_t>(r.level)]);
+        },
+        &state);
+    REQUIRE(!levels.empty());
+    CHECK(levels.front() == levels_before);
+    CHECK(levels.back() == 3);
+    CHECK(reports.size() == 4);
+    std::filesystem::remove(file);
+  }
 }

@@ -8,6 +8,7 @@
 #include <doctest/doctest.h>
 
 #include "earlybert/train/classification_task.hpp"
+#include "support/interrupted_task.hpp"
 #include "support/test_support.hpp"
 #include "support/toy_classification.hpp"
 
@@ -60,4 +61,58 @@ TEST_CASE("run_rigl: updates on schedule, each family at its ERK density through
   CHECK(report.updates[0].moved > report.updates[2].moved);  // the cosine decay
   CHECK(report.sparsity == doctest::Approx(0.7).epsilon(0.02));
   CHECK(report.training.steps == 10);
+}
+
+TEST_CASE("run_rigl: a run killed between updates or right after one resumes to the uninterrupted run bit for bit") {
+  using earlybert::testing::interrupted_task;
+  const classification_dataset data = earlybert::testing::toy_classification_data();
+  const rigl_options rigl{.sparsity = 0.7, .allocation = sparsity_allocation::uniform, .drop_fraction = 0.3, .update_interval = 2, .end_step = 8};
+  optimization_options o;
+  o.learning_rate = 1e-2;
+  o.warmup_ratio = 0;
+  const auto fresh_model = [] {
+    bert_config c = bert_config::for_shape<bert_shape<2, 8, 2, 12>>(10);
+    c.max_positions = 8;
+    return model_type(c);
+  };
+  const auto state_of = [](model_type& m) {
+    std::vector<double> all;
+    m.for_each_parameter([&](parameter<double>& p) {
+      all.insert(all.end(), p.value.data(), p.value.data() + p.size());
+      all.insert(all.end(), p.second_moment.data(), p.second_moment.data() + p.second_moment.size());
+    });
+    return all;
+  };
+  model_type reference = fresh_model();
+  rng random(9);
+  reference.initialise(random);
+  const model_type initial = reference;
+  classification_task<model_type> task(data, 6, 1, 3, 0);
+  const rigl_report expected = run_rigl(reference, rigl, o, 10, task, random);
+  // Updates at steps 2, 4 and 6 (the pipeline asks after steps 1..9): question 3 is between two
+  // updates, 5 right after one.
+  for (const long kill_at : {3L, 5L}) {
+    CAPTURE(kill_at);
+    const auto file = earlybert::testing::state_file("rigl");
+    rng same(9);
+    model_type interrupted = fresh_model();
+    interrupted.initialise(same);
+    interrupted_task<classification_task<model_type>> killing(data, 6, 1, 3, 0);
+    killing.kill_at = kill_at;
+    killing.file = file;
+    CHECK_THROWS_AS(run_rigl(interrupted, rigl, o, 10, killing, same), earlybert::testing::run_killed);
+
+    model_type resumed = initial;
+    classification_task<model_type> plain(data, 6, 1, 3, 0);
+    const training_state_reader state = training_state_reader::open(file);
+    rng other(10);  // a resumed run draws no masks: the generator's state does not matter
+    const rigl_report report = run_rigl(resumed, rigl, o, 10, plain, other, weight_scope::encoder, &state);
+    CHECK(state_of(resumed) == state_of(reference));
+    REQUIRE(report.updates.size() == expected.updates.size());
+    for (std::size_t u = 0; u < report.updates.size(); ++u) {
+      CHECK(report.updates[u].step == expected.updates[u].step);
+      CHECK(report.updates[u].moved == expected.updates[u].moved);
+    }
+    std::filesystem::remove(file);
+  }
 }

@@ -147,10 +147,13 @@ void checkpoint_if_due(Task& task, Model& model, pipeline_position& position, Ad
   }
 }
 
-// What a training method may do around each step of the efficient stage (RigL changes its masks there).
+// What a training method may do around each step of the efficient stage (RigL changes its masks
+// there), and what it adds to a training state written between steps (its tensors, and its record as
+// position.method). A method's hooks derive from no_step_hooks and hide what they need.
 struct no_step_hooks {
   void before_step(long /*step*/) {}
   void after_backward(long /*step*/) {}  // the step's gradients are complete (and summed over the processes)
+  void save(training_state_writer& /*state*/, pipeline_position& /*position*/) {}
 };
 
 // The efficient stage (and dense training): steps [position.steps_done, stop_at) of a stage of `total`
@@ -181,7 +184,7 @@ void run_efficient_stage(Model& model, const optimization_options& options, long
     position.optimizer_steps = efficient.optimizer().steps_taken();
     position.report.efficient_steps = step + 1;
     position.report.efficient_wall_s = wall_before + seconds_since(start);
-    if (step + 1 < total) checkpoint_if_due(task, model, position, [](training_state_writer&) {});
+    if (step + 1 < total) checkpoint_if_due(task, model, position, [&](training_state_writer& state) { hooks.save(state, position); });
   }
   position.report.efficient_steps = stop_at;
   position.report.efficient_wall_s = wall_before + seconds_since(start);

@@ -18,11 +18,20 @@
 // Which weights: options.scope (nn/structure.hpp's weight_families: the encoder's linear layers by
 // default, as Chen et al.). Masked weights stay exactly zero through training (nn/linear.hpp).
 //
-// The task is an earlybert_task (train/earlybert.hpp); on_level(report, model) is called after each
-// level's training, where a caller evaluates, keeps the level's mask and checkpoint. Not built yet:
-// checkpoints within a level and resuming a run.
+// The task is an earlybert_task (train/earlybert.hpp); it hears {"event": "imp_level", "level", ...}
+// before each level's training, and on_level(report, model) is called after it, where a caller
+// evaluates, keeps the level's mask and checkpoint.
+//
+// Checkpoints and resume: a task that models checkpointing_task is asked after every step; the training
+// state then holds the model (its masks included), the rewind point once taken ("imp.rewind.<name>"
+// and its moments), and the level and the finished levels' reports (the pipeline record's "method").
+// run_imp(..., resume) continues from it bit for bit, within the level it stopped in; a level whose
+// training ended before the state was written is trained again from the state, identically, and
+// on_level hears of it again.
 
 #include <chrono>
+#include <cmath>
+#include <string>
 #include <optional>
 #include <span>
 #include <utility>
@@ -113,31 +122,123 @@ struct rewind_point {
   }
 };
 
+namespace detail {
+inline nlohmann::ordered_json imp_level_json(const imp_level_report& r) {
+  return {{"level", r.level}, {"weights", r.weights}, {"kept", r.kept},   {"sparsity", r.sparsity},
+          {"steps", r.steps}, {"wall_s", r.wall_s},   {"flops", r.flops}};
+}
+inline imp_level_report imp_level_from_json(const nlohmann::json& j) {
+  imp_level_report r;
+  r.level = read_whole_number<int>(j.at("level"), "level");
+  r.weights = read_whole_number<index_t>(j.at("weights"), "weights");
+  r.kept = read_whole_number<index_t>(j.at("kept"), "kept");
+  r.sparsity = j.at("sparsity").get<double>();
+  r.steps = read_whole_number<long>(j.at("steps"), "steps");
+  r.wall_s = j.at("wall_s").get<double>();
+  r.flops = j.at("flops").get<double>();
+  return r;
+}
+inline std::string rewind_tensor_name(const std::string& parameter) { return "imp.rewind." + parameter; }
+
+// IMP's part of a training state: the rewind point once taken, the level, the finished levels.
+template <class Scalar>
+struct imp_hooks : no_step_hooks {
+  const std::optional<rewind_point<Scalar>>& rewind;
+  const std::vector<std::string>& names;  // the model's parameters, in its order
+  const int& level;
+  const std::vector<imp_level_report>& finished;
+
+  void save(training_state_writer& state, pipeline_position& position) {
+    nlohmann::ordered_json levels = nlohmann::ordered_json::array();
+    for (const auto& r : finished) levels.push_back(imp_level_json(r));
+    position.method = {{"level", level}, {"levels", levels}, {"rewind", nullptr}};
+    if (!rewind) return;
+    position.method["rewind"] = {{"step", rewind->step}, {"optimizer_steps", rewind->optimizer_steps}};
+    for (std::size_t i = 0; i < names.size(); ++i) {
+      state.add_tensor(rewind_tensor_name(names[i]), rewind->values[i]);
+      if (rewind->first_moments[i].size() == 0) continue;
+      state.add_tensor(rewind_tensor_name(names[i]) + ".adam_m", rewind->first_moments[i]);
+      state.add_tensor(rewind_tensor_name(names[i]) + ".adam_v", rewind->second_moments[i]);
+    }
+  }
+};
+
+// The rewind point a training state holds, shaped as the model's (unpruned) parameters.
+template <class Scalar, class Model>
+rewind_point<Scalar> read_rewind_point(const training_state_reader& state, Model& model, const nlohmann::json& record) {
+  rewind_point<Scalar> r;
+  r.step = read_whole_number<long>(record.at("step"), "rewind step");
+  r.optimizer_steps = read_whole_number<long>(record.at("optimizer_steps"), "rewind optimizer_steps");
+  model.for_each_parameter([&](parameter<Scalar>& p) {
+    const std::string name = rewind_tensor_name(p.name);
+    r.values.emplace_back(p.rows(), p.cols());
+    state.read_tensor(name, r.values.back());
+    r.first_moments.emplace_back();
+    r.second_moments.emplace_back();
+    if (state.has_tensor(name + ".adam_m")) {
+      r.first_moments.back().resize(p.rows(), p.cols());
+      r.second_moments.back().resize(p.rows(), p.cols());
+      state.read_tensor(name + ".adam_m", r.first_moments.back());
+      state.read_tensor(name + ".adam_v", r.second_moments.back());
+    }
+  });
+  return r;
+}
+}  // namespace detail
+
 template <class Model, class Task, class OnLevel>
-std::vector<imp_level_report> run_imp(Model& model, const imp_options& options, Task& task, OnLevel&& on_level) {
+std::vector<imp_level_report> run_imp(Model& model, const imp_options& options, Task& task, OnLevel&& on_level,
+                                      const training_state_reader* resume = nullptr) {
   using scalar = typename Model::scalar_type;
   static_assert(earlybert_task<Task, Model, scalar>, "run_imp: the task must model earlybert_task");
-  static_assert(!checkpointing_task<Task>, "run_imp: checkpoints within a level are not built yet; pass a task without them");
   options.check();
   std::vector<imp_level_report> reports;
   std::optional<rewind_point<scalar>> rewind;
-  if (options.rewind_step == 0) rewind = rewind_point<scalar>::take(model, 0, 0);
-  for (int level = 0; level <= options.levels; ++level) {
-    const auto start = std::chrono::steady_clock::now();
-    detail::pipeline_position position;
-    position.mode = "imp";
-    if (level > 0) {
-      std::vector<weight_family<scalar>> families = weight_families(model, options.scope);
-      prune_to_level(std::span(families), options.pruning, level);
-      rewind->restore(model, options.optimizer_at_rewind);
-      position.steps_done = rewind->step;
-      position.optimizer_steps = options.optimizer_at_rewind == optimizer_rewind::restored ? rewind->optimizer_steps : 0;
-    } else if (!rewind) {
+  std::vector<std::string> names;
+  model.for_each_parameter([&](parameter<scalar>& p) { names.push_back(p.name); });
+  int level = 0;
+  detail::pipeline_position position;
+  position.mode = "imp";
+  position.stage = pipeline_stage::efficient;
+  if (resume != nullptr) {
+    position = detail::read_position(*resume, "imp");
+    try {
+      level = read_whole_number<int>(position.method.at("level"), "level");
+      for (const auto& r : position.method.at("levels")) reports.push_back(detail::imp_level_from_json(r));
+      if (!position.method.at("rewind").is_null()) rewind = detail::read_rewind_point<scalar>(*resume, model, position.method.at("rewind"));
+    } catch (const nlohmann::json::exception& e) {
+      throw io_error(fmt::format("training state '{}': the IMP record is malformed ({})", resume->path(), e.what()));
+    }
+    if (level > options.levels || reports.size() != static_cast<std::size_t>(level)) {
+      throw io_error(fmt::format("training state '{}': IMP at level {} with {} finished levels, expected a level of at most {} after as many "
+                                 "finished", resume->path(), level, reports.size(), options.levels));
+    }
+    resume->read_model(model);
+  } else if (options.rewind_step == 0) {
+    rewind = rewind_point<scalar>::take(model, 0, 0);
+  }
+  detail::imp_hooks<scalar> hooks{{}, rewind, names, level, reports};
+  for (bool resumed = resume != nullptr; level <= options.levels; ++level, resumed = false) {
+    if (!resumed) {
+      position.report = {};
+      position.steps_done = 0;
+      position.optimizer_steps = 0;
+      if (level > 0) {
+        std::vector<weight_family<scalar>> families = weight_families(model, options.scope);
+        prune_to_level(std::span(families), options.pruning, level);
+        rewind->restore(model, options.optimizer_at_rewind);
+        position.steps_done = rewind->step;
+        position.optimizer_steps = options.optimizer_at_rewind == optimizer_rewind::restored ? rewind->optimizer_steps : 0;
+      }
+      task.on_event({{"event", "imp_level"}, {"level", level}, {"kept_fraction", std::pow(1.0 - options.pruning.fraction, level)},
+                     {"from_step", position.steps_done}});
+    }
+    if (!rewind) {
       // Level 0 stops at the rewind step to take the point, then goes on.
-      detail::run_efficient_stage(model, options.optimization, options.steps, task, position, options.rewind_step);
+      detail::run_efficient_stage(model, options.optimization, options.steps, task, position, options.rewind_step, hooks);
       rewind = rewind_point<scalar>::take(model, options.rewind_step, position.optimizer_steps);
     }
-    detail::run_efficient_stage(model, options.optimization, options.steps, task, position);
+    detail::run_efficient_stage(model, options.optimization, options.steps, task, position, options.steps, hooks);
     imp_level_report r;
     r.level = level;
     for (const auto& f : weight_families(model, options.scope)) {
@@ -146,7 +247,7 @@ std::vector<imp_level_report> run_imp(Model& model, const imp_options& options, 
     }
     r.sparsity = r.weights == 0 ? 0.0 : 1.0 - static_cast<double>(r.kept) / static_cast<double>(r.weights);
     r.steps = level == 0 ? options.steps : options.steps - options.rewind_step;
-    r.wall_s = detail::seconds_since(start);
+    r.wall_s = position.report.efficient_wall_s;
     r.flops = position.report.efficient_flops;
     reports.push_back(r);
     on_level(std::as_const(reports.back()), model);

@@ -9,8 +9,9 @@
 //                      layer (the ticket file, the metrics' events)
 //   detail::pipeline_position
 //                      where a run stands, the "pipeline" record of a training state: mode, stage, steps
-//                      done, AdamW's count, the report so far and the criterion's state; written with
-//                      position_json and read back, checked, with read_position
+//                      done, AdamW's count, the report so far, the criterion's state and the training
+//                      method's own record; written with position_json and read back, checked, with
+//                      read_position
 // A training state's records must survive a restart byte for byte, so every number is read back as the
 // type it was written from (io/json.hpp), and a malformed record is an io_error naming the file.
 
@@ -128,7 +129,8 @@ inline earlybert_report report_from_json(const nlohmann::json& j) {
 }
 
 // Where a run stands, the "pipeline" record of a training state: the mode ("dense" or "earlybert"),
-// the stage, the steps done in it, AdamW's step count, the report so far and the criterion's state.
+// the stage, the steps done in it, AdamW's step count, the report so far, the criterion's state and the
+// method's record (IMP's level, RigL's updates, an instability run's phase: train/imp.hpp, train/rigl.hpp).
 // A dense run is the efficient stage alone: its figures are the report's efficient_* ones.
 struct pipeline_position {
   std::string mode;
@@ -137,6 +139,7 @@ struct pipeline_position {
   long optimizer_steps = 0;
   earlybert_report report;
   nlohmann::json criterion;  // a resumable criterion's state during the search (null otherwise)
+  nlohmann::json method;     // what a method beyond EarlyBERT records of itself (null otherwise)
 };
 
 inline nlohmann::ordered_json position_json(const pipeline_position& p) {
@@ -145,7 +148,8 @@ inline nlohmann::ordered_json position_json(const pipeline_position& p) {
           {"steps_done", p.steps_done},
           {"optimizer_steps", p.optimizer_steps},
           {"report", report_json(p.report)},
-          {"criterion", p.criterion}};
+          {"criterion", p.criterion},
+          {"method", p.method}};
 }
 
 // The "pipeline" record of `state`, which a run of `mode` must have written.
@@ -161,6 +165,7 @@ inline pipeline_position read_position(const training_state_reader& state, std::
     p.optimizer_steps = read_whole_number<long>(j.at("optimizer_steps"), "optimizer_steps");
     p.report = report_from_json(j.at("report"));
     p.criterion = j.value("criterion", nlohmann::json());
+    p.method = j.value("method", nlohmann::json());
   } catch (const nlohmann::json::exception& e) {
     throw io_error(fmt::format("training state '{}': the pipeline record is malformed ({})", state.path(), e.what()));
   } catch (const io_error& e) {

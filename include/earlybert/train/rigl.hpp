@@ -36,19 +36,48 @@ struct rigl_report {
   double sparsity = 0;  // over the families, constant through the run
 };
 
+namespace detail {
+inline nlohmann::ordered_json rigl_updates_json(const std::vector<rigl_update_record>& updates) {
+  nlohmann::ordered_json out = nlohmann::ordered_json::array();
+  for (const auto& u : updates) {
+    out.push_back({{"step", u.step}, {"fraction", u.fraction}, {"moved", u.moved}, {"active", u.active}, {"grown_gradient", u.grown_gradient}});
+  }
+  return out;
+}
+inline std::vector<rigl_update_record> rigl_updates_from_json(const nlohmann::json& j) {
+  std::vector<rigl_update_record> out;
+  for (const auto& u : j) {
+    out.push_back({read_whole_number<long>(u.at("step"), "step"), u.at("fraction").get<double>(), read_whole_number<index_t>(u.at("moved"), "moved"),
+                   read_whole_number<index_t>(u.at("active"), "active"), u.at("grown_gradient").get<double>()});
+  }
+  return out;
+}
+}  // namespace detail
+
 template <class Model, class Task>
 rigl_report run_rigl(Model& model, const rigl_options& rigl, const optimization_options& optimization, long steps, Task& task, rng& random,
-                     weight_scope scope = weight_scope::encoder) {
+                     weight_scope scope = weight_scope::encoder, const training_state_reader* resume = nullptr) {
   using scalar = typename Model::scalar_type;
   static_assert(earlybert_task<Task, Model, scalar>, "run_rigl: the task must model earlybert_task");
-  static_assert(!checkpointing_task<Task>, "run_rigl: checkpoints are not built yet; pass a task without them");
   rigl.check();
   if (steps < 1) throw config_error(fmt::format("run_rigl: steps is {}, expected at least 1", steps));
-  std::vector<weight_family<scalar>> families = weight_families(model, scope);
-  rigl_initial_masks(std::span(families), rigl, random);
   rigl_report report;
+  detail::pipeline_position position;
+  position.mode = "rigl";
+  position.stage = pipeline_stage::efficient;
+  if (resume != nullptr) {
+    position = detail::read_position(*resume, "rigl");
+    try {
+      report.updates = detail::rigl_updates_from_json(position.method.at("updates"));
+    } catch (const nlohmann::json::exception& e) {
+      throw io_error(fmt::format("training state '{}': the RigL record is malformed ({})", resume->path(), e.what()));
+    }
+    resume->read_model(model);
+  }
+  std::vector<weight_family<scalar>> families = weight_families(model, scope);
+  if (resume == nullptr) rigl_initial_masks(std::span(families), rigl, random);
   std::vector<std::vector<std::uint8_t>> masks;
-  struct hooks {
+  struct hooks : detail::no_step_hooks {
     const rigl_options& rigl;
     std::vector<weight_family<scalar>>& families;
     std::vector<std::vector<std::uint8_t>>& masks;
@@ -70,10 +99,9 @@ rigl_report run_rigl(Model& model, const rigl_options& rigl, const optimization_
       for (const auto& f : families) r.active += f.active_count();
       report.updates.push_back(r);
     }
+    void save(training_state_writer&, detail::pipeline_position& position) { position.method = {{"updates", detail::rigl_updates_json(report.updates)}}; }
   };
-  detail::pipeline_position position;
-  position.mode = "rigl";
-  detail::run_efficient_stage(model, optimization, steps, task, position, steps, hooks{rigl, families, masks, report});
+  detail::run_efficient_stage(model, optimization, steps, task, position, steps, hooks{{}, rigl, families, masks, report});
   report.training = {position.report.efficient_steps, position.report.efficient_wall_s, position.report.efficient_flops};
   index_t kept = 0, total = 0;
   for (const auto& f : families) {
