@@ -238,6 +238,32 @@ TEST_CASE("checkpoint: unstructured masks are saved beside their weights as '<la
                        io_error);
 }
 
+TEST_CASE("checkpoint: load_weight_masks puts a checkpoint's masks on other weights, and refuses a checkpoint without masks") {
+  scratch_directory dir("checkpoint_masks_only");
+  bert_for_sequence_classification<float, test_shape> ticket(test_config());
+  rng random(9);
+  ticket.initialise(random);
+  std::vector<std::uint8_t> mask(static_cast<std::size_t>(ticket.bert.layers[0].ffn.output.weight.size()), 1);
+  for (std::size_t i = 1; i < mask.size(); i += 2) mask[i] = 0;
+  ticket.bert.layers[0].ffn.output.set_weight_mask(mask);
+  save_checkpoint(dir.path, ticket, test_vocabulary());
+
+  bert_for_sequence_classification<float, test_shape> other(test_config());
+  rng another(10);
+  other.initialise(another);
+  const matrix<float> before = other.bert.layers[0].ffn.output.weight.value;
+  load_weight_masks(dir.path, other);
+  const auto& after = other.bert.layers[0].ffn.output.weight.value;
+  for (index_t i = 0; i < after.size(); ++i) {
+    CHECK(after.data()[i] == (mask[static_cast<std::size_t>(i)] != 0 ? before.data()[i] : 0.0f));  // its own weights, the ticket's mask
+  }
+  CHECK_FALSE(other.bert.layers[1].ffn.output.has_weight_mask());
+
+  bert_for_sequence_classification<float, test_shape> dense(test_config());
+  save_checkpoint(dir.path, dense, test_vocabulary());
+  CHECK_THROWS_WITH_AS(load_weight_masks(dir.path, other), doctest::Contains("no weight masks"), io_error);
+}
+
 TEST_CASE("checkpoint: a pruned model records its structure in config.json and the metadata, and reloads") {
   scratch_directory dir("checkpoint_pruned");
   bert_for_masked_lm<float, test_shape> model(test_config());

@@ -1,6 +1,7 @@
 // SPDX-License-Identifier: Apache-2.0
 #include "earlybert/train/data_order.hpp"
 
+#include <cmath>
 #include <set>
 #include <vector>
 
@@ -87,6 +88,18 @@ TEST_CASE("classification_accuracy: the arg-max of each example's logits against
     rows += static_cast<std::size_t>(logits.rows());
   });
   CHECK(rows == 7);
+
+  // mean_loss: the cross-entropy of the whole set, as the training loss computes it without dropout.
+  // The classifier's bias alone decides: -log softmax(0, 5, 0) at the label.
+  const double p1 = std::exp(5.0) / (2 + std::exp(5.0));
+  const double expected = (2 * -std::log(p1) + 5 * -std::log((1 - p1) / 2)) / 7;
+  for (const index_t batch : {1, 3, 64}) CHECK(mean_loss(model, data, batch, 0) == doctest::Approx(expected).epsilon(1e-5));
+  model.initialise(random);
+  tape<float> t;
+  token_batch all;
+  make_batch(data, std::vector<std::size_t>{0, 1, 2, 3, 4, 5, 6}, 0, all);
+  const double training_loss = model.loss(t, model.logits(t, all, false, 0), all).value()(0, 0);
+  CHECK(mean_loss(model, data, 3, 0) == doctest::Approx(training_loss).epsilon(1e-5));
 }
 
 TEST_CASE("classification_task: drives run_dense reproducibly, its hooks called once per step") {

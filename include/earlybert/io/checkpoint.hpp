@@ -332,6 +332,38 @@ struct load_report {
   std::vector<std::string> unused;       // tensors in the checkpoint that the model does not have
 };
 
+namespace detail {
+// Every linear layer's unstructured mask from `file` (cleared where the file holds none, which masks
+// nothing); returns the names of the mask tensors read.
+template <class Model>
+std::vector<std::string> read_weight_masks(const safetensors_reader& file, Model& model) {
+  using scalar = typename Model::scalar_type;
+  std::vector<std::string> read;
+  model.for_each_linear([&](linear<scalar>& l) {
+    const std::string name = weight_mask_name(l);
+    if (file.find(name) == nullptr) return l.clear_weight_mask();
+    matrix<scalar> m(l.outputs(), l.inputs());
+    file.read(name, m);
+    set_weight_mask_from(m, file.path(), name, l);
+    read.push_back(name);
+  });
+  return read;
+}
+}  // namespace detail
+
+// The unstructured masks of the checkpoint in `directory` (a level of iterative magnitude pruning) on
+// `model`, whose weights are otherwise left as they are (masked ones become zero): training a ticket
+// from other weights than the ones it was found with. The model must have the checkpoint's
+// architecture; an io_error when the checkpoint holds no mask at all.
+template <class Model>
+void load_weight_masks(const std::filesystem::path& directory, Model& model) {
+  const auto file = safetensors_reader::open(directory / "model.safetensors");
+  if (detail::read_weight_masks(file, model).empty()) {
+    throw io_error(fmt::format("safetensors '{}': no weight masks ('<layer>.weight_mask' tensors); expected a checkpoint of a pruned run",
+                               file.path()));
+  }
+}
+
 // Fills `model` from `directory`/model.safetensors. The model must have been built from the
 // checkpoint's config (so a pruned checkpoint's structure is already in place). A checkpoint that
 // holds slimming coefficients turns the model's slimming on and fills them too.
@@ -379,14 +411,8 @@ load_report load_weights(const std::filesystem::path& directory, Model& model) {
     }
     report.initialised.push_back(p.name);
   });
-  model.for_each_linear([&](linear<scalar>& l) {
-    const std::string name = weight_mask_name(l);
-    if (file.find(name) == nullptr) return l.clear_weight_mask();
-    matrix<scalar> m(l.outputs(), l.inputs());
-    file.read(name, m);
-    detail::set_weight_mask_from(m, file.path(), name, l);
-    used.push_back(name);
-  });
+  const std::vector<std::string> masks = detail::read_weight_masks(file, model);
+  used.insert(used.end(), masks.begin(), masks.end());
   for (const auto& t : file.tensors()) {
     if (std::find(used.begin(), used.end(), t.name) == used.end()) report.unused.push_back(t.name);
   }

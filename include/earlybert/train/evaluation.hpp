@@ -10,12 +10,16 @@
 //   predict_tags(model, data, batch, pad)          each word's arg-max tag (a token classifier)
 //   predict_answers(model, data, batch, pad, o)    each question's best answer span's text (a span head)
 //   classification_accuracy(model, data, batch, pad)   the fraction whose arg-max logit is the label
+//   mean_loss(model, data, batch, pad)             the task loss over the whole set: the mean
+//                                                  cross-entropy of every labelled row (sequences or
+//                                                  words), or a regression head's mean squared error
 //
 // Each takes an optional process group last (distributed/process_group.hpp): the processes then share
 // the forward passes, batch i running on process i mod N, and exchange the logits, so that f sees every
 // batch in dataset order on every process and every process gets the whole result.
 
 #include <algorithm>
+#include <cmath>
 #include <cstdint>
 #include <span>
 #include <string>
@@ -151,6 +155,34 @@ double classification_accuracy(Model& model, const classification_dataset& data,
   if (data.examples.empty()) return 0.0;
   const sentence_predictions predicted = predict_sentences(model, data, batch, pad);
   return accuracy(predicted.classes, data.gold_labels());
+}
+
+template <class Model, class Dataset>
+double mean_loss(Model& model, const Dataset& data, index_t batch, token_id pad, process_group* group = nullptr) {
+  double total = 0;
+  double rows = 0;
+  for_each_logits(
+      model, data, batch, pad,
+      [&](std::size_t, const auto& logits, const token_batch& b) {
+        for (index_t r = 0; r < logits.rows(); ++r) {
+          if (!b.targets.empty()) {
+            const double error = static_cast<double>(logits(r, 0)) - b.targets[static_cast<std::size_t>(r)];
+            total += error * error;
+            rows += 1;
+            continue;
+          }
+          const token_id label = b.labels[static_cast<std::size_t>(r)];
+          if (label == ignore_label) continue;
+          double largest = static_cast<double>(logits(r, 0));
+          for (index_t c = 1; c < logits.cols(); ++c) largest = std::max(largest, static_cast<double>(logits(r, c)));
+          double sum = 0;
+          for (index_t c = 0; c < logits.cols(); ++c) sum += std::exp(static_cast<double>(logits(r, c)) - largest);
+          total += largest + std::log(sum) - static_cast<double>(logits(r, label));
+          rows += 1;
+        }
+      },
+      group);
+  return rows == 0 ? 0.0 : total / rows;
 }
 
 }  // namespace earlybert
