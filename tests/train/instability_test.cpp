@@ -9,6 +9,7 @@
 #include "earlybert/train/classification_task.hpp"
 #include "earlybert/train/earlybert.hpp"
 #include "earlybert/train/evaluation.hpp"
+#include "support/interrupted_task.hpp"
 #include "support/test_support.hpp"
 #include "support/toy_classification.hpp"
 
@@ -81,4 +82,61 @@ TEST_CASE("instability: a model with itself has barrier 0, two runs from one sta
   CHECK(path.points.back().error == evaluate(second).error);
   model_type other(bert_config::for_shape<bert_shape<1, 8, 2, 12>>(10));
   CHECK_THROWS_AS(interpolate_weights(start, other, 0.5, same), shape_error);
+}
+
+TEST_CASE("run_instability: the trunk and first copy are one run, the second copy starts from the state at k, and a kill anywhere resumes bit for bit") {
+  using earlybert::testing::interrupted_task;
+  bert_config c = bert_config::for_shape<bert_shape<2, 8, 2, 12>>(10);
+  c.max_positions = 8;
+  model_type start(c);
+  rng random(9);
+  start.initialise(random);
+  const classification_dataset data = earlybert::testing::toy_classification_data();
+  const auto evaluate = [&](model_type& m) { return path_point{0, mean_loss(m, data, 8, 0), 1 - classification_accuracy(m, data, 8, 0)}; };
+  instability_options o;
+  o.steps = 8;
+  o.split_step = 3;
+  o.points = 4;
+  o.optimization.learning_rate = 3e-2;
+  o.optimization.warmup_ratio = 0;
+
+  model_type reference = start;
+  classification_task<model_type> first(data, 6, 1, 11, 0), second(data, 6, 1, 12, 0);
+  const instability_report expected = run_instability(reference, o, first, second, evaluate);
+  // The first copy is the plain run of `first`'s data order.
+  model_type plain = start;
+  classification_task<model_type> same_as_first(data, 6, 1, 11, 0);
+  run_dense(plain, o.optimization, 8, same_as_first);
+  CHECK(parameters_of(plain).front()->value == parameters_of(reference).front()->value);
+  CHECK(parameters_of(plain).back()->value == parameters_of(reference).back()->value);
+  CHECK(expected.path.points.front().error == evaluate(plain).error);
+  REQUIRE(expected.path.points.size() == 5);
+  CHECK(expected.path.points.front().loss != expected.path.points.back().loss);  // the copies differ
+
+  // The pipeline asks after steps 1..7 of the first copy and 4..7 of the second: question 2 is in the
+  // trunk, 3 exactly at k (the split not yet taken), 5 in the first copy, 9 in the second.
+  for (const long kill_at : {2L, 3L, 5L, 9L}) {
+    CAPTURE(kill_at);
+    const auto file = earlybert::testing::state_file("instability");
+    model_type interrupted = start;
+    interrupted_task<classification_task<model_type>> killing_first(data, 6, 1, 11, 0), killing_second(data, 6, 1, 12, 0);
+    killing_first.kill_at = killing_second.kill_at = kill_at;
+    killing_first.file = killing_second.file = file;
+    // The second copy's questions come after the first's 7.
+    killing_second.asked = 7;
+    CHECK_THROWS_AS(run_instability(interrupted, o, killing_first, killing_second, evaluate), earlybert::testing::run_killed);
+
+    model_type resumed = start;
+    classification_task<model_type> first_again(data, 6, 1, 11, 0), second_again(data, 6, 1, 12, 0);
+    const training_state_reader state = training_state_reader::open(file);
+    const instability_report report = run_instability(resumed, o, first_again, second_again, evaluate, &state);
+    REQUIRE(report.path.points.size() == expected.path.points.size());
+    for (std::size_t i = 0; i < report.path.points.size(); ++i) {
+      CHECK(report.path.points[i].loss == expected.path.points[i].loss);
+      CHECK(report.path.points[i].error == expected.path.points[i].error);
+    }
+    const auto pr = parameters_of(resumed), pe = parameters_of(reference);
+    for (std::size_t i = 0; i < pr.size(); ++i) CHECK(pr[i]->value == pe[i]->value);
+    std::filesystem::remove(file);
+  }
 }

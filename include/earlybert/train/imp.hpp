@@ -43,10 +43,9 @@
 #include "earlybert/nn/structure.hpp"
 #include "earlybert/prune/magnitude.hpp"
 #include "earlybert/train/earlybert.hpp"
+#include "earlybert/train/rewind_point.hpp"
 
 namespace earlybert {
-
-enum class optimizer_rewind { restored, fresh };
 
 struct imp_options {
   magnitude_pruning pruning;  // p and global / per-family ranking
@@ -78,50 +77,6 @@ struct imp_level_report {
   double flops = 0;     // training FLOPs of this level (the dense cost model: masked weights save none)
 };
 
-// Every parameter's value, and AdamW's state, at one step of a run.
-template <class Scalar>
-struct rewind_point {
-  long step = 0;
-  long optimizer_steps = 0;
-  std::vector<matrix<Scalar>> values, first_moments, second_moments;  // in the model's parameter order
-
-  template <class Model>
-  static rewind_point take(Model& model, long step, long optimizer_steps) {
-    rewind_point r{step, optimizer_steps, {}, {}, {}};
-    model.for_each_parameter([&](parameter<Scalar>& p) {
-      r.values.push_back(p.value);
-      r.first_moments.push_back(p.first_moment);
-      r.second_moments.push_back(p.second_moment);
-    });
-    return r;
-  }
-
-  // Writes the values back (and the moments, or clears them for a fresh optimizer), clears the
-  // gradients, and lets every linear layer zero what its masks remove.
-  template <class Model>
-  void restore(Model& model, optimizer_rewind optimizer) const {
-    std::size_t i = 0;
-    model.for_each_parameter([&](parameter<Scalar>& p) {
-      if (i >= values.size() || values[i].rows() != p.rows() || values[i].cols() != p.cols()) {
-        throw shape_error(fmt::format("rewind_point: parameter {} '{}' is [{}, {}], not the shape the rewind point holds", i, p.name,
-                                      p.rows(), p.cols()));
-      }
-      p.value = values[i];
-      p.zero_gradient();
-      if (optimizer == optimizer_rewind::restored) {
-        p.first_moment = first_moments[i];
-        p.second_moment = second_moments[i];
-      } else {
-        p.first_moment.resize(0, 0);
-        p.second_moment.resize(0, 0);
-      }
-      ++i;
-    });
-    if (i != values.size()) throw shape_error(fmt::format("rewind_point: the model has {} parameters, the rewind point {}", i, values.size()));
-    model.for_each_linear([](linear<Scalar>& l) { l.reapply_masks(); });
-  }
-};
-
 namespace detail {
 inline nlohmann::ordered_json imp_level_json(const imp_level_report& r) {
   return {{"level", r.level}, {"weights", r.weights}, {"kept", r.kept},   {"sparsity", r.sparsity},
@@ -138,13 +93,10 @@ inline imp_level_report imp_level_from_json(const nlohmann::json& j) {
   r.flops = j.at("flops").get<double>();
   return r;
 }
-inline std::string rewind_tensor_name(const std::string& parameter) { return "imp.rewind." + parameter; }
-
 // IMP's part of a training state: the rewind point once taken, the level, the finished levels.
 template <class Scalar>
 struct imp_hooks : no_step_hooks {
   const std::optional<rewind_point<Scalar>>& rewind;
-  const std::vector<std::string>& names;  // the model's parameters, in its order
   const int& level;
   const std::vector<imp_level_report>& finished;
 
@@ -154,36 +106,10 @@ struct imp_hooks : no_step_hooks {
     position.method = {{"level", level}, {"levels", levels}, {"rewind", nullptr}};
     if (!rewind) return;
     position.method["rewind"] = {{"step", rewind->step}, {"optimizer_steps", rewind->optimizer_steps}};
-    for (std::size_t i = 0; i < names.size(); ++i) {
-      state.add_tensor(rewind_tensor_name(names[i]), rewind->values[i]);
-      if (rewind->first_moments[i].size() == 0) continue;
-      state.add_tensor(rewind_tensor_name(names[i]) + ".adam_m", rewind->first_moments[i]);
-      state.add_tensor(rewind_tensor_name(names[i]) + ".adam_v", rewind->second_moments[i]);
-    }
+    rewind->add_to(state, "imp.rewind.");
   }
 };
 
-// The rewind point a training state holds, shaped as the model's (unpruned) parameters.
-template <class Scalar, class Model>
-rewind_point<Scalar> read_rewind_point(const training_state_reader& state, Model& model, const nlohmann::json& record) {
-  rewind_point<Scalar> r;
-  r.step = read_whole_number<long>(record.at("step"), "rewind step");
-  r.optimizer_steps = read_whole_number<long>(record.at("optimizer_steps"), "rewind optimizer_steps");
-  model.for_each_parameter([&](parameter<Scalar>& p) {
-    const std::string name = rewind_tensor_name(p.name);
-    r.values.emplace_back(p.rows(), p.cols());
-    state.read_tensor(name, r.values.back());
-    r.first_moments.emplace_back();
-    r.second_moments.emplace_back();
-    if (state.has_tensor(name + ".adam_m")) {
-      r.first_moments.back().resize(p.rows(), p.cols());
-      r.second_moments.back().resize(p.rows(), p.cols());
-      state.read_tensor(name + ".adam_m", r.first_moments.back());
-      state.read_tensor(name + ".adam_v", r.second_moments.back());
-    }
-  });
-  return r;
-}
 }  // namespace detail
 
 template <class Model, class Task, class OnLevel>
@@ -194,8 +120,6 @@ std::vector<imp_level_report> run_imp(Model& model, const imp_options& options, 
   options.check();
   std::vector<imp_level_report> reports;
   std::optional<rewind_point<scalar>> rewind;
-  std::vector<std::string> names;
-  model.for_each_parameter([&](parameter<scalar>& p) { names.push_back(p.name); });
   int level = 0;
   detail::pipeline_position position;
   position.mode = "imp";
@@ -205,7 +129,10 @@ std::vector<imp_level_report> run_imp(Model& model, const imp_options& options, 
     try {
       level = read_whole_number<int>(position.method.at("level"), "level");
       for (const auto& r : position.method.at("levels")) reports.push_back(detail::imp_level_from_json(r));
-      if (!position.method.at("rewind").is_null()) rewind = detail::read_rewind_point<scalar>(*resume, model, position.method.at("rewind"));
+      if (const auto& r = position.method.at("rewind"); !r.is_null()) {
+        rewind = rewind_point<scalar>::read(*resume, model, "imp.rewind.", read_whole_number<long>(r.at("step"), "rewind step"),
+                                            read_whole_number<long>(r.at("optimizer_steps"), "rewind optimizer_steps"));
+      }
     } catch (const nlohmann::json::exception& e) {
       throw io_error(fmt::format("training state '{}': the IMP record is malformed ({})", resume->path(), e.what()));
     }
@@ -217,7 +144,7 @@ std::vector<imp_level_report> run_imp(Model& model, const imp_options& options, 
   } else if (options.rewind_step == 0) {
     rewind = rewind_point<scalar>::take(model, 0, 0);
   }
-  detail::imp_hooks<scalar> hooks{{}, rewind, names, level, reports};
+  detail::imp_hooks<scalar> hooks{{}, rewind, level, reports};
   for (bool resumed = resume != nullptr; level <= options.levels; ++level, resumed = false) {
     if (!resumed) {
       position.report = {};

@@ -17,10 +17,24 @@
 //                                           each its own data order and dropout seed), and returns the
 //                                           path between them; sweep k for the instability curve
 //
+//   run_instability(model, options, first, second, evaluate, resume)
+//                                           the same for one training run, resumable: trains `model`
+//                                           for steps [0, k) and [k, steps) with task `first`, and a
+//                                           copy of its state at k for [k, steps) with task `second`
+//                                           (the caller gives the two tasks their own data order and
+//                                           dropout); `model` ends as the first copy
+//
 // Models are anything with for_each_parameter, copyable; a, b and out must have the same parameters
 // in the same order and shapes (the same architecture, masks and compaction).
+//
+// Checkpoints and resume (run_instability): with tasks that model checkpointing_task, the training
+// state holds the copy in training, the state at k while the first copy trains ("instability.split.")
+// and the first copy's weights while the second trains ("instability.first."), and the phase (the
+// pipeline record's "method"); a resumed run ends as the uninterrupted one, bit for bit.
 
 #include <algorithm>
+#include <optional>
+#include <string>
 #include <vector>
 
 #include <fmt/format.h>
@@ -28,6 +42,8 @@
 #include "earlybert/core/error.hpp"
 #include "earlybert/core/parameter.hpp"
 #include "earlybert/nn/bert.hpp"
+#include "earlybert/train/earlybert.hpp"
+#include "earlybert/train/rewind_point.hpp"
 
 namespace earlybert {
 
@@ -94,6 +110,99 @@ linear_path instability(const Model& start, Train&& train, Evaluate&& evaluate, 
   train(first, 0);
   train(second, 1);
   return evaluate_linear_path(first, second, n, evaluate);
+}
+
+struct instability_options {
+  long steps = 0;       // of the run's schedule
+  long split_step = 0;  // k: where the copies part, in [0, steps)
+  int points = 30;      // n: intervals on the line
+  optimization_options optimization;
+
+  void check() const {
+    if (steps < 1) throw config_error(fmt::format("instability: steps is {}, expected at least 1", steps));
+    if (split_step < 0 || split_step >= steps) {
+      throw config_error(fmt::format("instability: split_step is {}, expected a step in [0, {})", split_step, steps));
+    }
+    if (points < 1) throw config_error(fmt::format("instability: points is {}, expected at least 1", points));
+    optimization.check();
+  }
+};
+
+struct instability_report {
+  linear_path path;
+  long split_step = 0;
+  double wall_s = 0;  // training, both copies
+  double flops = 0;   // training FLOPs, both copies (the dense cost model)
+};
+
+namespace detail {
+// The instability run's part of a training state: its phase, and the point or copy the phase needs.
+template <class Scalar>
+struct instability_hooks : no_step_hooks {
+  const std::string& phase;
+  const std::optional<rewind_point<Scalar>>& split;
+  const std::optional<rewind_point<Scalar>>& first;
+  void save(training_state_writer& state, pipeline_position& position) {
+    position.method = {{"phase", phase}, {"split_optimizer_steps", split ? split->optimizer_steps : 0}};
+    if (phase == "first" && split) split->add_to(state, "instability.split.");
+    if (phase == "second") first->add_to(state, "instability.first.");
+  }
+};
+}  // namespace detail
+
+template <class Model, class FirstTask, class SecondTask, class Evaluate>
+instability_report run_instability(Model& model, const instability_options& options, FirstTask& first, SecondTask& second, Evaluate&& evaluate,
+                                   const training_state_reader* resume = nullptr) {
+  using scalar = typename Model::scalar_type;
+  static_assert(earlybert_task<FirstTask, Model, scalar> && earlybert_task<SecondTask, Model, scalar>,
+                "run_instability: the tasks must model earlybert_task");
+  options.check();
+  detail::pipeline_position position;
+  position.mode = "instability";
+  position.stage = pipeline_stage::efficient;
+  std::string phase = "first";  // the trunk [0, k) and the first copy are one run
+  std::optional<rewind_point<scalar>> split, first_copy;
+  if (resume != nullptr) {
+    position = detail::read_position(*resume, "instability");
+    try {
+      phase = position.method.at("phase").get<std::string>();
+      const long optimizer_steps = read_whole_number<long>(position.method.at("split_optimizer_steps"), "split_optimizer_steps");
+      if (phase == "first" && position.steps_done > options.split_step) {
+        split = rewind_point<scalar>::read(*resume, model, "instability.split.", options.split_step, optimizer_steps);
+      } else if (phase == "second") {
+        first_copy = rewind_point<scalar>::read(*resume, model, "instability.first.", options.steps, 0);
+      } else if (phase != "first") {
+        throw io_error(fmt::format("phase '{}', expected first or second", phase));
+      }
+    } catch (const nlohmann::json::exception& e) {
+      throw io_error(fmt::format("training state '{}': the instability record is malformed ({})", resume->path(), e.what()));
+    } catch (const io_error& e) {
+      throw io_error(fmt::format("training state '{}': the instability record is malformed ({})", resume->path(), e.what()));
+    }
+    resume->read_model(model);
+  }
+  detail::instability_hooks<scalar> hooks{{}, phase, split, first_copy};
+  if (phase == "first") {
+    if (!split) {
+      detail::run_efficient_stage(model, options.optimization, options.steps, first, position, options.split_step, hooks);
+      split = rewind_point<scalar>::take(model, options.split_step, position.optimizer_steps);
+    }
+    detail::run_efficient_stage(model, options.optimization, options.steps, first, position, options.steps, hooks);
+    first_copy = rewind_point<scalar>::take(model, options.steps, position.optimizer_steps);
+    split->restore(model, optimizer_rewind::restored);
+    position.steps_done = options.split_step;
+    position.optimizer_steps = split->optimizer_steps;
+    phase = "second";
+  }
+  detail::run_efficient_stage(model, options.optimization, options.steps, second, position, options.steps, hooks);
+  Model second_copy = model;
+  first_copy->restore(model, optimizer_rewind::restored);
+  instability_report report;
+  report.split_step = options.split_step;
+  report.path = evaluate_linear_path(model, second_copy, options.points, evaluate);
+  report.wall_s = position.report.efficient_wall_s;
+  report.flops = position.report.efficient_flops;
+  return report;
 }
 
 }  // namespace earlybert
