@@ -97,12 +97,42 @@ struct pretrain_options {
   earlybert_cli_options earlybert = continuing_from_draw();  // pre-training keeps what the search learnt
 };
 
+// The lottery-ticket family beside EarlyBERT (lottery.hpp, docs/lottery.md): the flags of
+// `earlybert finetune` that choose and shape a method other than --earlybert.
+struct lottery_cli_options {
+  // Iterative magnitude pruning with rewinding.
+  bool imp = false;
+  int imp_levels = 8;                  // pruned levels after the dense one (0.8^8: 83% sparse)
+  double imp_rate = 0.2;               // fraction of the remaining weights pruned per level
+  std::string imp_ranking = "global";  // global | per-matrix
+  long rewind_step = 0;                // 0: the initial (or --init's) weights
+  std::string rewind_optimizer = "restored";  // restored | fresh
+  // A ticket found before (an IMP level), and its controls.
+  std::string mask_from;               // checkpoint directory whose unstructured masks the run trains under
+  std::string control;                 // "" | random | reinit | shuffle
+  // Sparse training from the start.
+  std::optional<double> sparsity;      // random unstructured sparsity, static (or RigL's with --rigl)
+  std::string allocation = "uniform";  // uniform | erk
+  bool rigl = false;
+  double rigl_drop = 0.3;
+  long rigl_interval = 100;
+  double rigl_end = 0.75;              // fraction of the run after which the masks stay
+  // Instability analysis.
+  std::optional<long> lmc_step;        // k: where the two copies part
+  int lmc_points = 30;                 // n: intervals on the line between them
+  // Which weights the unstructured methods work on.
+  std::string weights = "encoder";     // encoder | every-linear
+
+  bool chosen() const { return imp || !mask_from.empty() || sparsity.has_value() || lmc_step.has_value(); }
+};
+
 struct finetune_options {
   common_options common;
   std::string task;  // a task of the registry (tasks/glue.hpp), or "" for custom --train/--dev files
   std::string data;  // the task's directory (its own file names)
   std::string train, dev, vocab, shape, out, init;
   earlybert_cli_options earlybert;
+  lottery_cli_options lottery;
   int epochs = 2;
   std::optional<long> steps;  // optimizer steps of the dense run, instead of --epochs passes
   index_t batch = 32;

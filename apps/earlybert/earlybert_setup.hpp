@@ -263,6 +263,16 @@ inline void stage_reporter::event(const nlohmann::ordered_json& e) {
   metrics_.write(e);
   if (progress_) progress_->interrupt();
   if (e["event"] == "ticket") print_ticket_event(command_.c_str(), e);
+  // The steps start again from another point: a new progress display.
+  if (e["event"] == "imp_level_start") {
+    messages::status(command_, "IMP level {}: {:.1f}% of the weights kept, training from step {}", e["level"].get<int>(),
+                     100 * e["kept_fraction"].get<double>(), e["from_step"].get<long>());
+    progress_.reset();
+  }
+  if (e["event"] == "instability_second_copy") {
+    messages::status(command_, "instability: the second copy trains from step {}", e["from_step"].get<long>());
+    progress_.reset();
+  }
 }
 
 }  // namespace earlybert::cli

@@ -9,139 +9,12 @@
 
 #include "earlybert_setup.hpp"
 #include "finetune.hpp"
+#include "finetune_task.hpp"
+#include "lottery.hpp"
 
 namespace earlybert::cli {
 
 namespace {
-
-using json = nlohmann::ordered_json;
-
-// The library's classification task (train/classification_task.hpp) with the program's progress,
-// metrics, evaluation and training states. Models earlybert_task; dense training uses it as the
-// efficient stage of an unpruned model.
-// What a task's data fine-tunes: a sequence classifier for sentence tasks, a token classifier for
-// tagging, a span head for question answering.
-template <class TaskData>
-struct model_for;
-template <>
-struct model_for<sentence_task_data> {
-  using type = bert_for_sequence_classification<float, shapes::any>;
-};
-template <>
-struct model_for<tagging_task_data> {
-  using type = bert_for_token_classification<float, shapes::any>;
-};
-template <>
-struct model_for<squad_task_data> {
-  using type = bert_for_question_answering<float, shapes::any>;
-};
-
-// The task's metrics on every dev set (the first set's unsuffixed, the main metric first).
-template <class Model>
-metric_values evaluate_task(Model& model, const sentence_task_data& task, token_id pad) {
-  metric_values all;
-  for (const auto& [suffix, set] : task.dev) all.append(sentence_metrics(task.metrics, predict_sentences(model, set, 64, pad, &job::group()), set, suffix));
-  return all;
-}
-template <class Model>
-metric_values evaluate_task(Model& model, const tagging_task_data& task, token_id pad) {
-  metric_values all;
-  for (const auto& [suffix, set] : task.dev) {
-    all.append(tagging_metrics(set, predict_tags(model, set, 64, pad, &job::group()), task.entities, suffix));
-  }
-  return all;
-}
-
-template <class Model>
-metric_values evaluate_task(Model& model, const squad_task_data& task, token_id pad) {
-  metric_values all;
-  for (const auto& [suffix, set] : task.dev) {
-    all.append(squad_metrics(set.source, predict_answers(model, set, 32, pad, task.options, &job::group()), suffix));
-  }
-  return all;
-}
-
-template <class Model, class TaskData>
-class finetune_task {
- public:
-  finetune_task(const finetune_options& o, const TaskData& task, token_id pad, metrics_log& metrics, long steps_per_epoch)
-      : o_(o), task_(task), pad_(pad), metrics_(metrics), steps_per_epoch_(steps_per_epoch),
-        data_(task.train, o.batch, o.accumulation * job::processes(), o.common.seed, pad), report_("finetune", o.earlybert.enabled, metrics) {}
-
-  void attach(Model& model) { model_ = &model; }
-
-  var<float> loss(tape<float>& t, Model& model, pipeline_stage stage, long step, int k) {
-    const var<float> loss = data_.loss(t, model, stage, step, k);
-    report_.add_tokens(static_cast<double>(data_.last_batch().real_tokens()));
-    return loss;
-  }
-
-  double last_forward_flops(const Model& model) const { return data_.last_forward_flops(model); }
-
-  void on_step(pipeline_stage stage, long step, long total, const step_report& r) {
-    report_.step(stage, step, total, r);
-    if (stage == pipeline_stage::efficient) {
-      const bool periodic = o_.eval_every > 0 && step % o_.eval_every == 0;
-      const bool epoch_end = o_.eval_every <= 0 && step % steps_per_epoch_ == 0;
-      if (periodic || epoch_end || step == total) evaluate(step);
-    }
-  }
-
-  void on_event(const json& event) { report_.event(event); }
-
-  // Training states (checkpoints.hpp): none unless attached.
-  void attach_checkpoints(const run_checkpoints& checkpoints) { checkpoints_ = &checkpoints; }
-  bool checkpoint_due(pipeline_stage, long step) const { return checkpoints_ != nullptr && checkpoints_->due(step); }
-  void write_checkpoint(training_state_writer& state) const { checkpoints_->write(state, record()); }
-  json record() const {
-    json r = report_.record();
-    r["last_evaluated"] = last_evaluated_;
-    json metrics = json::object();
-    for (const auto& [name, value] : last_metrics_.items()) metrics[name] = value;
-    r["last_metrics"] = metrics;
-    return r;
-  }
-  void restore(const nlohmann::json& record) {
-    report_.restore(record);
-    last_evaluated_ = read_whole_number<long>(record.at("last_evaluated"), "last_evaluated");
-    last_metrics_ = metric_values();
-    for (const auto& item : record.at("last_metrics").items()) last_metrics_.add(item.key(), item.value().template get<double>());
-  }
-
-  // The task's metrics on every dev set (the first set's unsuffixed, the main metric first).
-  const metric_values& evaluate(long step) {
-    if (step == last_evaluated_) return last_metrics_;
-    last_metrics_ = report_.evaluation([&] { return evaluate_task(*model_, task_, pad_); });
-    last_evaluated_ = step;
-    const auto& [main, value] = last_metrics_.items().front();
-    messages::status("finetune", "step {} dev {} {:.4f}", step, main, value);
-    json event{{"event", "eval"}, {"step", step}};
-    json metrics = json::object();
-    for (const auto& [name, v] : last_metrics_.items()) {
-      metrics[name] = v;
-      if (name == "accuracy") event["accuracy"] = v;
-    }
-    event["metrics"] = metrics;
-    metrics_.write(event);
-    return last_metrics_;
-  }
-
-  double eval_seconds() const { return report_.eval_seconds(); }
-  double tokens() const { return report_.tokens(); }
-
- private:
-  const finetune_options& o_;
-  const TaskData& task_;
-  token_id pad_;
-  metrics_log& metrics_;
-  long steps_per_epoch_;
-  Model* model_ = nullptr;
-  classification_task<Model, decltype(TaskData::train)> data_;
-  stage_reporter report_;
-  metric_values last_metrics_;
-  long last_evaluated_ = -1;
-  const run_checkpoints* checkpoints_ = nullptr;
-};
 
 // The result's metric fields from the task's metrics on the dev set(s).
 void set_dev_metrics(finetune_result& result, const metric_values& metrics) {
@@ -196,6 +69,7 @@ finetune_result finetune_model(const finetune_options& o, const vocabulary& voca
   const auto batch = static_cast<std::size_t>(o.batch);
   const long steps_per_epoch = static_cast<long>((data.train.examples.size() + batch - 1) / batch);
   const long dense_steps = o.steps.value_or(steps_per_epoch * o.epochs);
+  check_lottery_options(o, dense_steps);
   optimization_options optimization;
   optimization.learning_rate = o.lr.value_or(init ? 3e-4 : 1e-3);
   optimization.warmup_ratio = o.warmup_ratio;
@@ -217,7 +91,9 @@ finetune_result finetune_model(const finetune_options& o, const vocabulary& voca
   finetune_result result;
   job::agree(o.common.settings);
 
-  if (!o.earlybert.enabled) {
+  if (o.lottery.chosen()) {
+    result = run_lottery_method(model, o, data, vocab, task, optimization, dense_steps, steps_per_epoch, resume, metrics, checkpoints, special.pad);
+  } else if (!o.earlybert.enabled) {
     const dense_report report = run_dense(model, optimization, dense_steps, task, resume);
     result.total_steps = dense_steps;
     result.train_flops = report.flops;

@@ -145,6 +145,33 @@ int main(int argc, char** argv) {
   add_earlybert(*f, finetune.earlybert, "Efficient-stage epochs (default two thirds of --epochs)",
                 "Efficient-stage steps (instead of --efficient-epochs)", "Efficient-stage peak learning rate (default twice --lr)");
 
+  const auto lottery_group = "Lottery tickets (instead of --earlybert; docs/lottery.md)";
+  lottery_cli_options& l = finetune.lottery;
+  f->add_flag("--imp", l.imp, "Iterative magnitude pruning with rewinding: levels of train, prune, rewind; each level's checkpoint in --out/level_NN")
+      ->group(lottery_group);
+  f->add_option("--imp-levels", l.imp_levels, "Pruned levels after the dense one")->capture_default_str()->group(lottery_group);
+  f->add_option("--imp-rate", l.imp_rate, "Fraction of the remaining weights each level prunes")->capture_default_str()->group(lottery_group);
+  f->add_option("--imp-ranking", l.imp_ranking, "global (one ranking over every matrix) or per-matrix")->capture_default_str()->group(lottery_group);
+  f->add_option("--rewind-step", l.rewind_step, "The step IMP rewinds to (0: the initial or --init weights)")->capture_default_str()->group(lottery_group);
+  f->add_option("--rewind-optimizer", l.rewind_optimizer, "AdamW at the rewind: restored (its state at the rewind step) or fresh")
+      ->capture_default_str()->group(lottery_group);
+  f->add_option("--mask-from", l.mask_from, "Train under the unstructured masks of this checkpoint (an IMP level), from --init's weights")
+      ->group(lottery_group);
+  f->add_option("--control", l.control, "A control of the --mask-from ticket: random (masks), reinit (weights) or shuffle (kept weights)")
+      ->group(lottery_group);
+  f->add_option("--sparsity", l.sparsity, "Random unstructured sparsity from the start, static (or RigL's with --rigl)")->group(lottery_group);
+  f->add_option("--allocation", l.allocation, "The sparsity of each matrix: uniform or erk")->capture_default_str()->group(lottery_group);
+  f->add_flag("--rigl", l.rigl, "RigL: drop the smallest weights and grow those of largest dense gradient, every --rigl-interval steps")
+      ->group(lottery_group);
+  f->add_option("--rigl-drop", l.rigl_drop, "RigL's drop fraction at the start (cosine decay)")->capture_default_str()->group(lottery_group);
+  f->add_option("--rigl-interval", l.rigl_interval, "Steps between RigL's updates")->capture_default_str()->group(lottery_group);
+  f->add_option("--rigl-end", l.rigl_end, "Fraction of the run after which RigL's masks stay")->capture_default_str()->group(lottery_group);
+  f->add_option("--lmc-step", l.lmc_step, "Instability analysis: two copies part at this step (the second with --seed + 1); the error along the line between them")
+      ->group(lottery_group);
+  f->add_option("--lmc-points", l.lmc_points, "Intervals on the line between the two copies")->capture_default_str()->group(lottery_group);
+  f->add_option("--weights", l.weights, "The weights unstructured methods prune: encoder (its linear layers) or every-linear (pooler and head too)")
+      ->capture_default_str()->group(lottery_group);
+
   predict_options predict;
   auto* r = app.add_subcommand("predict", "Classify or score every row of a TSV file with a fine-tuned checkpoint");
   r->add_option("--checkpoint", predict.checkpoint, "Checkpoint directory (config.json, model.safetensors, vocab.txt)")->required();

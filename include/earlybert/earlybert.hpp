@@ -59,6 +59,7 @@
 #include "earlybert/train/imp.hpp"
 #include "earlybert/train/instability.hpp"
 #include "earlybert/train/pipeline_records.hpp"
+#include "earlybert/train/rewind_point.hpp"
 #include "earlybert/train/rigl.hpp"
 #include "earlybert/train/schedule.hpp"
 #include "earlybert/train/trainer.hpp"

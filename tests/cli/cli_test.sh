@@ -33,6 +33,30 @@ vocab=$data/vocab/bert-base-uncased-vocab.txt
 common=(--dev dev.tsv --vocab "$vocab" --epochs 1 --batch 16 --threads 2)
 finetune=("$earlybert" finetune --train train.tsv "${common[@]}" --shape tiny --seed 7)
 
+# Runs killed with SIGKILL (the resume cases): the kill steps come from bash's RANDOM, seeded with
+# EARLYBERT_KILL_SEED or the shell's PID (printed).
+RANDOM=${EARLYBERT_KILL_SEED:-$$}
+untimed() { sed -e 's/"tokens_per_s".*//' -e 's/"[a-z_]*wall_s":[^,]*,//g' "$1"; }
+steps_in() { [[ -e $1 ]] && grep -c '"event":"step"' "$1" || true; }
+# kill_and_resume NAME MAX_KILLS FIRST_TARGET COMMAND...: the first kill once FIRST_TARGET steps are
+# in the metrics, each later one 2-13 steps past the most the file has held, at most MAX_KILLS.
+kill_and_resume() {
+  local name=$1 max_kills=$2 target=$3 kills=0 status; shift 3
+  echo "$name: kill seed ${EARLYBERT_KILL_SEED:-$$}"
+  while :; do
+    "$@" --out "$name" --metrics "$name.jsonl" --checkpoint-every 3 --resume >> "$name.out" 2>> "$name.log" &
+    local pid=$!
+    while kill -0 $pid 2> /dev/null && (( $(steps_in "$name.jsonl") + 0 < target )); do sleep 0.01; done
+    (( kills < max_kills )) && kill -9 $pid 2> /dev/null && kills=$((kills + 1))
+    status=0
+    wait $pid 2> /dev/null || status=$?
+    [[ $status -eq 0 ]] && break
+    [[ $status -eq 137 ]] || fail "$name exited with $status: $(tail -n 3 "$name.log")"
+    target=$(( $(steps_in "$name.jsonl") + 0 + 2 + RANDOM % 12 ))
+  done
+  echo "$name: $kills kills; resumed at: $(grep "resuming from" "$name.log" | grep -o 'at [a-z ]*step [0-9]*' | cut -c4- | paste -sd, -)"
+  [[ ! -e $name/training_state.safetensors ]] || fail "$name: the training state is left after the run completed"
+}
 case $case_name in
 deterministic)
   # The same seed and thread count give bit-identical checkpoints and metrics (but for timing fields).
@@ -289,6 +313,105 @@ PY
   expect_error "--seeds is 0, expected at least 1" "$earlybert" demo --data small --out nodemo --seeds 0
   [[ ! -e nodemo ]] || fail "the demo created its output despite the error"
   ;;
+lottery)
+  # The lottery-ticket family (docs/lottery.md): IMP's levels, a ticket and its three controls, static
+  # and RigL sparsity, instability analysis; their files, events and errors.
+  "${finetune[@]}" --imp --imp-levels 2 --out imp --metrics imp.jsonl > /dev/null 2>&1
+  "${finetune[@]}" --init imp/level_00 --mask-from imp/level_02 --out ticket --metrics ticket.jsonl > /dev/null 2>&1
+  for control in random reinit shuffle; do
+    "${finetune[@]}" --init imp/level_00 --mask-from imp/level_02 --control $control --out $control > /dev/null 2>&1
+  done
+  # (from level 0's trained weights, so that a control that did not change the weights would show)
+  "${finetune[@]}" --sparsity 0.8 --out static > /dev/null 2>&1
+  "${finetune[@]}" --sparsity 0.8 --rigl --rigl-interval 4 --out rigl --metrics rigl.jsonl > /dev/null 2>&1
+  "${finetune[@]}" --lmc-step 5 --lmc-points 6 --out lmc --metrics lmc.jsonl > /dev/null 2>&1
+  python3 - <<'PY' || fail "the lottery methods' files are not as documented"
+import array, json, struct
+def tensors(directory):
+    with open(directory + "/model.safetensors", "rb") as f:
+        n = struct.unpack("<Q", f.read(8))[0]
+        header = json.loads(f.read(n))
+        data = f.read()
+    out = {}
+    for name, t in header.items():
+        if name == "__metadata__":
+            continue
+        assert t["dtype"] == "F32", t
+        begin, end = t["data_offsets"]
+        out[name] = array.array("f", data[begin:end])
+    return out
+encoder = lambda name: name.startswith("bert.encoder.") and name.endswith(".weight_mask")
+imp = [json.load(open(f"imp/level_{l:02}/level.json")) for l in range(3)]
+for l, level in enumerate(imp):
+    assert level["level"] == l and level["kept"] == round(0.8 ** l * level["weights"]), level
+    masks = {k: v for k, v in tensors(f"imp/level_{l:02}").items() if k.endswith(".weight_mask")}
+    assert all(encoder(k) for k in masks), "IMP masked a weight outside the encoder"
+    assert sum(sum(m) for m in masks.values()) == (level["kept"] if l else 0) or (l == 0 and not masks), l
+    t = tensors(f"imp/level_{l:02}")
+    for k, m in masks.items():  # a pruned weight is zero
+        w = t[k[: -len("_mask")]]
+        assert all(w[i] == 0 for i in range(len(m)) if m[i] == 0), k
+events = [json.loads(line) for line in open("imp.jsonl")]
+assert [e["level"] for e in events if e["event"] == "imp_level"] == [0, 1, 2]
+assert events[-1]["event"] == "summary" and events[-1]["mode"] == "imp"
+ticket, level0 = tensors("ticket"), tensors("imp/level_02")
+masks = {k: v for k, v in ticket.items() if k.endswith(".weight_mask")}
+assert masks and all(masks[k] == level0[k] for k in masks), "the ticket's run changed the masks"
+init = tensors("imp/level_00")
+for control in ("random", "reinit", "shuffle"):
+    c = tensors(control)
+    for k, m in masks.items():
+        assert sum(c[k]) == sum(m), (control, k)  # each matrix's sparsity
+    same_masks = all(c[k] == masks[k] for k in masks)
+    assert same_masks == (control != "random"), control
+static, rigl = tensors("static"), tensors("rigl")
+names = [k for k in static if k.endswith(".weight_mask")]
+assert names and all(sum(static[k]) == sum(rigl[k]) for k in names), "RigL changed a matrix's sparsity"
+assert any(static[k] != rigl[k] for k in names), "RigL moved no weight"
+for k in names:
+    assert abs(1 - sum(static[k]) / len(static[k]) - 0.8) < 1e-3, k
+updates = [json.loads(l) for l in open("rigl.jsonl") if '"rigl_update"' in l]
+assert [u["step"] for u in updates] == [5, 9, 13] and all(u["moved"] > 0 for u in updates), updates
+lmc = json.load(open("lmc/lmc.json"))
+points = lmc["points"]
+assert [p["alpha"] for p in points] == [i / 6 for i in range(7)] and lmc["split_step"] == 5
+errors = [p["error"] for p in points]
+assert abs(lmc["error_barrier"] - (max(errors) - (errors[0] + errors[-1]) / 2)) < 1e-12
+final = [json.loads(l) for l in open("lmc.jsonl") if '"event":"eval"' in l][-1]
+assert abs(1 - final["accuracy"] - errors[0]) < 1e-12, "the path does not start at the first copy, the run's own model"
+PY
+  expect_error "--earlybert and --imp are different training methods" "${finetune[@]}" --earlybert --imp --out x
+  expect_error "--control needs --mask-from" "${finetune[@]}" --control random --out x
+  expect_error "--control is 'other', expected random or reinit or shuffle" "${finetune[@]}" --mask-from imp/level_01 --control other --out x
+  expect_error "--rigl needs --sparsity" "${finetune[@]}" --rigl --out x
+  expect_error "--rewind-step is 19, expected a step in [0, 19)" "${finetune[@]}" --imp --rewind-step 19 --out x
+  expect_error "--lmc-step is -1, expected a step in [0, 19)" "${finetune[@]}" --lmc-step -1 --out x
+  expect_error "--sparsity is 1, expected a value in (0, 1)" "${finetune[@]}" --sparsity 1 --out x
+  expect_error "no weight masks" "${finetune[@]}" --mask-from imp/level_00 --out x
+  expect_error "--weights is 'all', expected encoder or every-linear" "${finetune[@]}" --sparsity 0.5 --weights all --out x
+  [[ ! -e x ]] || fail "a refused run wrote its output"
+  ;;
+lottery-resume)
+  # IMP (killed in the dense level, before and after the rewind point, and in later levels), RigL
+  # (between and at updates) and instability analysis (in the trunk and either copy), each killed with
+  # SIGKILL and resumed, end bit-identical to uninterrupted runs: checkpoints, level checkpoints,
+  # the path and the metrics (but for timing fields).
+  base=("$earlybert" finetune --train train.tsv --dev dev.tsv --vocab "$vocab" --batch 16 --threads 2 --shape tiny --seed 7)
+  methods=("imp --imp --imp-levels 2 --rewind-step 4 --epochs 1" "rigl --sparsity 0.7 --rigl --rigl-interval 4 --epochs 2"
+           "lmc --lmc-step 10 --lmc-points 3 --epochs 2")
+  for method in "${methods[@]}"; do
+    read -r name flags <<< "$method"
+    "${base[@]}" $flags --out ${name}_reference --metrics ${name}_reference.jsonl > /dev/null 2>&1
+    kill_and_resume ${name}_killed 6 $((2 + RANDOM % 8)) "${base[@]}" $flags
+    cmp ${name}_reference/model.safetensors ${name}_killed/model.safetensors || fail "$name: the resumed weights differ"
+    diff <(untimed ${name}_reference.jsonl) <(untimed ${name}_killed.jsonl) || fail "$name: the metrics differ"
+    (( $(grep -c "resuming from" ${name}_killed.log) > 0 )) || fail "$name: never resumed"
+  done
+  for level in 00 01 02; do
+    cmp imp_reference/level_$level/model.safetensors imp_killed/level_$level/model.safetensors || fail "IMP level $level differs"
+  done
+  cmp lmc_reference/lmc.json lmc_killed/lmc.json || fail "the instability path differs"
+  ;;
 bench)
   # Training steps and forward passes of dense and compacted models, in the documented JSON layout.
   "$earlybert" bench --shape tiny --batch 2 --seq 16 --steps 2 --warmup 1 --threads 2 --json > dense.json
@@ -313,30 +436,7 @@ PY
   ;;
 resume)
   # A run killed with SIGKILL at random steps, each time resumed with --resume, ends bit-identical to
-  # an uninterrupted run: weights, ticket record and metrics (but for timing fields). The kill steps
-  # come from bash's RANDOM, seeded with EARLYBERT_KILL_SEED or the shell's PID (printed).
-  RANDOM=${EARLYBERT_KILL_SEED:-$$}
-  echo "kill seed ${EARLYBERT_KILL_SEED:-$$}"
-  untimed() { sed -e 's/"tokens_per_s".*//' -e 's/"[a-z_]*wall_s":[^,]*,//g' "$1"; }
-  steps_in() { [[ -e $1 ]] && grep -c '"event":"step"' "$1" || true; }
-  # kill_and_resume NAME MAX_KILLS FIRST_TARGET COMMAND...: the first kill once FIRST_TARGET steps are
-  # in the metrics, each later one 2-13 steps past the most the file has held, at most MAX_KILLS.
-  kill_and_resume() {
-    local name=$1 max_kills=$2 target=$3 kills=0 status; shift 3
-    while :; do
-      "$@" --out "$name" --metrics "$name.jsonl" --checkpoint-every 3 --resume >> "$name.out" 2>> "$name.log" &
-      local pid=$!
-      while kill -0 $pid 2> /dev/null && (( $(steps_in "$name.jsonl") + 0 < target )); do sleep 0.01; done
-      (( kills < max_kills )) && kill -9 $pid 2> /dev/null && kills=$((kills + 1))
-      status=0
-      wait $pid 2> /dev/null || status=$?
-      [[ $status -eq 0 ]] && break
-      [[ $status -eq 137 ]] || fail "$name exited with $status: $(tail -n 3 "$name.log")"
-      target=$(( $(steps_in "$name.jsonl") + 0 + 2 + RANDOM % 12 ))
-    done
-    echo "$name: $kills kills; resumed at: $(grep "resuming from" "$name.log" | grep -o 'at [a-z ]*step [0-9]*' | cut -c4- | paste -sd, -)"
-    [[ ! -e $name/training_state.safetensors ]] || fail "$name: the training state is left after the run completed"
-  }
+  # an uninterrupted run: weights, ticket record and metrics (but for timing fields).
   # EarlyBERT fine-tuning (19 search steps here, 76 efficient) with the gradient criterion, whose
   # accumulated scores, like the detector's window and the step-0 weights, must come back: the first
   # kill lands in the search (at step 4-11: a machine would have to run 8 steps in the time the loop

@@ -18,8 +18,8 @@
 // Which weights: options.scope (nn/structure.hpp's weight_families: the encoder's linear layers by
 // default, as Chen et al.). Masked weights stay exactly zero through training (nn/linear.hpp).
 //
-// The task is an earlybert_task (train/earlybert.hpp); it hears {"event": "imp_level", "level", ...}
-// before each level's training, and on_level(report, model) is called after it, where a caller
+// The task is an earlybert_task (train/earlybert.hpp); it hears {"event": "imp_level_start", "level",
+// "kept_fraction", "from_step"} before each level's training, and on_level(report, model) is called after it, where a caller
 // evaluates, keeps the level's mask and checkpoint.
 //
 // Checkpoints and resume: a task that models checkpointing_task is asked after every step; the training
@@ -157,7 +157,7 @@ std::vector<imp_level_report> run_imp(Model& model, const imp_options& options, 
         position.steps_done = rewind->step;
         position.optimizer_steps = options.optimizer_at_rewind == optimizer_rewind::restored ? rewind->optimizer_steps : 0;
       }
-      task.on_event({{"event", "imp_level"}, {"level", level}, {"kept_fraction", std::pow(1.0 - options.pruning.fraction, level)},
+      task.on_event({{"event", "imp_level_start"}, {"level", level}, {"kept_fraction", std::pow(1.0 - options.pruning.fraction, level)},
                      {"from_step", position.steps_done}});
     }
     if (!rewind) {

@@ -22,7 +22,9 @@
 //                                           for steps [0, k) and [k, steps) with task `first`, and a
 //                                           copy of its state at k for [k, steps) with task `second`
 //                                           (the caller gives the two tasks their own data order and
-//                                           dropout); `model` ends as the first copy
+//                                           dropout); `model` ends as the first copy. `second`
+//                                           hears {"event": "instability_second_copy", "from_step"}
+//                                           before the second copy trains
 //
 // Models are anything with for_each_parameter, copyable; a, b and out must have the same parameters
 // in the same order and shapes (the same architecture, masks and compaction).
@@ -193,6 +195,7 @@ instability_report run_instability(Model& model, const instability_options& opti
     position.steps_done = options.split_step;
     position.optimizer_steps = split->optimizer_steps;
     phase = "second";
+    second.on_event({{"event", "instability_second_copy"}, {"from_step", options.split_step}});
   }
   detail::run_efficient_stage(model, options.optimization, options.steps, second, position, options.steps, hooks);
   Model second_copy = model;

@@ -6,7 +6,8 @@
 // being zero) and, once the gradient is complete (summed over the processes of a data-parallel run,
 // so every process decides alike), each family drops and grows; the step's AdamW update then runs
 // under the new masks. The report lists every update's fraction and the weights it moved (the mask
-// turnover).
+// turnover); the task hears each as {"event": "rigl_update", "step" (counted from 1, as on_step's),
+// "fraction", "moved", "active", "grown_gradient"}.
 //
 // FLOPs follow the dense cost model (train/earlybert.hpp): unstructured sparsity saves none with
 // dense GEMMs, and the dense gradient of an update step costs what every step costs. Not built yet:
@@ -82,6 +83,7 @@ rigl_report run_rigl(Model& model, const rigl_options& rigl, const optimization_
     std::vector<weight_family<scalar>>& families;
     std::vector<std::vector<std::uint8_t>>& masks;
     rigl_report& report;
+    Task& task;
     void before_step(long step) {
       if (!rigl.updates_at(step)) return;
       masks.clear();
@@ -98,10 +100,12 @@ rigl_report run_rigl(Model& model, const rigl_options& rigl, const optimization_
       r.grown_gradient = moves.moved == 0 ? 0.0 : moves.grown_gradient / static_cast<double>(moves.moved);
       for (const auto& f : families) r.active += f.active_count();
       report.updates.push_back(r);
+      task.on_event({{"event", "rigl_update"}, {"step", step + 1}, {"fraction", r.fraction}, {"moved", r.moved}, {"active", r.active},
+                     {"grown_gradient", r.grown_gradient}});
     }
     void save(training_state_writer&, detail::pipeline_position& position) { position.method = {{"updates", detail::rigl_updates_json(report.updates)}}; }
   };
-  detail::run_efficient_stage(model, optimization, steps, task, position, steps, hooks{{}, rigl, families, masks, report});
+  detail::run_efficient_stage(model, optimization, steps, task, position, steps, hooks{{}, rigl, families, masks, report, task});
   report.training = {position.report.efficient_steps, position.report.efficient_wall_s, position.report.efficient_flops};
   index_t kept = 0, total = 0;
   for (const auto& f : families) {
