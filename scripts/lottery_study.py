@@ -1,0 +1,238 @@
+#!/usr/bin/env python3
+# SPDX-License-Identifier: Apache-2.0
+"""The lottery-ticket studies of docs/results.md: for every seed, fine-tune one pre-trained checkpoint on
+one task with the `earlybert` program's lottery methods (docs/lottery.md) and tabulate them.
+
+  imp        iterative magnitude pruning, rewinding to the pre-trained weights: --levels levels of 20%
+             (level 0 is the dense run)
+  controls   at each of --control-levels, the level's ticket retrained with a random mask of the same
+             per-matrix sparsity (random) and with its kept weights drawn afresh (reinit), from the
+             pre-trained weights
+  lmc        instability analysis of dense fine-tuning: two copies parting at each of --lmc-steps, the
+             error along the line between them
+  sparse     static random sparsity and RigL at each of --sparsities
+
+Every run is one `earlybert finetune` with --resume: a study started again with the same --out does only
+the runs it lacks and continues a run that was interrupted. Writes <out>/lottery.json (every run's
+summary and the method's events), <out>/table.md (means and standard deviations over the seeds) and, when
+matplotlib is installed, <out>/imp_levels.png, <out>/instability.png and <out>/rigl_turnover.png.
+"""
+import argparse
+import json
+import os
+import statistics
+import subprocess
+import sys
+
+PARTS = ["imp", "controls", "lmc", "sparse"]
+
+
+def read_events(path):
+    with open(path) as f:
+        return [json.loads(line) for line in f if line.strip()]
+
+
+def finetune(a, common, seed_dir, name, args, log):
+    """One run, resumed if it was interrupted; its events, or the finished run's as kept."""
+    out = os.path.join(seed_dir, name)
+    metrics = out + ".jsonl"
+    if os.path.exists(metrics):
+        events = read_events(metrics)
+        if events and events[-1]["event"] == "summary":
+            return events
+    command = [a.earlybert, "finetune", *common, *args, "--out", out, "--metrics", metrics, "--checkpoint-every", "50", "--resume"]
+    print("lottery study:", " ".join(command), file=sys.stderr, flush=True)
+    subprocess.run(command, check=True, stdout=log, stderr=log)
+    return read_events(metrics)
+
+
+def mean_std(values):
+    values = [v for v in values if v is not None]
+    if not values:
+        return "-"
+    if len(values) == 1:
+        return f"{values[0]:.4f}"
+    return f"{statistics.mean(values):.4f} ± {statistics.stdev(values):.4f}"
+
+
+def main():
+    p = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    p.add_argument("--earlybert", required=True, help="the earlybert program")
+    p.add_argument("--init", required=True, help="pre-trained checkpoint directory")
+    p.add_argument("--task", required=True)
+    p.add_argument("--data", help="the task's directory (or --train and --dev files in its layout)")
+    p.add_argument("--train")
+    p.add_argument("--dev")
+    p.add_argument("--vocab", required=True)
+    p.add_argument("--out", required=True)
+    p.add_argument("--seeds", type=int, nargs="+", default=[1, 2, 3])
+    p.add_argument("--epochs", type=int, default=3)
+    p.add_argument("--max-seq", type=int, default=128)
+    p.add_argument("--threads", type=int, default=2)
+    p.add_argument("--levels", type=int, default=8, help="IMP levels of 20%% (8: 83%% sparse)")
+    p.add_argument("--control-levels", type=int, nargs="+", default=[2, 4, 6, 8])
+    p.add_argument("--lmc-steps", type=int, nargs="+", default=[0, 10, 25, 50, 100])
+    p.add_argument("--lmc-points", type=int, default=30)
+    p.add_argument("--sparsities", type=float, nargs="+", default=[0.8, 0.9])
+    p.add_argument("--rigl-interval", type=int, default=25)
+    p.add_argument("--parts", nargs="+", default=PARTS, choices=PARTS)
+    p.add_argument("--aggregate-only", action="store_true")
+    a = p.parse_args()
+    if (a.data is None) == (a.train is None or a.dev is None):
+        p.error("give --data, or --train and --dev")
+    os.makedirs(a.out, exist_ok=True)
+    files = ["--data", a.data] if a.data else ["--train", a.train, "--dev", a.dev]
+    common = ["--task", a.task, *files, "--vocab", a.vocab, "--init", a.init, "--max-seq", str(a.max_seq),
+              "--epochs", str(a.epochs), "--threads", str(a.threads), "-q"]
+    runs = []
+    with open(os.path.join(a.out, "study.log"), "a") as log:
+        for seed in a.seeds:
+            seed_dir = os.path.join(a.out, f"seed{seed}")
+            os.makedirs(seed_dir, exist_ok=True)
+            base = common + ["--seed", str(seed)]
+            plan = []
+            if "imp" in a.parts:
+                plan.append(("imp", ["--imp", "--imp-levels", str(a.levels)]))
+            if "controls" in a.parts:
+                for level in a.control_levels:
+                    for control in ("random", "reinit"):
+                        plan.append((f"{control}_L{level}", ["--mask-from", os.path.join(seed_dir, "imp", f"level_{level:02}"),
+                                                             "--control", control]))
+            if "lmc" in a.parts:
+                for k in a.lmc_steps:
+                    plan.append((f"lmc_k{k}", ["--lmc-step", str(k), "--lmc-points", str(a.lmc_points)]))
+            if "sparse" in a.parts:
+                for s in a.sparsities:
+                    plan.append((f"static_{s:g}", ["--sparsity", str(s)]))
+                    plan.append((f"rigl_{s:g}", ["--sparsity", str(s), "--rigl", "--rigl-interval", str(a.rigl_interval)]))
+            for name, args in plan:
+                metrics = os.path.join(seed_dir, name + ".jsonl")
+                if a.aggregate_only:
+                    if not os.path.exists(metrics):
+                        continue
+                    events = read_events(metrics)
+                    if not events or events[-1]["event"] != "summary":
+                        continue
+                else:
+                    events = finetune(a, base, seed_dir, name, args, log)
+                runs.append({"seed": seed, "name": name, "events": [e for e in events if e["event"] != "step"]})
+                summary = events[-1]
+                print(f"lottery study: seed {seed} {name}: dev {summary['main_metric']} {summary['dev_main']:.4f}", file=sys.stderr, flush=True)
+                with open(os.path.join(a.out, "lottery.json.tmp"), "w") as f:
+                    json.dump({"task": a.task, "init": a.init, "epochs": a.epochs, "runs": runs}, f, indent=1)
+                os.replace(os.path.join(a.out, "lottery.json.tmp"), os.path.join(a.out, "lottery.json"))
+    report(runs, a)
+
+
+def report(runs, a):
+    by = {}
+    for r in runs:
+        by.setdefault(r["name"], {})[r["seed"]] = r["events"]
+    lines = [f"# Lottery tickets on {a.task} (seeds {', '.join(map(str, a.seeds))})", ""]
+    metric = next((r["events"][-1]["main_metric"] for r in runs), "metric")
+    # IMP levels with the controls beside them.
+    levels = {}
+    for seed, events in by.get("imp", {}).items():
+        for e in events:
+            if e["event"] == "imp_level":
+                levels.setdefault(e["level"], {})[seed] = e
+    if levels:
+        lines += [f"| level | sparsity | IMP {metric} | random mask {metric} | random reinit {metric} |", "|---|---|---|---|---|"]
+        for level in sorted(levels):
+            row = levels[level]
+            sparsity = next(iter(row.values()))["sparsity"]
+            imp = [e["dev_metrics"][metric] for e in row.values()]
+            controls = []
+            for control in ("random", "reinit"):
+                seeds = by.get(f"{control}_L{level}", {})
+                controls.append(mean_std([ev[-1]["dev_main"] for ev in seeds.values()]) if seeds else "-")
+            lines.append(f"| {level} | {sparsity:.3f} | {mean_std(imp)} | {controls[0]} | {controls[1]} |")
+        lines.append("")
+    # Instability.
+    lmc = sorted((int(name[5:]), seeds) for name, seeds in by.items() if name.startswith("lmc_k"))
+    if lmc:
+        lines += ["| split step k | error barrier | loss barrier | endpoints' error |", "|---|---|---|---|"]
+        for k, seeds in lmc:
+            events = [next(e for e in ev if e["event"] == "lmc") for ev in seeds.values()]
+            ends = [(e["points"][0]["error"] + e["points"][-1]["error"]) / 2 for e in events]
+            lines.append(f"| {k} | {mean_std([e['error_barrier'] for e in events])} | {mean_std([e['loss_barrier'] for e in events])} | "
+                         f"{mean_std(ends)} |")
+        lines.append("")
+    # Sparse training.
+    sparse = sorted({float(name.split("_")[1]) for name in by if name.startswith(("static_", "rigl_"))})
+    if sparse:
+        dense = [levels[0][s]["dev_metrics"][metric] for s in levels.get(0, {})] if levels else []
+        lines += [f"| sparsity | static random {metric} | RigL {metric} | dense {metric} |", "|---|---|---|---|"]
+        for s in sparse:
+            cells = []
+            for kind in ("static", "rigl"):
+                seeds = by.get(f"{kind}_{s:g}", {})
+                cells.append(mean_std([ev[-1]["dev_main"] for ev in seeds.values()]) if seeds else "-")
+            lines.append(f"| {s:g} | {cells[0]} | {cells[1]} | {mean_std(dense)} |")
+        lines.append("")
+    with open(os.path.join(a.out, "table.md"), "w") as f:
+        f.write("\n".join(lines) + "\n")
+    print("\n".join(lines))
+    plot(by, levels, lmc, a, metric)
+
+
+def plot(by, levels, lmc, a, metric):
+    try:
+        import matplotlib
+        matplotlib.use("Agg")
+        import matplotlib.pyplot as plt
+    except ImportError:
+        print("lottery study: matplotlib is not installed; no pictures", file=sys.stderr)
+        return
+    if levels:
+        fig, ax = plt.subplots(figsize=(6, 4))
+        xs = sorted(levels)
+        sparsity = [next(iter(levels[l].values()))["sparsity"] for l in xs]
+        ys = [statistics.mean(e["dev_metrics"][metric] for e in levels[l].values()) for l in xs]
+        ax.plot(sparsity, ys, "o-", label="IMP (rewound to pre-trained)")
+        for control, style in (("random", "s--"), ("reinit", "^:")):
+            pts = [(sparsity[xs.index(l)], statistics.mean(ev[-1]["dev_main"] for ev in by[f"{control}_L{l}"].values()))
+                   for l in xs if f"{control}_L{l}" in by]
+            if pts:
+                ax.plot(*zip(*pts), style, label=f"control: {control}")
+        ax.set_xlabel("sparsity of the encoder's weights")
+        ax.set_ylabel(f"dev {metric}")
+        ax.set_title(f"{a.task}: IMP levels and controls (mean of seeds)")
+        ax.legend()
+        fig.tight_layout()
+        fig.savefig(os.path.join(a.out, "imp_levels.png"), dpi=120)
+    if lmc:
+        fig, (left, right) = plt.subplots(1, 2, figsize=(10, 4))
+        for k, seeds in lmc:
+            events = [next(e for e in ev if e["event"] == "lmc") for ev in seeds.values()]
+            alphas = [p["alpha"] for p in events[0]["points"]]
+            errors = [statistics.mean(e["points"][i]["error"] for e in events) for i in range(len(alphas))]
+            left.plot(alphas, errors, label=f"k = {k}")
+        left.set_xlabel("α (first copy → second)")
+        left.set_ylabel(f"dev error (1 − {metric})")
+        left.legend()
+        ks = [k for k, _ in lmc]
+        barriers = [statistics.mean(next(e for e in ev if e["event"] == "lmc")["error_barrier"] for ev in seeds.values()) for _, seeds in lmc]
+        right.plot(ks, barriers, "o-")
+        right.set_xlabel("split step k")
+        right.set_ylabel("error barrier")
+        right.set_title("instability curve")
+        fig.tight_layout()
+        fig.savefig(os.path.join(a.out, "instability.png"), dpi=120)
+    rigl = sorted(name for name in by if name.startswith("rigl_"))
+    if rigl:
+        fig, ax = plt.subplots(figsize=(6, 4))
+        for name in rigl:
+            for seed, events in sorted(by[name].items()):
+                updates = [e for e in events if e["event"] == "rigl_update"]
+                ax.plot([u["step"] for u in updates], [u["moved"] / u["active"] for u in updates], "o-", label=f"{name} seed {seed}")
+        ax.set_xlabel("step")
+        ax.set_ylabel("fraction of active weights moved")
+        ax.set_title("RigL's mask turnover per update")
+        ax.legend(fontsize=7)
+        fig.tight_layout()
+        fig.savefig(os.path.join(a.out, "rigl_turnover.png"), dpi=120)
+
+
+if __name__ == "__main__":
+    main()
