@@ -3,6 +3,8 @@
 
 #include <algorithm>
 #include <cmath>
+#include <limits>
+#include <numeric>
 #include <vector>
 
 #include <doctest/doctest.h>
@@ -152,6 +154,99 @@ TEST_CASE("run_imp: a run killed in any level, before or after the rewind point,
     CHECK(levels.front() == levels_before);
     CHECK(levels.back() == 3);
     CHECK(reports.size() == 4);
+    std::filesystem::remove(file);
+  }
+}
+
+TEST_CASE("run_structured_imp: each level keeps round((1-p)^l n) heads per layer and FFN neurons in all, the lowest-scored pruned, nested, resumable") {
+  using earlybert::testing::interrupted_task;
+  const classification_dataset data = earlybert::testing::toy_classification_data();
+  imp_options o = toy_imp(0);
+  o.levels = 2;
+  o.pruning.fraction = 0.5;
+  struct level_state {
+    structure_masks active;
+    structure_scores scores;  // the criterion's at the level's end
+    std::vector<double> values;
+  };
+  const auto active_of = [](model_type& m) {
+    structure_masks masks;
+    std::as_const(m.bert).for_each_family([&](const auto& f) {
+      const auto active = f.active();
+      masks.of(f.kind()).emplace_back(active.begin(), active.end());
+    });
+    return masks;
+  };
+  magnitude_criterion criterion;
+  std::vector<level_state> levels;
+  std::vector<imp_level_report> reports;
+  {
+    model_type model = toy_model();
+    classification_task<model_type> task(data, 6, 1, 3, 0);
+    reports = run_structured_imp(model, criterion, o, task, [&](const imp_level_report&, model_type& m) {
+      levels.push_back({active_of(m), criterion.score(m.bert), flat_values(m)});
+      // A masked structure's weights are exactly zero after training.
+      std::as_const(m.bert).for_each_family([&](const auto& f) {
+        const auto active = f.active();
+        for (index_t member = 0; member < f.size(); ++member) {
+          if (active[static_cast<std::size_t>(member)] != 0) continue;
+          f.for_each_slice(member, [&](const auto& slice) { CHECK(slice.value.isZero(0.0)); });
+        }
+      });
+    });
+  }
+  REQUIRE(levels.size() == 3);
+  // Two heads per layer: 1 kept at level 1, round(0.5) = 0 at level 2, raised to the one every layer keeps.
+  CHECK(reports[1].heads_kept == std::vector<index_t>{1, 1});
+  CHECK(reports[2].heads_kept == std::vector<index_t>{1, 1});
+  const auto total = [](const std::vector<index_t>& v) { return std::accumulate(v.begin(), v.end(), index_t{0}); };
+  CHECK(total(reports[0].neurons_kept) == 24);
+  CHECK(total(reports[1].neurons_kept) == 12);
+  CHECK(total(reports[2].neurons_kept) == 6);
+  CHECK(reports[2].flops < reports[1].flops);
+  CHECK(reports[1].flops < reports[0].flops);
+  CHECK(reports[2].sparsity > reports[1].sparsity);
+  for (std::size_t l = 1; l < 3; ++l) {
+    // Nested, and the level's pruning is the lowest-scored of what the previous level ended with.
+    for (const structure_kind kind : {structure_kind::heads, structure_kind::neurons}) {
+      const per_layer_mask& now = levels[l].active.of(kind);
+      const per_layer_mask& before = levels[l - 1].active.of(kind);
+      for (std::size_t layer = 0; layer < now.size(); ++layer) {
+        for (std::size_t i = 0; i < now[layer].size(); ++i) CHECK((now[layer][i] == 0 || before[layer][i] == 1));
+      }
+    }
+    double lowest_kept = std::numeric_limits<double>::max(), highest_pruned_now = std::numeric_limits<double>::lowest();
+    const per_layer_scores& scores = levels[l - 1].scores.neurons;
+    for (std::size_t layer = 0; layer < scores.size(); ++layer) {
+      for (std::size_t i = 0; i < scores[layer].size(); ++i) {
+        if (levels[l - 1].active.neurons[layer][i] == 0) continue;  // pruned before
+        if (levels[l].active.neurons[layer][i] == 1) lowest_kept = std::min(lowest_kept, scores[layer][i]);
+        else highest_pruned_now = std::max(highest_pruned_now, scores[layer][i]);
+      }
+    }
+    CHECK(highest_pruned_now <= lowest_kept);
+  }
+
+  // Killed in level 2 and resumed: the masks come back from the record, the run ends as before.
+  for (const long kill_at : {3L, 13L}) {
+    CAPTURE(kill_at);
+    const auto file = earlybert::testing::state_file("structured_imp");
+    model_type interrupted = toy_model();
+    interrupted_task<classification_task<model_type>> killing(data, 6, 1, 3, 0);
+    killing.kill_at = kill_at;
+    killing.file = file;
+    CHECK_THROWS_AS(run_structured_imp(interrupted, criterion, o, killing, [](const imp_level_report&, model_type&) {}),
+                    earlybert::testing::run_killed);
+    model_type resumed = toy_model();
+    classification_task<model_type> task(data, 6, 1, 3, 0);
+    const training_state_reader state = training_state_reader::open(file);
+    run_structured_imp(
+        resumed, criterion, o, task,
+        [&](const imp_level_report& r, model_type& m) {
+          CHECK(flat_values(m) == levels[static_cast<std::size_t>(r.level)].values);
+          CHECK(active_of(m).neurons == levels[static_cast<std::size_t>(r.level)].active.neurons);
+        },
+        &state);
     std::filesystem::remove(file);
   }
 }
