@@ -11,6 +11,8 @@ one task with the `earlybert` program's lottery methods (docs/lottery.md) and ta
   lmc        instability analysis of dense fine-tuning: two copies parting at each of --lmc-steps, the
              error along the line between them
   sparse     static random sparsity and RigL at each of --sparsities
+  structured structured IMP (heads and FFN neurons by magnitude, --structured-levels levels of 20%%), EarlyBERT
+             and EarlyBERT's pipeline with a random ticket, compared at the FLOPs each keeps
 
 Every run is one `earlybert finetune` with --resume: a study started again with the same --out does only
 the runs it lacks and continues a run that was interrupted. Writes <out>/lottery.json (every run's
@@ -24,7 +26,7 @@ import statistics
 import subprocess
 import sys
 
-PARTS = ["imp", "controls", "lmc", "sparse"]
+PARTS = ["imp", "controls", "lmc", "sparse", "structured"]
 
 
 def read_events(path):
@@ -75,6 +77,7 @@ def main():
     p.add_argument("--lmc-points", type=int, default=30)
     p.add_argument("--sparsities", type=float, nargs="+", default=[0.8, 0.9])
     p.add_argument("--rigl-interval", type=int, default=25)
+    p.add_argument("--structured-levels", type=int, default=4)
     p.add_argument("--parts", nargs="+", default=PARTS, choices=PARTS)
     p.add_argument("--aggregate-only", action="store_true")
     a = p.parse_args()
@@ -105,6 +108,10 @@ def main():
                 for s in a.sparsities:
                     plan.append((f"static_{s:g}", ["--sparsity", str(s)]))
                     plan.append((f"rigl_{s:g}", ["--sparsity", str(s), "--rigl", "--rigl-interval", str(a.rigl_interval)]))
+            if "structured" in a.parts:
+                plan.append(("structured_imp", ["--imp", "--imp-structures", "--imp-levels", str(a.structured_levels)]))
+                plan.append(("earlybert", ["--earlybert"]))
+                plan.append(("random_ticket", ["--earlybert", "--importance", "random"]))
             for name, args in plan:
                 metrics = os.path.join(seed_dir, name + ".jsonl")
                 if a.aggregate_only:
@@ -169,6 +176,26 @@ def report(runs, a):
                 seeds = by.get(f"{kind}_{s:g}", {})
                 cells.append(mean_std([ev[-1]["dev_main"] for ev in seeds.values()]) if seeds else "-")
             lines.append(f"| {s:g} | {cells[0]} | {cells[1]} | {mean_std(dense)} |")
+        lines.append("")
+    # Structured: each level's FLOPs ratio and metric, and the two tickets'.
+    structured = {}
+    for seed, events in by.get("structured_imp", {}).items():
+        for e in events:
+            if e["event"] == "imp_level":
+                structured.setdefault(e["level"], {})[seed] = e
+    if structured or "earlybert" in by:
+        lines += [f"| arm | encoder FLOPs ratio | {metric} | training FLOPs (all levels or stages) |", "|---|---|---|---|"]
+        for level in sorted(structured):
+            row = structured[level]
+            lines.append(f"| structured IMP level {level} | {mean_std([e['encoder_flops_ratio'] for e in row.values()])} | "
+                         f"{mean_std([e['dev_metrics'][metric] for e in row.values()])} | "
+                         f"{mean_std([e['train_flops'] for e in row.values()])} |")
+        for arm in ("earlybert", "random_ticket"):
+            seeds = by.get(arm, {})
+            if seeds:
+                ratio = [next(e for e in ev if e["event"] == "ticket")["flops_ratio"] for ev in seeds.values()]
+                lines.append(f"| {arm} | {mean_std(ratio)} | {mean_std([ev[-1]['dev_main'] for ev in seeds.values()])} | "
+                             f"{mean_std([ev[-1]['train_flops'] for ev in seeds.values()])} |")
         lines.append("")
     with open(os.path.join(a.out, "table.md"), "w") as f:
         f.write("\n".join(lines) + "\n")

@@ -6,7 +6,9 @@
 //   --imp                iterative magnitude pruning with rewinding (train/imp.hpp): every level's
 //                        checkpoint in <out>/level_NN/ (its masks as '<layer>.weight_mask' tensors) with
 //                        level.json (sparsity, steps, FLOPs, the dev metrics); an "imp_level" event per
-//                        level; the final checkpoint is the last level's
+//                        level; the final checkpoint is the last level's. With --imp-structures, of heads
+//                        and FFN neurons ranked by --imp-criterion (pruned ones zero in the checkpoints,
+//                        which record no structure mask: level.json lists what each layer keeps)
 //   --mask-from DIR      train under the unstructured masks of checkpoint DIR (an IMP level), from --init's
 //                        weights (rewinding to them); with --control, one of OpenLTH's controls of it:
 //                        random (random masks, each matrix's sparsity kept), reinit (the weights in --weights
@@ -54,6 +56,8 @@ inline void check_lottery_options(const finetune_options& o, long steps) {
   one_of("--imp-ranking", l.imp_ranking, {"global", "per-matrix"});
   one_of("--rewind-optimizer", l.rewind_optimizer, {"restored", "fresh"});
   one_of("--allocation", l.allocation, {"uniform", "erk"});
+  one_of("--imp-criterion", l.imp_criterion, {"magnitude", "gradient", "taylor", "random"});
+  if (l.imp_structures && !l.imp) throw config_error("--imp-structures needs --imp");
   if (!l.control.empty()) one_of("--control", l.control, {"random", "reinit", "shuffle"});
   const auto conflict = [&](bool both, const char* a, const char* b) {
     if (both) throw config_error(fmt::format("{} and {} are different training methods: give one", a, b));
@@ -155,30 +159,42 @@ finetune_result run_lottery_method(Model& model, const finetune_options& o, cons
     imp.optimizer_at_rewind = l.rewind_optimizer == "restored" ? optimizer_rewind::restored : optimizer_rewind::fresh;
     imp.scope = scope;
     imp.optimization = optimization;
-    const std::vector<imp_level_report> levels = run_imp(
-        model, imp, task,
-        [&](const imp_level_report& r, Model& m) {
-          const metric_values& dev = task.evaluate(steps);
-          json record{{"event", "imp_level"}, {"level", r.level},   {"weights", r.weights}, {"kept", r.kept},
-                      {"sparsity", r.sparsity}, {"steps", r.steps}, {"train_wall_s", r.wall_s}, {"train_flops", r.flops},
-                      {"dev_metrics", metrics_json(dev)}};
-          metrics.write(record);
-          messages::status("finetune", "IMP level {}: {:.1f}% of the weights pruned; dev {} {:.4f}", r.level, 100 * r.sparsity,
-                           dev.items().front().first, dev.items().front().second);
-          if (!o.out.empty() && job::lead()) {
-            const fs::path directory = fs::path(o.out) / fmt::format("level_{:02}", r.level);
-            save_checkpoint(directory, m, vocab);
-            record.erase("event");
-            write_file_atomically(directory / "level.json", record.dump(2) + "\n");
-          }
-        },
-        resume);
+    const double dense_flops_per_token = model.bert.encoder_flops_per_token(o.max_seq);
+    const auto on_level = [&](const imp_level_report& r, Model& m) {
+      const metric_values& dev = task.evaluate(steps);
+      json record{{"event", "imp_level"}, {"level", r.level},   {"weights", r.weights}, {"kept", r.kept},
+                  {"sparsity", r.sparsity}, {"steps", r.steps}, {"train_wall_s", r.wall_s}, {"train_flops", r.flops},
+                  {"dev_metrics", metrics_json(dev)}};
+      if (l.imp_structures) {
+        record["heads_kept"] = r.heads_kept;
+        record["ffn_kept"] = r.neurons_kept;
+        record["encoder_flops_ratio"] = m.bert.encoder_flops_per_token(o.max_seq) / dense_flops_per_token;
+      }
+      metrics.write(record);
+      messages::status("finetune", "IMP level {}: {:.1f}% of the weights pruned; dev {} {:.4f}", r.level, 100 * r.sparsity,
+                       dev.items().front().first, dev.items().front().second);
+      if (!o.out.empty() && job::lead()) {
+        const fs::path directory = fs::path(o.out) / fmt::format("level_{:02}", r.level);
+        save_checkpoint(directory, m, vocab);
+        record.erase("event");
+        write_file_atomically(directory / "level.json", record.dump(2) + "\n");
+      }
+    };
+    std::vector<imp_level_report> levels;
+    if (l.imp_structures) {
+      earlybert_cli_options ranking;
+      ranking.importance = l.imp_criterion;
+      auto criterion = make_criterion<std::remove_reference_t<decltype(model.bert)>>(ranking, o.common.seed);
+      levels = run_structured_imp(model, criterion, imp, task, on_level, resume);
+    } else {
+      levels = run_imp(model, imp, task, on_level, resume);
+    }
     for (const auto& r : levels) {
       result.train_flops += r.flops;
       result.train_wall_s += r.wall_s;
     }
     result.train_wall_s -= task.eval_seconds();
-    summary["mode"] = "imp";
+    summary["mode"] = l.imp_structures ? "structured_imp" : "imp";
     summary["levels"] = static_cast<long>(levels.size());
     summary["sparsity"] = levels.back().sparsity;
   } else if (l.sparsity && l.rigl) {

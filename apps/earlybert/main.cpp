@@ -155,6 +155,10 @@ int main(int argc, char** argv) {
   f->add_option("--rewind-step", l.rewind_step, "The step IMP rewinds to (0: the initial or --init weights)")->capture_default_str()->group(lottery_group);
   f->add_option("--rewind-optimizer", l.rewind_optimizer, "AdamW at the rewind: restored (its state at the rewind step) or fresh")
       ->capture_default_str()->group(lottery_group);
+  f->add_flag("--imp-structures", l.imp_structures, "IMP of heads (per layer) and FFN neurons (over the layers) instead of single weights")
+      ->group(lottery_group);
+  f->add_option("--imp-criterion", l.imp_criterion, "The structures' ranking: magnitude, gradient, taylor or random")
+      ->capture_default_str()->group(lottery_group);
   f->add_option("--mask-from", l.mask_from, "Train under the unstructured masks of this checkpoint (an IMP level), from --init's weights")
       ->group(lottery_group);
   f->add_option("--control", l.control, "A control of the --mask-from ticket: random (masks), reinit (weights) or shuffle (kept weights)")

@@ -325,6 +325,7 @@ lottery)
   "${finetune[@]}" --sparsity 0.8 --out static > /dev/null 2>&1
   "${finetune[@]}" --sparsity 0.8 --rigl --rigl-interval 4 --out rigl --metrics rigl.jsonl > /dev/null 2>&1
   "${finetune[@]}" --lmc-step 5 --lmc-points 6 --out lmc --metrics lmc.jsonl > /dev/null 2>&1
+  "${finetune[@]}" --imp --imp-structures --imp-levels 2 --imp-rate 0.5 --out simp > /dev/null 2>&1
   python3 - <<'PY' || fail "the lottery methods' files are not as documented"
 import array, json, struct
 def tensors(directory):
@@ -379,6 +380,17 @@ errors = [p["error"] for p in points]
 assert abs(lmc["error_barrier"] - (max(errors) - (errors[0] + errors[-1]) / 2)) < 1e-12
 final = [json.loads(l) for l in open("lmc.jsonl") if '"event":"eval"' in l][-1]
 assert abs(1 - final["accuracy"] - errors[0]) < 1e-12, "the path does not start at the first copy, the run's own model"
+# Structured IMP of tiny (2 layers of 2 heads and 512 neurons) at rate 0.5: a head per layer, then still
+# one (the floor); 512 and 256 of the 1,024 neurons; the weights of a pruned structure zero.
+simp = [json.load(open(f"simp/level_{l:02}/level.json")) for l in range(3)]
+assert [s["heads_kept"] for s in simp] == [[2, 2], [1, 1], [1, 1]], simp
+assert [sum(s["ffn_kept"]) for s in simp] == [1024, 512, 256], simp
+assert simp[2]["encoder_flops_ratio"] < simp[1]["encoder_flops_ratio"] < 1
+t = tensors("simp/level_02")
+w1 = "bert.encoder.layer.0.intermediate.dense.weight"
+rows = len(t[w1]) // 128
+zero_rows = sum(all(v == 0 for v in t[w1][r * 128:(r + 1) * 128]) for r in range(rows))
+assert zero_rows == 512 - simp[2]["ffn_kept"][0], (zero_rows, simp[2]["ffn_kept"])
 PY
   expect_error "--earlybert and --imp are different training methods" "${finetune[@]}" --earlybert --imp --out x
   expect_error "--control needs --mask-from" "${finetune[@]}" --control random --out x
@@ -392,13 +404,14 @@ PY
   [[ ! -e x ]] || fail "a refused run wrote its output"
   ;;
 lottery-resume)
-  # IMP (killed in the dense level, before and after the rewind point, and in later levels), RigL
+  # IMP (killed in the dense level, before and after the rewind point, and in later levels), structured
+  # IMP with a criterion that accumulates gradients (its state comes back), RigL
   # (between and at updates) and instability analysis (in the trunk and either copy), each killed with
   # SIGKILL and resumed, end bit-identical to uninterrupted runs: checkpoints, level checkpoints,
   # the path and the metrics (but for timing fields).
   base=("$earlybert" finetune --train train.tsv --dev dev.tsv --vocab "$vocab" --batch 16 --threads 2 --shape tiny --seed 7)
-  methods=("imp --imp --imp-levels 2 --rewind-step 4 --epochs 1" "rigl --sparsity 0.7 --rigl --rigl-interval 4 --epochs 2"
-           "lmc --lmc-step 10 --lmc-points 3 --epochs 2")
+  methods=("imp --imp --imp-levels 2 --rewind-step 4 --epochs 1" "simp --imp --imp-structures --imp-levels 2 --imp-criterion taylor --epochs 1"
+           "rigl --sparsity 0.7 --rigl --rigl-interval 4 --epochs 2" "lmc --lmc-step 10 --lmc-points 3 --epochs 2")
   for method in "${methods[@]}"; do
     read -r name flags <<< "$method"
     "${base[@]}" $flags --out ${name}_reference --metrics ${name}_reference.jsonl > /dev/null 2>&1
