@@ -24,6 +24,34 @@ tiny=("$earlybert" finetune --train train.tsv --dev dev.tsv --vocab "$vocab" --t
 finetune=("${tiny[@]}" --batch 16)
 eb=("${finetune[@]}" --epochs 4 --earlybert --eb-interval 2 --eb-window 3)
 
+# kill_rank_and_resume NAME TARGET COMMAND...: runs COMMAND on two processes into NAME_reference, then
+# again into NAME, kills the process of rank 1 with SIGKILL once TARGET steps are in the metrics (the
+# whole job must end, non-zero, without hanging), resumes with two processes, and compares the two runs'
+# checkpoints and metrics (but for timing fields).
+RANDOM=${EARLYBERT_KILL_SEED:-$$}
+kill_rank_and_resume() {
+  local name=$1 target=$2 status=0 launcher victim pid; shift 2
+  echo "$name: kill seed ${EARLYBERT_KILL_SEED:-$$}"
+  "${two[@]}" "$@" --out ${name}_reference --metrics ${name}_reference.jsonl > /dev/null 2>&1
+  "${two[@]}" "$@" --out $name --metrics $name.jsonl --checkpoint-every 3 > $name.out 2> $name.err & launcher=$!
+  while kill -0 $launcher 2> /dev/null && (( $(steps_in $name.jsonl) + 0 < target )); do sleep 0.01; done
+  # The process of rank 1: a child of the launcher whose environment says so.
+  victim=
+  for pid in $(pgrep -f -- "--out $name " || true); do
+    tr '\0' '\n' < /proc/$pid/environ 2> /dev/null | grep -qx 'OMPI_COMM_WORLD_RANK=1' && victim=$pid
+  done
+  [[ -n $victim ]] || fail "$name: no process of rank 1 found (the run ended before step $target?)"
+  kill -9 "$victim"
+  timeout 120 tail --pid=$launcher -f /dev/null || fail "$name: the job did not end within 120 s of a process's death"
+  wait $launcher || status=$?
+  [[ $status -ne 0 ]] || fail "$name: the job exited 0 after a process was killed"
+  echo "$name: rank 1 killed after step $(steps_in $name.jsonl); the job exited with $status"
+  "${two[@]}" "$@" --out $name --metrics $name.jsonl --checkpoint-every 3 --resume > /dev/null 2> $name.resumed.err
+  grep -q "resuming from" $name.resumed.err || fail "$name: no resume: $(cat $name.resumed.err)"
+  cmp ${name}_reference/model.safetensors $name/model.safetensors || fail "$name: the resumed run's weights differ"
+  diff <(untimed ${name}_reference.jsonl) <(untimed $name.jsonl) || fail "$name: the resumed run's metrics differ"
+}
+
 case $case_name in
 finetune)
   # Two processes: one checkpoint and one metrics file, written by the lead; the same bits when run
@@ -62,29 +90,16 @@ pretrain)
 kill)
   # One process killed with SIGKILL at a random step ends the whole job (non-zero, no hang); --resume
   # with two processes then ends bit-identical to an uninterrupted run.
-  RANDOM=${EARLYBERT_KILL_SEED:-$$}
-  echo "kill seed ${EARLYBERT_KILL_SEED:-$$}"
-  "${two[@]}" "${eb[@]}" --out reference --metrics reference.jsonl > /dev/null 2>&1
-  target=$((3 + RANDOM % 30))
-  "${two[@]}" "${eb[@]}" --out killed --metrics killed.jsonl --checkpoint-every 3 > killed.out 2> killed.err & launcher=$!
-  while kill -0 $launcher 2> /dev/null && (( $(steps_in killed.jsonl) + 0 < target )); do sleep 0.01; done
-  # The process of rank 1: a child of the launcher whose environment says so.
-  victim=
-  for pid in $(pgrep -f -- "--out killed" || true); do
-    tr '\0' '\n' < /proc/$pid/environ 2> /dev/null | grep -qx 'OMPI_COMM_WORLD_RANK=1' && victim=$pid
-  done
-  [[ -n $victim ]] || fail "no process of rank 1 found (the run ended before step $target?)"
-  kill -9 "$victim"
-  status=0
-  timeout 120 tail --pid=$launcher -f /dev/null || fail "the job did not end within 120 s of a process's death"
-  wait $launcher || status=$?
-  [[ $status -ne 0 ]] || fail "the job exited 0 after a process was killed"
-  echo "rank 1 killed after step $(steps_in killed.jsonl); the job exited with $status"
-  "${two[@]}" "${eb[@]}" --out killed --metrics killed.jsonl --checkpoint-every 3 --resume > /dev/null 2> resumed.err
-  grep -q "resuming from" resumed.err || fail "no resume: $(cat resumed.err)"
-  cmp reference/model.safetensors killed/model.safetensors || fail "the resumed run's weights differ"
-  diff <(untimed reference.jsonl) <(untimed killed.jsonl) \
-    || fail "the resumed run's metrics differ"
+  kill_rank_and_resume killed $((3 + RANDOM % 30)) "${eb[@]}"
+  ;;
+lottery)
+  # The lottery methods on two processes, each killed (rank 1) at a random step and resumed: IMP
+  # (in level 0 or 1), structured IMP, RigL, instability analysis (in the trunk or a copy).
+  kill_rank_and_resume imp $((3 + RANDOM % 20)) "${finetune[@]}" --epochs 1 --imp --imp-levels 1 --rewind-step 2
+  kill_rank_and_resume simp $((3 + RANDOM % 20)) "${finetune[@]}" --epochs 1 --imp --imp-structures --imp-levels 1 --imp-rate 0.5
+  kill_rank_and_resume rigl $((3 + RANDOM % 20)) "${finetune[@]}" --epochs 2 --sparsity 0.7 --rigl --rigl-interval 3
+  kill_rank_and_resume lmc $((3 + RANDOM % 30)) "${finetune[@]}" --epochs 2 --lmc-step 6 --lmc-points 2
+  cmp lmc_reference/lmc.json lmc/lmc.json || fail "the instability path differs after the resume"
   ;;
 bad-launch)
   # Each bad launch: exit status 1 and one error line, printed by the lead.

@@ -20,6 +20,7 @@
 #include "earlybert/train/earlybert.hpp"
 #include "earlybert/train/evaluation.hpp"
 #include "earlybert/train/imp.hpp"
+#include "earlybert/train/instability.hpp"
 #include "earlybert/train/rigl.hpp"
 #include "support/test_support.hpp"
 #include "support/toy_classification.hpp"
@@ -249,7 +250,7 @@ TEST_CASE("for_each_logits: shared over the processes, every process sees every 
   CHECK(predicted.classes == predict_sentences(model, data, 5, 0).classes);
 }
 
-TEST_CASE("data parallel: IMP and RigL prune and grow the same weights on every process") {
+TEST_CASE("data parallel: IMP, structured IMP, RigL and instability analysis prune, grow and measure alike on every process") {
   mpi_process_group& group = world();
   const classification_dataset data = earlybert::testing::toy_classification_data();
   const int n = group.size();
@@ -279,5 +280,38 @@ TEST_CASE("data parallel: IMP and RigL prune and grow the same weights on every 
       for (const std::uint8_t a : f.active()) masks.push_back(a);
     }
     CHECK(same_everywhere(bytes_of(masks)));
+  }
+  SUBCASE("structured IMP with a criterion that watches gradients") {
+    model_type model = toy_model();
+    classification_task<model_type> task(data, /*batch=*/6, n, /*seed=*/3, /*pad=*/0);
+    imp_options o;
+    o.levels = 2;
+    o.steps = 3;
+    o.pruning.fraction = 0.5;
+    o.optimization = toy_optimization(&group, 1);
+    taylor_criterion criterion;
+    std::vector<double> kept;
+    run_structured_imp(model, criterion, o, task, [&](const imp_level_report& r, model_type&) {
+      for (const index_t k : r.neurons_kept) kept.push_back(static_cast<double>(k));
+    });
+    CHECK(kept.size() == 3 * 2);
+    CHECK(same_everywhere(bytes_of(kept)));
+    CHECK(same_everywhere(bytes_of(weights(model))));
+  }
+  SUBCASE("instability analysis") {
+    model_type model = toy_model();
+    classification_task<model_type> first(data, 6, n, 3, 0), second(data, 6, n, 4, 0);
+    instability_options o;
+    o.steps = 4;
+    o.split_step = 2;
+    o.points = 2;
+    o.optimization = toy_optimization(&group, 1);
+    const instability_report report = run_instability(model, o, first, second, [&](model_type& m) {
+      return path_point{0, mean_loss(m, data, 8, 0, &group), 1 - classification_accuracy(m, data, 8, 0)};
+    });
+    std::vector<double> path;
+    for (const path_point& p : report.path.points) path.insert(path.end(), {p.loss, p.error});
+    CHECK(same_everywhere(bytes_of(path)));
+    CHECK(same_everywhere(bytes_of(weights(model))));
   }
 }
