@@ -20,7 +20,8 @@
 //                        (1 - the main metric) at --lmc-points + 1 points of the line between them, the
 //                        barriers, in <out>/lmc.json and an "lmc" event; with --mask-from, of a ticket
 //
-// Unstructured masks save no time with dense GEMMs: FLOPs are the dense model's, and said so.
+// Unstructured masks save no time with dense GEMMs: FLOPs are the dense model's, and said so; structured
+// IMP's FLOPs follow the heads and neurons kept (their time follows once the model is compacted).
 
 #include <cmath>
 #include <optional>
@@ -293,7 +294,8 @@ finetune_result run_lottery_method(Model& model, const finetune_options& o, cons
   summary["dev_metrics"] = metrics_json(dev);
   summary["train_wall_s"] = result.train_wall_s;
   summary["train_flops"] = result.train_flops;
-  summary["flops_note"] = "the dense model's: unstructured masks save no FLOPs with dense GEMMs";
+  summary["flops_note"] = l.imp_structures ? "the structures kept: masked heads and neurons still run in the GEMMs until compacted"
+                                           : "the dense model's: unstructured masks save no FLOPs with dense GEMMs";
   summary["total_steps"] = steps;
   metrics.write(summary);
   return result;

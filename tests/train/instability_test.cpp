@@ -33,6 +33,15 @@ path_point bump(one_weight& m) {
 
 using model_type = bert_for_sequence_classification<double, shapes::any>;
 
+model_type toy_model() {
+  bert_config c = bert_config::for_shape<bert_shape<2, 8, 2, 12>>(10);
+  c.max_positions = 8;
+  model_type model(c);
+  rng random(9);
+  model.initialise(random);
+  return model;
+}
+
 }  // namespace
 
 TEST_CASE("linear path: a crafted pair has its known barrier, the endpoints are the two models") {
@@ -54,11 +63,7 @@ TEST_CASE("linear path: a crafted pair has its known barrier, the endpoints are 
 }
 
 TEST_CASE("instability: a model with itself has barrier 0, two runs from one state end at their own evaluations") {
-  bert_config c = bert_config::for_shape<bert_shape<2, 8, 2, 12>>(10);
-  c.max_positions = 8;
-  model_type start(c);
-  rng random(9);
-  start.initialise(random);
+  model_type start = toy_model();
   const classification_dataset data = earlybert::testing::toy_classification_data();
   const auto evaluate = [&](model_type& m) {
     const double accuracy = classification_accuracy(m, data, 8, 0);
@@ -86,11 +91,7 @@ TEST_CASE("instability: a model with itself has barrier 0, two runs from one sta
 
 TEST_CASE("run_instability: the trunk and first copy are one run, the second copy starts from the state at k, and a kill anywhere resumes bit for bit") {
   using earlybert::testing::interrupted_task;
-  bert_config c = bert_config::for_shape<bert_shape<2, 8, 2, 12>>(10);
-  c.max_positions = 8;
-  model_type start(c);
-  rng random(9);
-  start.initialise(random);
+  model_type start = toy_model();
   const classification_dataset data = earlybert::testing::toy_classification_data();
   const auto evaluate = [&](model_type& m) { return path_point{0, mean_loss(m, data, 8, 0), 1 - classification_accuracy(m, data, 8, 0)}; };
   instability_options o;
