@@ -20,6 +20,7 @@
 #include "earlybert/io/tokenizer.hpp"
 #include "earlybert/io/vocabulary.hpp"
 #include "earlybert/nn/bert.hpp"
+#include "earlybert/nn/early_exit.hpp"
 #include "earlybert/nn/config.hpp"
 #include "earlybert/nn/named_shapes.hpp"
 #include "earlybert/nn/encoder.hpp"

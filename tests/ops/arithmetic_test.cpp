@@ -1,6 +1,10 @@
 // SPDX-License-Identifier: Apache-2.0
 #include "earlybert/ops/arithmetic.hpp"
 
+#include <cstdint>
+#include <span>
+#include <vector>
+
 #include <doctest/doctest.h>
 
 #include "support/test_support.hpp"
@@ -57,4 +61,21 @@ TEST_CASE("arithmetic: mismatched shapes are a shape_error") {
   CHECK_THROWS_WITH_AS(add(t, a, b), "add: argument 'b' has shape [3, 2], expected [2, 3]", shape_error);
   CHECK_THROWS_WITH_AS(multiply(t, a, b), "multiply: argument 'b' has shape [3, 2], expected [2, 3]", shape_error);
   CHECK_THROWS_WITH_AS(add_bias(t, a, a), "add_bias: argument 'bias' has shape [2, 3], expected [1, 3]", shape_error);
+}
+
+TEST_CASE("choose_rows: each row from a or b as its flag says, the gradient to the row chosen") {
+  tape<double> t;
+  const auto a = t.constant(matrix_of<double>({{1, 2}, {3, 4}, {5, 6}}));
+  const auto b = t.constant(matrix_of<double>({{-1, -2}, {-3, -4}, {-5, -6}}));
+  const std::vector<std::uint8_t> flags{1, 0, 1};
+  check_near(choose_rows(t, std::span<const std::uint8_t>(flags), a, b).value(), matrix_of<double>({{1, 2}, {-3, -4}, {5, 6}}), 0);
+  auto x = random_parameter<double>("x", 3, 4, 1);
+  auto y = random_parameter<double>("y", 3, 4, 2);
+  check_gradients([&](tape<double>& inner, auto& v) { return choose_rows(inner, std::span<const std::uint8_t>(flags), v[0], v[1]); }, {&x, &y});
+  SUBCASE("the same input on both sides gets every row's gradient once") {
+    check_gradients([&](tape<double>& inner, auto& v) { return choose_rows(inner, std::span<const std::uint8_t>(flags), v[0], v[0]); }, {&x});
+  }
+  const std::vector<std::uint8_t> two{1, 0};
+  CHECK_THROWS_WITH_AS(choose_rows(t, std::span<const std::uint8_t>(two), a, b), "choose_rows: argument 'from_a' holds 2 flags, expected 3 (one per row)",
+                       shape_error);
 }

@@ -72,3 +72,17 @@ TEST_CASE("column_as_sequences: one column of a per-token head as a row per sequ
   CHECK_THROWS_AS(column_as_sequences(t, x, 2, 2, 3), shape_error);
   CHECK_THROWS_AS(column_as_sequences(t, x, 0, 4, 2), shape_error);
 }
+
+TEST_CASE("stack_rows: the parts one after another, each part's gradient its block") {
+  tape<double> t;
+  const std::vector<var<double>> parts{t.constant(matrix_of<double>({{1, 2}})), t.constant(matrix_of<double>({{3, 4}, {5, 6}}))};
+  check_near(stack_rows(t, std::span<const var<double>>(parts)).value(), matrix_of<double>({{1, 2}, {3, 4}, {5, 6}}), 0);
+  auto a = random_parameter<double>("a", 2, 3, 1);
+  auto b = random_parameter<double>("b", 3, 3, 2);
+  check_gradients([](tape<double>& inner, auto& v) {
+    const std::vector<var<double>> both{v[0], v[1], v[0]};  // a part used twice accumulates both blocks
+    return stack_rows(inner, std::span<const var<double>>(both));
+  }, {&a, &b});
+  const std::vector<var<double>> ragged{t.constant(matrix_of<double>({{1, 2}})), t.constant(matrix_of<double>({{3}}))};
+  CHECK_THROWS_WITH_AS(stack_rows(t, std::span<const var<double>>(ragged)), "stack_rows: part 1 has 1 columns, expected 2 as part 0", shape_error);
+}

@@ -4,6 +4,7 @@
 #include <doctest/doctest.h>
 
 #include "earlybert/core/threading.hpp"
+#include "earlybert/ops/gather.hpp"
 #include "earlybert/ops/heads.hpp"
 #include "earlybert/ops/softmax.hpp"
 #include "support/test_support.hpp"
@@ -121,6 +122,39 @@ TEST_CASE("head_scores and head_context: gradients match finite differences") {
   check_gradients([](tape<double>& t, auto& x) { return head_context(t, x[0], x[1], 2, 2); }, {&p, &v});
 }
 
+TEST_CASE("head_scores and head_context: fewer queries than keys, gradients and values") {
+  // batch 2, 2 queries over 3 keys per sequence, heads 2, head_dim 2: q [4, 4], k, v [6, 4].
+  auto q = random_parameter<double>("q", 4, 4, 1);
+  auto k = random_parameter<double>("k", 6, 4, 2);
+  auto v = random_parameter<double>("v", 6, 4, 3);
+  auto p = random_parameter<double>("p", 8, 3, 4);
+  check_gradients([](tape<double>& t, auto& x) { return head_scores(t, x[0], x[1], 2, 2); }, {&q, &k});
+  check_gradients([](tape<double>& t, auto& x) { return head_context(t, x[0], x[1], 2, 2); }, {&p, &v});
+  // The queries' rows of self-attention: with q the rows 0, 2 (sequence 0) and 3, 4 (sequence 1) of the
+  // full query matrix, the scores and contexts are those rows of the full ones.
+  const matrix<double> full_q = earlybert::testing::random_matrix<double>(6, 4, 5);
+  tape<double> t;
+  const auto keys = t.constant(k.value), values = t.constant(v.value);
+  const auto full_scores = head_scores(t, t.constant(full_q), keys, 2, 2);
+  const auto full_context = head_context(t, softmax(t, full_scores), values, 2, 2);
+  const std::vector<token_id> picked{0, 2, 3, 4};
+  const auto some = gather_rows(t, t.constant(full_q), std::span<const token_id>(picked));
+  const auto scores = head_scores(t, some, keys, 2, 2);
+  const auto context = head_context(t, softmax(t, scores), values, 2, 2);
+  CHECK(scores.rows() == 8);
+  CHECK(scores.cols() == 3);
+  for (index_t r = 0; r < 4; ++r) check_near(context.value().row(r), full_context.value().row(picked[static_cast<std::size_t>(r)]), 1e-14, "context row");
+  // Scores block (b, h) row i is query i of sequence b in head h.
+  for (index_t b = 0; b < 2; ++b) {
+    for (index_t h = 0; h < 2; ++h) {
+      for (index_t i = 0; i < 2; ++i) {
+        const index_t full_row = (b * 2 + h) * 3 + (picked[static_cast<std::size_t>(b * 2 + i)] - b * 3);
+        check_near(scores.value().row((b * 2 + h) * 2 + i), full_scores.value().row(full_row), 1e-14, "score row");
+      }
+    }
+  }
+}
+
 TEST_CASE_TEMPLATE("head_scores and head_context: equal split_heads, batched_matmul and merge_heads, forward and backward", Scalar,
                    float, double) {
   set_num_threads(2);
@@ -156,7 +190,7 @@ TEST_CASE("head_scores and head_context: shapes that do not split into batch and
   tape<float> t;
   const auto x = t.constant(matrix<float>::Ones(6, 4));
   CHECK_THROWS_WITH_AS(head_scores(t, x, x, 4, 2), "head_scores: argument 'q' has shape [6, 4], expected [batch * seq, heads * head_dim] with batch = 4, heads = 2", shape_error);
-  CHECK_THROWS_AS(head_scores(t, x, t.constant(matrix<float>::Ones(4, 4)), 2, 2), shape_error);
+  CHECK_THROWS_AS(head_scores(t, x, t.constant(matrix<float>::Ones(4, 6)), 2, 2), shape_error);
   CHECK_THROWS_AS(head_context(t, t.constant(matrix<float>::Ones(12, 2)), x, 2, 2), shape_error);
 }
 

@@ -296,6 +296,7 @@ void pad_to_longest(const std::vector<Example>& examples, std::span<const std::s
   out.type_ids.assign(tokens, 0);
   out.attention.assign(tokens, 0);
   out.targets.clear();
+  out.word_of.clear();
   for (std::size_t b = 0; b < indices.size(); ++b) {
     const auto& e = examples[indices[b]];
     const auto offset = static_cast<std::ptrdiff_t>(b * longest);

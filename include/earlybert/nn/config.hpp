@@ -137,6 +137,9 @@ struct token_batch {
   std::vector<std::uint8_t> attention;
   std::vector<token_id> labels;   // classes: [batch] (sequences) or [tokens]; ignore_label where none
   std::vector<double> targets;    // [batch] regression targets (empty for classification)
+  // Token classification: [tokens], the word of its sentence (0, 1, ...) a token is a piece of, -1 for
+  // [CLS], [SEP] and padding; empty for every other task. Early exit halts words (nn/early_exit.hpp).
+  std::vector<index_t> word_of;
 
   index_t tokens() const noexcept { return batch * seq; }
   // Real (non-padding) tokens.

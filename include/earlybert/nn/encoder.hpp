@@ -190,25 +190,35 @@ class attention {
   index_t head_dim() const noexcept { return query.group_size(); }
 
   // x [tokens, hidden] -> [tokens, hidden]. `site` numbers this layer's dropout streams.
-  var<Scalar> forward(tape<Scalar>& t, const var<Scalar>& x, const forward_context<Scalar>& context,
+  var<Scalar> forward(tape<Scalar>& t, const var<Scalar>& x, const forward_context<Scalar>& context, std::uint64_t site) {
+    return forward(t, x, x, context, site);
+  }
+
+  // Attention of some positions over all of them: keys [batch * seq, hidden] are every position's
+  // states (the context's batch and seq), queries [batch * queries, hidden] the states of the
+  // positions computed, `queries` per sequence (rows that are padding are allowed and harmless:
+  // their outputs are to be ignored); returns [batch * queries, hidden], the queries' residual added.
+  // With queries the keys themselves this is the layer's self-attention, bit for bit.
+  var<Scalar> forward(tape<Scalar>& t, const var<Scalar>& keys, const var<Scalar>& queries, const forward_context<Scalar>& context,
                       std::uint64_t site) {
-    const index_t batch = context.batch, seq = context.seq, h = heads(), head_dim = this->head_dim();
+    const index_t batch = context.batch, h = heads(), head_dim = this->head_dim();
     if (h == 0) {  // every head pruned (HuggingFace allows it): the sub-layer adds only W_O's bias
-      const var<Scalar> no_heads = t.make(x.rows(), 0, false);
-      return norm.forward(t, context.hidden_dropout_of(t, output.forward(t, no_heads), site + 1), x, epsilon_);
+      const var<Scalar> no_heads = t.make(queries.rows(), 0, false);
+      return norm.forward(t, context.hidden_dropout_of(t, output.forward(t, no_heads), site + 1), queries, epsilon_);
     }
-    // The projections stay [tokens, h * head_dim]; the attention products read each (sequence, head)
-    // block in place. Scores [batch*h*seq, seq], scaled inside the softmax; the padding mask row of
-    // sequence b covers its h*seq score rows.
-    const var<Scalar> q = query.forward(t, x), k = key.forward(t, x), v = value.forward(t, x);
+    // The projections stay [rows, h * head_dim]; the attention products read each (sequence, head)
+    // block in place. Scores [batch*h*queries, seq], scaled inside the softmax; the padding mask row of
+    // sequence b covers its h*queries score rows.
+    const index_t per_sequence = queries.rows() / batch;
+    const var<Scalar> q = query.forward(t, queries), k = key.forward(t, keys), v = value.forward(t, keys);
     const Scalar inverse_sqrt_dim = Scalar(1) / std::sqrt(static_cast<Scalar>(head_dim));
-    var<Scalar> probabilities = softmax(t, head_scores(t, q, k, batch, h), context.additive_mask, h * seq, inverse_sqrt_dim);
+    var<Scalar> probabilities = softmax(t, head_scores(t, q, k, batch, h), context.additive_mask, h * per_sequence, inverse_sqrt_dim);
     if (context.observer != nullptr) context.observer->attention_probabilities(layer_, query.kept_groups(), probabilities, context);
     probabilities = dropout(t, probabilities, context.attention_dropout, derive_key(context.dropout_key, site));
-    var<Scalar> heads_context = head_context(t, probabilities, v, batch, h);  // [tokens, h * head_dim]
+    var<Scalar> heads_context = head_context(t, probabilities, v, batch, h);  // [batch * queries, h * head_dim]
     heads_context = coefficients.apply(t, heads_context, head_dim);
     const var<Scalar> projected = context.hidden_dropout_of(t, output.forward(t, heads_context), site + 1);
-    return norm.forward(t, projected, x, epsilon_);
+    return norm.forward(t, projected, queries, epsilon_);
   }
 
   template <class F>

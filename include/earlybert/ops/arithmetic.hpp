@@ -1,6 +1,7 @@
 // SPDX-License-Identifier: Apache-2.0
 #pragma once
-// Element-wise arithmetic: add, multiply (Hadamard), scale by a constant, and the broadcast bias add.
+// Element-wise arithmetic: add, multiply (Hadamard), scale by a constant, the broadcast bias add, and
+// a choice between two rows by a flag per row.
 //
 // Shapes and backward (all accumulating):
 //   add(a, b)        a, b [rows, cols]      c = a + b        da += dc; db += dc
@@ -8,6 +9,13 @@
 //   scale(x, s)      x [rows, cols], s      y = s x          dx += s dy
 //   add_bias(x, b)   x [rows, cols], b [1, cols]
 //                                           y = x + 1 b      dx += dy; db += sum over rows of dy
+//   choose_rows(f, a, b)   f [rows] flags, a, b [rows, cols]
+//                                           y_r = f_r ? a_r : b_r
+//                                                            da_r += dy_r where f_r; db_r += dy_r elsewhere
+//                          (a token that has left an early-exit encoder keeps its state: nn/early_exit.hpp)
+
+#include <algorithm>
+#include <span>
 
 #include "earlybert/core/error.hpp"
 #include "earlybert/core/tape.hpp"
@@ -91,6 +99,37 @@ var<Scalar> add_bias(tape<Scalar>& t, const var<Scalar>& x, const var<Scalar>& b
         });
       }
       if (bias.needs_gradient()) detail::add_column_sums(y.adjoint_data(), y.rows(), cols, bias.adjoint_data());
+    });
+  }
+  return y;
+}
+
+template <class Scalar>
+var<Scalar> choose_rows(tape<Scalar>& t, std::span<const std::uint8_t> from_a, const var<Scalar>& a, const var<Scalar>& b) {
+  check_shape("choose_rows", "b", b.shape(), a.shape());
+  if (static_cast<index_t>(from_a.size()) != a.rows()) {
+    throw shape_error(fmt::format("choose_rows: argument 'from_a' holds {} flags, expected {} (one per row)", from_a.size(), a.rows()));
+  }
+  var<Scalar> y = t.make(a.rows(), a.cols(), any_needs_gradient(t, a, b));
+  std::uint8_t* flags = t.template scratch<std::uint8_t>(a.rows());
+  std::copy(from_a.begin(), from_a.end(), flags);
+  const index_t cols = a.cols();
+  detail::for_each_chunk(a.rows(), detail::row_grain(cols), [&](index_t r0, index_t r1) {
+    for (index_t r = r0; r < r1; ++r) {
+      const Scalar* source = (flags[r] != 0 ? a : b).value_data();
+      detail::flat(y.value_data(), r * cols, (r + 1) * cols) = detail::flat(source, r * cols, (r + 1) * cols);
+    }
+  });
+  if (y.needs_gradient()) {
+    t.on_backward([=] {
+      detail::for_each_chunk(y.rows(), detail::row_grain(cols), [&](index_t r0, index_t r1) {
+        for (index_t r = r0; r < r1; ++r) {
+          const var<Scalar>& chosen = flags[r] != 0 ? a : b;
+          if (chosen.needs_gradient()) {
+            detail::flat(chosen.adjoint_data(), r * cols, (r + 1) * cols) += detail::flat(y.adjoint_data(), r * cols, (r + 1) * cols);
+          }
+        }
+      });
     });
   }
   return y;

@@ -15,11 +15,16 @@
 // x(b * seq + i, column): one output of a per-token head as a row per sequence (a span head's start
 // or end logits). Backward (accumulating): dx(b * seq + i, column) += dy(b, i).
 //
+// stack_rows(parts): parts[i] [rows_i, cols] -> y [sum rows_i, cols], part i's rows after part i-1's
+// (an early-exit model's logits of every exit as one output). Backward (accumulating): each part's
+// adjoint += its block of dy.
+//
 // embedding(table, ids, padding_id): as torch.nn.Embedding(padding_idx): rows looked up through
 // padding_id contribute nothing to d table (the padding row is never trained by lookups; other ops
 // that use the same table, such as a tied decoder, still accumulate into it).
 
 #include <algorithm>
+#include <memory>
 #include <span>
 
 #include "earlybert/core/error.hpp"
@@ -88,6 +93,45 @@ var<Scalar> column_as_sequences(tape<Scalar>& t, const var<Scalar>& x, index_t c
   if (y.needs_gradient()) {
     t.on_backward([=] {
       for (index_t r = 0; r < batch * seq; ++r) x.adjoint_data()[r * k + column] += y.adjoint_data()[r];
+    });
+  }
+  return y;
+}
+
+template <class Scalar>
+var<Scalar> stack_rows(tape<Scalar>& t, std::span<const var<Scalar>> parts) {
+  if (parts.empty()) throw shape_error("stack_rows: argument 'parts' is empty, expected at least one");
+  const index_t cols = parts.front().cols();
+  index_t rows = 0;
+  bool gradient = false;
+  for (std::size_t i = 0; i < parts.size(); ++i) {
+    if (parts[i].cols() != cols) {
+      throw shape_error(fmt::format("stack_rows: part {} has {} columns, expected {} as part 0", i, parts[i].cols(), cols));
+    }
+    rows += parts[i].rows();
+    gradient = gradient || any_needs_gradient(t, parts[i]);
+  }
+  var<Scalar> y = t.make(rows, cols, gradient);
+  var<Scalar>* saved = nullptr;
+  if (y.needs_gradient()) {
+    saved = t.template scratch<var<Scalar>>(static_cast<index_t>(parts.size()));
+    std::uninitialized_copy(parts.begin(), parts.end(), saved);
+  }
+  index_t offset = 0;
+  for (std::size_t i = 0; i < parts.size(); ++i) {
+    const index_t size = parts[i].size();
+    detail::flat(y.value_data(), offset, offset + size) = detail::flat(parts[i].value_data(), 0, size);
+    offset += size;
+  }
+  if (y.needs_gradient()) {
+    const std::size_t count = parts.size();
+    t.on_backward([=] {
+      index_t begin = 0;
+      for (std::size_t i = 0; i < count; ++i) {
+        const index_t size = saved[i].size();
+        if (saved[i].needs_gradient()) detail::flat(saved[i].adjoint_data(), 0, size) += detail::flat(y.adjoint_data(), begin, begin + size);
+        begin += size;
+      }
     });
   }
   return y;

@@ -2,7 +2,8 @@
 #pragma once
 // Matrix products: one GEMM (matmul), a fully connected layer (affine), a batch of equal-sized GEMMs
 // (batched_matmul), and attention's per-(sequence, head) products read and written in place in the
-// projections' [tokens, heads * head_dim] layout (head_scores, head_context).
+// projections' [tokens, heads * head_dim] layout (head_scores, head_context), queries as many as the
+// keys or fewer.
 //
 // op(X) is X or X^T as the transpose flag says; the stored operands are row-major.
 //   matmul:          C [m, n] = op(A) [m, k] * op(B) [k, n]
@@ -192,30 +193,39 @@ var<Scalar> batched_matmul(tape<Scalar>& t, const var<Scalar>& a, const var<Scal
 }
 
 // Attention scores of every (sequence, head), read in place from the projections:
-//   q, k [batch * seq, heads * head_dim] (rows b * seq + s, columns h * head_dim + j)
-//   scores [batch * heads * seq, seq], block (b, h) = Q_bh K_bh^T
-// where Q_bh is rows b*seq .. (b+1)*seq and columns h*head_dim .. (h+1)*head_dim of q. The layout of
-// the scores is the one softmax's broadcast padding mask expects (group = heads * seq).
+//   q [batch * queries, heads * head_dim] (rows b * queries + i, columns h * head_dim + j)
+//   k [batch * seq, heads * head_dim]
+//   scores [batch * heads * queries, seq], block (b, h) = Q_bh K_bh^T
+// where Q_bh is rows b*queries .. (b+1)*queries and columns h*head_dim .. (h+1)*head_dim of q, and
+// K_bh likewise with seq rows. Self-attention has queries = seq; fewer queries than keys are the
+// positions still computed while the others only serve as keys and values (nn/early_exit.hpp). The
+// layout of the scores is the one softmax's broadcast padding mask expects (group = heads * queries).
 template <class Scalar>
 var<Scalar> head_scores(tape<Scalar>& t, const var<Scalar>& q, const var<Scalar>& k, index_t batch, index_t heads) {
   const detail::block_view vq = detail::head_view("head_scores", "q", q.shape(), batch, heads);
   const detail::block_view vk = detail::head_view("head_scores", "k", k.shape(), batch, heads);
-  check_shape("head_scores", "k", k.shape(), q.shape());
-  const index_t seq = vq.block_rows;
+  check_shape("head_scores", "k", k.shape(), {shape2::any, q.cols()});
+  const index_t queries = vq.block_rows, seq = vk.block_rows;
   return detail::blocked_product(t, "head_scores", batch * heads, q, vq, transpose::no, k, vk, transpose::yes,
-                                 {batch * heads * seq, seq}, detail::stacked({batch * heads * seq, seq}, batch * heads));
+                                 {batch * heads * queries, seq}, detail::stacked({batch * heads * queries, seq}, batch * heads));
 }
 
 // The heads' contexts, written in place into the merged layout:
-//   probabilities [batch * heads * seq, seq], v [batch * seq, heads * head_dim]
-//   context [batch * seq, heads * head_dim], block (b, h) = P_bh V_bh
+//   probabilities [batch * heads * queries, seq], v [batch * seq, heads * head_dim]
+//   context [batch * queries, heads * head_dim], block (b, h) = P_bh V_bh
 template <class Scalar>
 var<Scalar> head_context(tape<Scalar>& t, const var<Scalar>& probabilities, const var<Scalar>& v, index_t batch, index_t heads) {
   const detail::block_view vv = detail::head_view("head_context", "v", v.shape(), batch, heads);
   const index_t seq = vv.block_rows;
-  check_shape("head_context", "probabilities", probabilities.shape(), {batch * heads * seq, seq});
+  if (probabilities.rows() % (batch * heads) != 0) {
+    throw shape_error(fmt::format("head_context: argument 'probabilities' has {} rows, expected batch * heads * queries with batch = {}, heads = {}",
+                                  probabilities.rows(), batch, heads));
+  }
+  const index_t queries = probabilities.rows() / (batch * heads);
+  check_shape("head_context", "probabilities", probabilities.shape(), {batch * heads * queries, seq});
+  const shape2 context{batch * queries, v.cols()};
   return detail::blocked_product(t, "head_context", batch * heads, probabilities, detail::stacked(probabilities.shape(), batch * heads),
-                                 transpose::no, v, vv, transpose::no, v.shape(), vv);
+                                 transpose::no, v, vv, transpose::no, context, detail::block_view{queries, vv.block_cols, vv.ld, heads});
 }
 
 }  // namespace earlybert

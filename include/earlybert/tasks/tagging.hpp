@@ -216,13 +216,21 @@ inline tagging_dataset encode_tagging(std::vector<tagged_sentence> sentences, co
   return data;
 }
 
-// Fills `out` with the sentences at `indices`, padded to the longest; labels are [tokens].
+// Fills `out` with the sentences at `indices`, padded to the longest; labels and word_of are [tokens]
+// (a word's pieces run from its first piece to the next word's, or to [SEP]).
 inline void make_batch(const tagging_dataset& data, std::span<const std::size_t> indices, token_id pad, token_batch& out) {
   pad_to_longest(data.examples, indices, pad, out);
   out.labels.assign(out.ids.size(), ignore_label);
+  out.word_of.assign(out.ids.size(), -1);
   for (std::size_t b = 0; b < indices.size(); ++b) {
-    const auto& labels = data.examples[indices[b]].labels;
-    std::copy(labels.begin(), labels.end(), out.labels.begin() + static_cast<std::ptrdiff_t>(b * static_cast<std::size_t>(out.seq)));
+    const tagging_example& e = data.examples[indices[b]];
+    const auto row = static_cast<std::ptrdiff_t>(b * static_cast<std::size_t>(out.seq));
+    std::copy(e.labels.begin(), e.labels.end(), out.labels.begin() + row);
+    const auto last = static_cast<index_t>(e.ids.size()) - 1;  // [SEP]
+    for (std::size_t w = 0; w < e.first_piece.size() && e.first_piece[w] >= 0; ++w) {
+      const index_t end = w + 1 < e.first_piece.size() && e.first_piece[w + 1] >= 0 ? e.first_piece[w + 1] : last;
+      std::fill(out.word_of.begin() + row + e.first_piece[w], out.word_of.begin() + row + end, static_cast<index_t>(w));
+    }
   }
 }
 
