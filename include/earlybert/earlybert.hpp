@@ -54,6 +54,7 @@
 #include "earlybert/tasks/tagging.hpp"
 #include "earlybert/train/adamw.hpp"
 #include "earlybert/train/classification_task.hpp"
+#include "earlybert/train/self_sampling.hpp"
 #include "earlybert/train/data_order.hpp"
 #include "earlybert/train/earlybert.hpp"
 #include "earlybert/train/evaluation.hpp"

@@ -1,5 +1,6 @@
 // SPDX-License-Identifier: Apache-2.0
 #include "earlybert/io/checkpoint.hpp"
+#include "earlybert/nn/early_exit.hpp"
 
 #include <cstring>
 #include <filesystem>
@@ -175,6 +176,31 @@ TEST_CASE("checkpoint: save then load gives identical parameters and outputs") {
   CHECK(report.initialised.empty());
   CHECK(report.unused.empty());
   check_same_parameters(loaded, model);
+}
+
+TEST_CASE("checkpoint: a token classifier with exits round-trips, and loads as a plain token classifier with the exits unused") {
+  scratch_directory dir("checkpoint_exits");
+  bert_for_token_classification_with_exits<float, test_shape> model(test_config());
+  rng random(4);
+  model.initialise(random);
+  save_checkpoint(dir.path, model, test_vocabulary());
+  const checkpoint_config config = read_config(dir.path / "config.json");
+  CHECK(config.architecture == "BertForTokenClassification");
+  bert_for_token_classification_with_exits<float, test_shape> loaded(config.model);
+  const load_report report = load_weights(dir.path, loaded);
+  CHECK(report.initialised.empty());
+  CHECK(report.unused.empty());
+  check_same_parameters(loaded, model);
+  bert_for_token_classification<float, test_shape> plain(config.model);
+  const load_report plain_report = load_weights(dir.path, plain);
+  CHECK(plain_report.initialised.empty());
+  CHECK(plain_report.unused == std::vector<std::string>{"exits.0.bias", "exits.0.weight"});
+  // A plain token classifier's checkpoint gives the exit model its encoder and last exit; the other
+  // exits keep their initialisation.
+  scratch_directory plain_dir("checkpoint_exits_plain");
+  save_checkpoint(plain_dir.path, plain, test_vocabulary());
+  bert_for_token_classification_with_exits<float, test_shape> from_plain(config.model);
+  CHECK(load_weights(plain_dir.path, from_plain).initialised == std::vector<std::string>{"exits.0.weight", "exits.0.bias"});
 }
 
 TEST_CASE("checkpoint: a model saved with its slimming coefficients on reloads with them, computing the same logits") {

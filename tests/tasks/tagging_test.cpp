@@ -100,6 +100,10 @@ TEST_CASE("tagging: a word's tag sits on its first piece, others and specials ar
   token_batch b;
   make_batch(data, std::vector<std::size_t>{0}, 0, b);
   CHECK(b.labels == e.labels);
+  CHECK(b.word_of == std::vector<index_t>{-1, 0, 1, 1, 1, 1, 2, -1});
+  // Of the cut sentence only the first word is there: [CLS] the [SEP].
+  make_batch(cut, std::vector<std::size_t>{0}, 0, b);
+  CHECK(b.word_of == std::vector<index_t>{-1, 0, -1});
   std::vector<tagged_sentence> unknown{{{"run"}, {"ADV"}}};
   CHECK_THROWS_WITH_AS(encode_tagging(unknown, uncased(), 64, tags, "'dev.conllu'"),
                        "'dev.conllu': sentence 1, word 1 ('run'): tag 'ADV' is not among the task's 3 tags", io_error);

@@ -52,6 +52,7 @@
 #include <fmt/format.h>
 
 #include "earlybert/core/error.hpp"
+#include "earlybert/core/rng.hpp"
 #include "earlybert/core/tape.hpp"
 #include "earlybert/nn/bert.hpp"
 #include "earlybert/ops/arithmetic.hpp"
@@ -483,6 +484,76 @@ var<Scalar> bert_for_token_classification_with_exits<Scalar, Shape>::exit_logits
     }
   }
   return out;
+}
+
+// Self-sampling fine-tuning's halting plans (Li et al. 2021, §3.3): every sentence of a batch draws a
+// threshold and a window from these choices, and its words leave where the token rule with them says,
+// read from the model's own exits with nobody leaving. The defaults are the paper's code's (normalised
+// entropy; thresholds up to 0.25; windows of 5 to 15 words).
+struct self_sampling_options {
+  std::vector<double> thresholds{0.01, 0.03, 0.05, 0.1, 0.15, 0.2, 0.25};
+  std::vector<int> windows{2, 3, 4, 5, 6, 7};  // words on each side
+  uncertainty_measure measure = uncertainty_measure::entropy;
+
+  void check() const {
+    if (thresholds.empty() || windows.empty()) throw config_error("self-sampling: no thresholds or no windows to draw from");
+    for (double threshold : thresholds) exit_policy{exit_mode::token, measure, threshold, 0}.check();
+    for (int window : windows) exit_policy{exit_mode::token, measure, 0.0, window}.check();
+  }
+};
+
+// Fills exit_layer [tokens] with a halting plan for `b` (joint_logits, joint_loss): each word's exit layer
+// under its sentence's draw (random streams from `key` and the sentence's index), [CLS], [SEP] and
+// padding at their sentence's last word's. Runs the model once without recording (dropout off), on the
+// tape it is given, whose memory it keeps until the tape's next rewind: call it inside a training step,
+// before the step's forward. The model is the current one, where the paper's code samples from the
+// predictions of the model that joint training left; so a plan follows what inference would do now.
+template <class Scalar, bert_shape_type Shape>
+void sample_halting_plan(bert_for_token_classification_with_exits<Scalar, Shape>& model, tape<Scalar>& t, const token_batch& b, std::uint64_t key,
+                         const self_sampling_options& options, std::span<int> exit_layer) {
+  const index_t batch = b.batch, seq = b.seq, tokens = b.tokens();
+  const int count = model.layers();
+  if (static_cast<index_t>(exit_layer.size()) != tokens || static_cast<index_t>(b.word_of.size()) != tokens) {
+    throw shape_error(fmt::format("sample_halting_plan: {} exit layers and {} word indices for {} tokens, expected one of each per token",
+                                  exit_layer.size(), b.word_of.size(), tokens));
+  }
+  var<Scalar> joint;
+  {
+    no_recording<Scalar> inference(t);
+    joint = model.joint_logits(t, b, false, 0, {});
+  }
+  // Per sentence: its words' first pieces, which have left, and when.
+  index_t* first_piece = t.template scratch<index_t>(seq);
+  std::uint8_t* left = t.template scratch<std::uint8_t>(seq);
+  std::uint8_t* confident = t.template scratch<std::uint8_t>(seq);
+  int* word_exit = t.template scratch<int>(seq);
+  for (index_t s = 0; s < batch; ++s) {
+    rng random(derive_key(key, static_cast<std::uint64_t>(s)));
+    const double threshold = options.thresholds[random.below(options.thresholds.size())];
+    const int window = options.windows[random.below(options.windows.size())];
+    index_t words = 0;
+    for (index_t i = s * seq; i < (s + 1) * seq; ++i) {
+      const index_t w = b.word_of[static_cast<std::size_t>(i)];
+      if (w >= 0 && w == words) first_piece[words++] = i;
+    }
+    std::fill(left, left + words, std::uint8_t{0});
+    std::fill(word_exit, word_exit + words, count - 1);
+    for (int l = 0; l + 1 < count; ++l) {
+      for (index_t w = 0; w < words; ++w) {
+        confident[w] = uncertainty(joint.value().row(l * tokens + first_piece[w]), options.measure) < threshold;
+      }
+      leave_by_window(std::span<const std::uint8_t>(confident, static_cast<std::size_t>(words)), std::span<std::uint8_t>(left, static_cast<std::size_t>(words)),
+                      window);
+      for (index_t w = 0; w < words; ++w) {
+        if (left[w] != 0 && word_exit[w] == count - 1) word_exit[w] = l;
+      }
+    }
+    const int sentence_exit = words == 0 ? count - 1 : *std::max_element(word_exit, word_exit + words);
+    for (index_t i = s * seq; i < (s + 1) * seq; ++i) {
+      const index_t w = b.word_of[static_cast<std::size_t>(i)];
+      exit_layer[static_cast<std::size_t>(i)] = w >= 0 ? word_exit[w] : sentence_exit;
+    }
+  }
 }
 
 }  // namespace earlybert

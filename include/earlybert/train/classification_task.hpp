@@ -35,9 +35,16 @@ class classification_task {
 
   // The mean cross-entropy of micro-batch k of `step`, dropout on.
   var<scalar_type> loss(tape<scalar_type>& t, Model& model, pipeline_stage stage, long step, int k) {
-    make_batch(train_, order_.micro_batch(stage, step, k), pad_, batch_);
-    return model.loss(t, model.logits(t, batch_, true, step_key(seed_, stage, step, k)), batch_);
+    const token_batch& b = micro_batch(stage, step, k);
+    return model.loss(t, model.logits(t, b, true, dropout_key(stage, step, k)), b);
   }
+  // Micro-batch k of `step`, and the key of its dropout: what a task that computes its own loss reads
+  // (train/self_sampling.hpp).
+  const token_batch& micro_batch(pipeline_stage stage, long step, int k) {
+    make_batch(train_, order_.micro_batch(stage, step, k), pad_, batch_);
+    return batch_;
+  }
+  std::uint64_t dropout_key(pipeline_stage stage, long step, int k) const noexcept { return step_key(seed_, stage, step, k); }
   double last_forward_flops(const Model& model) const { return model.forward_flops(batch_); }
   // The micro-batch the last loss() read.
   const token_batch& last_batch() const noexcept { return batch_; }
