@@ -128,6 +128,41 @@ struct lottery_cli_options {
   bool chosen() const { return imp || !mask_from.empty() || sparsity.has_value() || lmc_step.has_value(); }
 };
 
+// Early exit for token classification (nn/early_exit.hpp, docs/early_exit.md): how words leave at
+// inference, as --exit-mode, --exit-measure, --exit-threshold and --exit-window say.
+struct exit_cli_options {
+  std::string mode = "token";  // none | sentence | token
+  std::string measure = "entropy";  // entropy | max-probability
+  double threshold = 0.15;
+  int window = 2;
+
+  exit_policy policy() const {
+    exit_policy p;
+    if (mode == "none") p.mode = exit_mode::none;
+    else if (mode == "sentence") p.mode = exit_mode::sentence;
+    else if (mode == "token") p.mode = exit_mode::token;
+    else throw config_error(fmt::format("--exit-mode is '{}', expected none, sentence or token", mode));
+    if (measure == "entropy") p.measure = uncertainty_measure::entropy;
+    else if (measure == "max-probability") p.measure = uncertainty_measure::max_probability;
+    else throw config_error(fmt::format("--exit-measure is '{}', expected entropy or max-probability", measure));
+    if (!(threshold >= 0 && threshold <= 1)) throw config_error(fmt::format("--exit-threshold is {}, expected a value in [0, 1]", threshold));
+    if (window < 0) throw config_error(fmt::format("--exit-window is {}, expected at least 0", window));
+    p.threshold = threshold;
+    p.window = window;
+    return p;
+  }
+};
+
+// `earlybert finetune --early-exit` (UPOS and NER): an exit after every layer, trained jointly for
+// --epochs, then by self-sampling for --self-sampling-epochs; the dev set measured by the full model
+// and under the exit policy.
+struct early_exit_cli_options {
+  bool enabled = false;
+  int self_sampling_epochs = 1;
+  std::optional<long> self_sampling_steps;  // instead of --self-sampling-epochs passes
+  exit_cli_options exit;
+};
+
 struct finetune_options {
   common_options common;
   std::string task;  // a task of the registry (tasks/glue.hpp), or "" for custom --train/--dev files
@@ -135,6 +170,7 @@ struct finetune_options {
   std::string train, dev, vocab, shape, out, init;
   earlybert_cli_options earlybert;
   lottery_cli_options lottery;
+  early_exit_cli_options early_exit;
   int epochs = 2;
   std::optional<long> steps;  // optimizer steps of the dense run, instead of --epochs passes
   index_t batch = 32;
@@ -187,6 +223,8 @@ struct predict_options {
   index_t max_seq = 128;     // 384 for a question-answering checkpoint unless given
   index_t doc_stride = 128;  // question answering: as finetune's
   index_t max_query = 64;
+  exit_cli_options exit;  // a token classifier with exits: how its words leave
+  std::string exit_report;  // where to write what early exit did ("" : nowhere)
 };
 
 struct bench_options {

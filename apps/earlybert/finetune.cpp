@@ -38,10 +38,45 @@ void add_task_summary(json& summary, const TaskData& data, const finetune_result
   summary["dev_metrics"] = metrics_json(result.dev_metrics);
 }
 
-template <class TaskData>
+// The dev set under the exit policy, beside the full model, each timed on this process alone: the
+// "early_exit" event and summary field (metrics, the work done, the exit layers, the wall times).
+json measure_early_exit(exit_tagger& model, const tagging_task_data& data, const exit_policy& policy, token_id pad) {
+  const tagging_dataset& dev = data.dev.front().second;
+  const auto timed = [&](const exit_policy& p, metric_values& metrics) {
+    model.set_exit_policy(p);
+    model.statistics.reset(model.layers());
+    const stopwatch clock;
+    const std::vector<std::vector<int>> tags = predict_tags(model, dev, 64, pad);
+    const double seconds = clock.seconds();
+    metrics = tagging_metrics(dev, tags, data.entities);
+    return seconds;
+  };
+  metric_values full, early;
+  const double full_s = timed(exit_policy{}, full);
+  const double early_s = timed(policy, early);
+  const exit_statistics& st = model.statistics;
+  model.set_exit_policy(exit_policy{});
+  json out{{"event", "early_exit"}, {"mode", policy.mode == exit_mode::sentence ? "sentence" : policy.mode == exit_mode::token ? "token" : "none"},
+           {"measure", policy.measure == uncertainty_measure::entropy ? "entropy" : "max-probability"}, {"threshold", policy.threshold},
+           {"window", policy.window}};
+  out["dev_metrics"] = metrics_json(early);
+  out["full_dev_metrics"] = metrics_json(full);
+  out["mean_layers"] = st.mean_layers();
+  out["layers"] = model.layers();
+  out["flops_ratio"] = st.flops_ratio();
+  out["running_rows_ratio"] = st.running_rows / st.full_rows;
+  out["word_exits"] = st.word_exits;
+  out["full_wall_s"] = full_s;
+  out["exit_wall_s"] = early_s;
+  out["wall_speed_up"] = full_s / early_s;
+  return out;
+}
+
+template <class Model, class TaskData>
 finetune_result finetune_model(const finetune_options& o, const vocabulary& vocab, const std::optional<checkpoint_config>& init,
                                const TaskData& data) {
-  using model_type = typename model_for<TaskData>::type;
+  using model_type = Model;
+  constexpr bool with_exits = std::is_same_v<Model, exit_tagger>;
   const special_tokens special = special_tokens::of(vocab);
   bert_config config = init ? init->model : named_shape_config(o.shape, vocab.size());
   config.num_labels = data.num_labels;
@@ -91,19 +126,30 @@ finetune_result finetune_model(const finetune_options& o, const vocabulary& voca
   finetune_result result;
   job::agree(o.common.settings);
 
+  const long self_sampling_steps = with_exits ? o.early_exit.self_sampling_steps.value_or(steps_per_epoch * o.early_exit.self_sampling_epochs) : 0;
   if (o.lottery.chosen()) {
     result = run_lottery_method(model, o, data, vocab, task, optimization, dense_steps, steps_per_epoch, resume, metrics, checkpoints, special.pad);
   } else if (!o.earlybert.enabled) {
-    const dense_report report = run_dense(model, optimization, dense_steps, task, resume);
-    result.total_steps = dense_steps;
+    const long steps = dense_steps + self_sampling_steps;
+    const dense_report report = run_dense(model, optimization, steps, task, resume);
+    result.total_steps = steps;
     result.train_flops = report.flops;
     result.train_wall_s = report.wall_s - task.eval_seconds();
-    set_dev_metrics(result, task.evaluate(dense_steps));
-    json summary{{"event", "summary"}, {"mode", "dense"}};
+    set_dev_metrics(result, task.evaluate(steps));
+    json summary{{"event", "summary"}, {"mode", with_exits ? "early_exit" : "dense"}};
     add_task_summary(summary, data, result);
     summary["train_wall_s"] = result.train_wall_s;
     summary["train_flops"] = result.train_flops;
     summary["total_steps"] = result.total_steps;
+    if constexpr (with_exits) {
+      summary["joint_steps"] = dense_steps;
+      summary["self_sampling_steps"] = self_sampling_steps;
+      json exit = measure_early_exit(model, data, o.early_exit.exit.policy(), special.pad);
+      metrics.write(exit);
+      exit.erase("event");
+      result.early_exit = exit;
+      summary["early_exit"] = exit;
+    }
     metrics.write(summary);
   } else {
     const earlybert_cli_options& e = o.earlybert;
@@ -153,7 +199,10 @@ finetune_result finetune_any(const finetune_options& o, const vocabulary& vocab,
   } else if (o.shape.empty()) {
     throw config_error("--shape is required when not initialising from a checkpoint (--init)");
   }
-  return finetune_model(o, vocab, init, data);
+  if constexpr (std::is_same_v<TaskData, tagging_task_data>) {
+    if (o.early_exit.enabled) return finetune_model<exit_tagger>(o, vocab, init, data);
+  }
+  return finetune_model<typename model_for<TaskData>::type>(o, vocab, init, data);
 }
 }  // namespace
 
@@ -188,6 +237,17 @@ void check_finetune_options(const finetune_options& o) {
   (void)overlap_of(o.common.overlap);
   check_checkpoint_options(o.common);
   if (o.earlybert.enabled) check_earlybert_options(o.earlybert);
+  if (o.early_exit.enabled) {
+    if (!is_tagging_task(o.task)) throw config_error(fmt::format("--early-exit is for --task upos or ner, not '{}'", o.task.empty() ? "custom files" : o.task));
+    if (o.earlybert.enabled || o.lottery.chosen()) throw config_error("--early-exit trains densely: it does not combine with --earlybert or a lottery method");
+    if (o.early_exit.self_sampling_epochs < 0) {
+      throw config_error(fmt::format("--self-sampling-epochs is {}, expected at least 0", o.early_exit.self_sampling_epochs));
+    }
+    if (o.early_exit.self_sampling_steps && *o.early_exit.self_sampling_steps < 0) {
+      throw config_error(fmt::format("--self-sampling-steps is {}, expected at least 0", *o.early_exit.self_sampling_steps));
+    }
+    (void)o.early_exit.exit.policy();
+  }
 }
 
 namespace {
@@ -336,6 +396,16 @@ int run_finetune(const finetune_options& o) {
   std::string others;
   for (const auto& [name, value] : r.dev_metrics.items()) {
     if (name != r.main_metric) others += fmt::format(", {} {:.4f}", name, value);
+  }
+  if (!r.early_exit.is_null()) {
+    const auto& e = r.early_exit;
+    const auto& metrics = e["dev_metrics"];
+    fmt::print("early exit ({}, {} below {}{}): dev {} {:.4f} (full model {:.4f}); a word ran {:.2f} of {} layers; {:.3f} of the FLOPs; "
+               "{:.2f}x faster on the dev set ({:.2f} s against {:.2f} s)\n",
+               e["mode"].get<std::string>(), e["measure"].get<std::string>(), e["threshold"].get<double>(),
+               e["mode"] == "token" ? fmt::format(", window {}", e["window"].get<int>()) : "", metrics.begin().key(), metrics.begin()->get<double>(),
+               e["full_dev_metrics"].begin()->get<double>(), e["mean_layers"].get<double>(), e["layers"].get<int>(), e["flops_ratio"].get<double>(),
+               e["wall_speed_up"].get<double>(), e["exit_wall_s"].get<double>(), e["full_wall_s"].get<double>());
   }
   if (o.earlybert.enabled) {
     fmt::print("finetune (EarlyBERT, {} ticket): ticket at step {}, {} steps in all, {:.1f} s training, {:.3g} FLOPs; dev {} {:.4f}{}; "

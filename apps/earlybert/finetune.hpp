@@ -72,6 +72,7 @@ struct finetune_result {
   std::vector<index_t> heads_kept, ffn_kept;
   double flops_ratio = 1;   // pruned / dense encoder FLOPs per token
   nlohmann::ordered_json ticket_record;  // the recorded masks (EarlyBERT), written beside the checkpoint
+  nlohmann::ordered_json early_exit;     // --early-exit: the dev set under the exit policy, beside the full model
 };
 
 // The metrics as a JSON object {"name": value, ...}, the main metric first.

@@ -31,6 +31,19 @@ template <>
 struct model_for<squad_task_data> {
   using type = bert_for_question_answering<float, shapes::any>;
 };
+// With --early-exit, tagging fine-tunes a token classifier with an exit after every layer.
+using exit_tagger = bert_for_token_classification_with_exits<float, shapes::any>;
+
+// What a model trains on: the library's classification task, or for a model with exits the
+// self-sampling task, plain joint training for the first `joint_steps` steps.
+template <class Model, class Dataset>
+struct training_data_for {
+  using type = classification_task<Model, Dataset>;
+};
+template <>
+struct training_data_for<exit_tagger, tagging_dataset> {
+  using type = self_sampling_task<exit_tagger>;
+};
 
 // The task's metrics on every dev set (the first set's unsuffixed, the main metric first).
 template <class Model>
@@ -68,7 +81,7 @@ class finetune_task {
       : finetune_task(o, task, pad, metrics, steps_per_epoch, o.common.seed) {}
   finetune_task(const finetune_options& o, const TaskData& task, token_id pad, metrics_log& metrics, long steps_per_epoch, std::uint64_t seed)
       : o_(o), task_(task), pad_(pad), metrics_(metrics), steps_per_epoch_(steps_per_epoch),
-        data_(task.train, o.batch, o.accumulation * job::processes(), seed, pad), report_("finetune", o.earlybert.enabled, metrics) {}
+        data_(training_data(o, task, pad, steps_per_epoch, seed)), report_("finetune", o.earlybert.enabled, metrics) {}
 
   void attach(Model& model) { model_ = &model; }
 
@@ -153,7 +166,18 @@ class finetune_task {
   metrics_log& metrics_;
   long steps_per_epoch_;
   Model* model_ = nullptr;
-  classification_task<Model, decltype(TaskData::train)> data_;
+  using training_data_type = typename training_data_for<Model, decltype(TaskData::train)>::type;
+  static training_data_type training_data(const finetune_options& o, const TaskData& task, token_id pad, long steps_per_epoch, std::uint64_t seed) {
+    const int accumulation = o.accumulation * job::processes();
+    if constexpr (std::is_same_v<Model, exit_tagger>) {
+      const long joint_steps = o.steps.value_or(steps_per_epoch * o.epochs);
+      return training_data_type(task.train, o.batch, accumulation, seed, pad, self_sampling_options{}, joint_steps);
+    } else {
+      return training_data_type(task.train, o.batch, accumulation, seed, pad);
+    }
+  }
+
+  training_data_type data_;
   stage_reporter report_;
   metric_values last_metrics_;
   long last_evaluated_ = -1;

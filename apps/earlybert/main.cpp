@@ -176,6 +176,26 @@ int main(int argc, char** argv) {
   f->add_option("--weights", l.weights, "The weights unstructured methods prune: encoder (its linear layers) or every-linear (pooler and head too)")
       ->capture_default_str()->group(lottery_group);
 
+  const auto exit_group = "Early exit (UPOS and NER; docs/early_exit.md)";
+  const auto add_exit_policy = [&](CLI::App& command, exit_cli_options& e) {
+    command.add_option("--exit-mode", e.mode, "How words leave a model with exits: none (the full model), sentence or token")
+        ->capture_default_str()->group(exit_group);
+    command.add_option("--exit-measure", e.measure, "A word's uncertainty: entropy (normalised) or max-probability (1 - max p)")
+        ->capture_default_str()->group(exit_group);
+    command.add_option("--exit-threshold", e.threshold, "A word is confident below this uncertainty (0: none ever is)")->capture_default_str()->group(exit_group);
+    command.add_option("--exit-window", e.window, "Token mode: a word leaves when the words this far on each side are confident too")
+        ->capture_default_str()->group(exit_group);
+  };
+  f->add_flag("--early-exit", finetune.early_exit.enabled,
+              "UPOS and NER: an exit classifier after every layer, trained jointly for --epochs, then by self-sampling")
+      ->group(exit_group);
+  f->add_option("--self-sampling-epochs", finetune.early_exit.self_sampling_epochs,
+                "Epochs of self-sampling fine-tuning after the joint ones (halting plans from the model's own exits)")
+      ->capture_default_str()->group(exit_group);
+  f->add_option("--self-sampling-steps", finetune.early_exit.self_sampling_steps, "Steps of self-sampling (instead of --self-sampling-epochs)")
+      ->group(exit_group);
+  add_exit_policy(*f, finetune.early_exit.exit);
+
   predict_options predict;
   auto* r = app.add_subcommand("predict", "Classify or score every row of a TSV file with a fine-tuned checkpoint");
   r->add_option("--checkpoint", predict.checkpoint, "Checkpoint directory (config.json, model.safetensors, vocab.txt)")->required();
@@ -188,6 +208,10 @@ int main(int argc, char** argv) {
       ->capture_default_str();
   r->add_option("--doc-stride", predict.doc_stride, "Question answering: pieces between the starts of a context's windows")->capture_default_str();
   r->add_option("--max-query", predict.max_query, "Question answering: the question's pieces kept")->capture_default_str();
+  predict.exit.mode = "none";
+  add_exit_policy(*r, predict.exit);
+  r->add_option("--exit-report", predict.exit_report, "A model with exits: write the work done and the tagging metrics (with gold tags) as JSON here")
+      ->group(exit_group);
   add_common(*r, predict.common, false);
 
   demo_options demo;

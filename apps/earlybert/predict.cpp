@@ -5,12 +5,16 @@
 //   regression      {"index": i, "score": s}
 // A token-classification checkpoint reads its task's format (CoNLL-U for upos, a CoNLL NER file for
 // ner; tags optional) and writes a line per sentence, {"index": i, "words": [...], "tags": [...]},
-// null for a word cut off by --max-seq.
+// null for a word cut off by --max-seq. A checkpoint with exits (finetune --early-exit) tags under
+// --exit-mode and says what it computed; --exit-report writes that, and the metrics when the input
+// holds gold tags, as JSON.
 // A question-answering checkpoint reads a SQuAD v1.1 JSON file and writes the official prediction
 // file, {"question id": "answer text", ...}.
 // The input is read in the layout of the task the checkpoint was fine-tuned on (config.json's
 // finetuning_task: a GLUE task's dev layout, labels optional), else as a custom file whose header
 // names its columns.
+#include <algorithm>
+
 #include <nlohmann/json.hpp>
 
 #include "common.hpp"
@@ -44,14 +48,50 @@ int predict_tags_of(const predict_options& o, const checkpoint_config& config, c
   if (task != "upos" && task != "ner") {
     throw config_error(fmt::format("--checkpoint '{}' is a token classifier for task '{}', expected upos or ner (its input format)", o.checkpoint, task));
   }
-  bert_for_token_classification<float, shapes::any> model(config.model);
-  load_weights(o.checkpoint, model);
   const wordpiece_tokenizer tokenizer = bert_tokenizer(vocab);
   std::vector<std::string> names;
   for (int i = 0; i < config.model.num_labels; ++i) names.push_back(config.model.label_name(i));
   const tagging_dataset data = encode_tagging(task == "upos" ? read_conllu(o.input, 3, false) : read_conll_ner(o.input, false), tokenizer,
                                               std::min(o.max_seq, config.model.max_positions), names, fmt::format("'{}'", o.input), false);
-  const std::vector<std::vector<int>> predicted = predict_tags(model, data, o.batch, special_tokens::of(vocab).pad);
+  const token_id pad = special_tokens::of(vocab).pad;
+  // A model with exits (its checkpoint holds "exits.0.weight") predicts under the exit policy.
+  const bool exits = config.model.layers > 1 && safetensors_reader::open(fs::path(o.checkpoint) / "model.safetensors").find("exits.0.weight") != nullptr;
+  const exit_policy policy = o.exit.policy();
+  if (!exits && (policy.mode != exit_mode::none || !o.exit_report.empty())) {
+    throw config_error(fmt::format("--checkpoint '{}' has no exits (fine-tune it with --early-exit); --exit-mode and --exit-report need them", o.checkpoint));
+  }
+  std::vector<std::vector<int>> predicted;
+  if (exits) {
+    bert_for_token_classification_with_exits<float, shapes::any> model(config.model);
+    load_weights(o.checkpoint, model);
+    model.set_exit_policy(policy);
+    const stopwatch clock;
+    predicted = predict_tags(model, data, o.batch, pad);
+    const double seconds = clock.seconds();
+    const exit_statistics& st = model.statistics;
+    messages::status("predict", "early exit ({}): a word ran {:.2f} of {} layers; {:.3f} of the full model's FLOPs; {:.2f} s", o.exit.mode, st.mean_layers(),
+                     model.layers(), st.flops_ratio(), seconds);
+    if (!o.exit_report.empty()) {
+      nlohmann::ordered_json report{{"mode", o.exit.mode}, {"measure", o.exit.measure}, {"threshold", policy.threshold}, {"window", policy.window},
+                                    {"batch", o.batch}, {"sentences", predicted.size()}, {"wall_s", seconds}, {"mean_layers", st.mean_layers()},
+                                    {"layers", model.layers()}, {"flops_ratio", st.flops_ratio()},
+                                    {"running_rows_ratio", st.running_rows / st.full_rows}, {"word_exits", st.word_exits}};
+      const bool gold = std::all_of(data.sentences.begin(), data.sentences.end(), [](const tagged_sentence& s) {
+        return std::none_of(s.tags.begin(), s.tags.end(), [](const std::string& tag) { return tag.empty(); });
+      });
+      if (gold) {
+        const metric_values metrics = tagging_metrics(data, predicted, task == "ner");
+        nlohmann::ordered_json values = nlohmann::ordered_json::object();
+        for (const auto& [name, value] : metrics.items()) values[name] = value;
+        report["metrics"] = values;
+      }
+      write_file_atomically(o.exit_report, report.dump(1) + "\n");
+    }
+  } else {
+    bert_for_token_classification<float, shapes::any> model(config.model);
+    load_weights(o.checkpoint, model);
+    predicted = predict_tags(model, data, o.batch, pad);
+  }
   std::string lines;
   for (std::size_t s = 0; s < predicted.size(); ++s) {
     nlohmann::ordered_json tags = nlohmann::ordered_json::array();

@@ -98,10 +98,10 @@ TEST_CASE("sample_halting_plan: a word's pieces leave together, [CLS] and [SEP] 
 TEST_CASE("self_sampling_task: the joint loss under the drawn plan, the plain joint loss when nobody leaves, the first exit's when all leave") {
   model_type model = toy_model();
   const tagging_dataset data = toy_tagging_data();
-  const auto loss_of = [&](self_sampling_options o) {
-    self_sampling_task<model_type> task(data, 4, 1, 7, 0, std::move(o));
+  const auto loss_of = [&](self_sampling_options o, long step = 3, long joint_steps = 0) {
+    self_sampling_task<model_type> task(data, 4, 1, 7, 0, std::move(o), joint_steps);
     tape<double> t;
-    return task.loss(t, model, pipeline_stage::efficient, 3, 0).item();
+    return task.loss(t, model, pipeline_stage::efficient, step, 0).item();
   };
   classification_task<model_type, tagging_dataset> plain(data, 4, 1, 7, 0);
   tape<double> t;
@@ -115,6 +115,11 @@ TEST_CASE("self_sampling_task: the joint loss under the drawn plan, the plain jo
   CHECK(loss_of({{1.0}, {2}, uncertainty_measure::max_probability}) == doctest::Approx(first_loss).epsilon(1e-13));
   const self_sampling_options mixed{{0.3, 0.6, 0.9}, {0, 1}, uncertainty_measure::max_probability};
   CHECK(loss_of(mixed) == loss_of(mixed));
+  // Steps before joint_steps train the plain joint loss, the ones after it self-sample.
+  const self_sampling_options all_leave{{1.0}, {2}, uncertainty_measure::max_probability};
+  CHECK(loss_of(all_leave, 3, 4) == doctest::Approx(joint).epsilon(1e-13));
+  CHECK(loss_of(all_leave, 4, 4) == loss_of(all_leave, 4, 0));
+  CHECK(loss_of(all_leave, 3, 3) == doctest::Approx(first_loss).epsilon(1e-13));
   // Its gradient, through the copies, matches finite differences.
   self_sampling_task<model_type> task(data, 4, 1, 7, 0, mixed);
   check_gradients([&](tape<double>& inner, auto&) { return task.loss(inner, model, pipeline_stage::efficient, 3, 0); }, parameters_of(model));

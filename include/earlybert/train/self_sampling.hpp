@@ -9,6 +9,7 @@
 // classification_task on the same model (the sum of the exits' losses).
 
 #include <cstdint>
+#include <utility>
 
 #include "earlybert/core/rng.hpp"
 #include "earlybert/nn/early_exit.hpp"
@@ -24,14 +25,17 @@ class self_sampling_task : public classification_task<Model, tagging_dataset> {
  public:
   using scalar_type = typename Model::scalar_type;
 
+  // The first joint_steps steps (0 .. joint_steps - 1) train the plain joint loss, everyone running every
+  // layer; self-sampling takes the steps after them, so that one run holds both stages.
   self_sampling_task(const tagging_dataset& train, index_t batch, int accumulation, std::uint64_t seed, token_id pad,
-                     self_sampling_options options = {})
-      : base(train, batch, accumulation, seed, pad), options_(std::move(options)) {
+                     self_sampling_options options = {}, long joint_steps = 0)
+      : base(train, batch, accumulation, seed, pad), options_(std::move(options)), joint_steps_(joint_steps) {
     options_.check();
   }
 
   // The joint loss of micro-batch k of `step` under a plan drawn for it, dropout on.
   var<scalar_type> loss(tape<scalar_type>& t, Model& model, pipeline_stage stage, long step, int k) {
+    if (step < joint_steps_) return base::loss(t, model, stage, step, k);
     const token_batch& b = base::micro_batch(stage, step, k);
     const std::uint64_t key = base::dropout_key(stage, step, k);
     int* plan = t.template scratch<int>(b.tokens());
@@ -45,6 +49,7 @@ class self_sampling_task : public classification_task<Model, tagging_dataset> {
  private:
   static constexpr std::uint64_t plan_stream = 0x5e1f;  // the plans' streams, apart from dropout's
   self_sampling_options options_;
+  long joint_steps_;
 };
 
 }  // namespace earlybert
