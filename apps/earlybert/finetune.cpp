@@ -61,14 +61,14 @@ json measure_early_exit(exit_tagger& model, const tagging_task_data& data, const
            {"window", policy.window}};
   out["dev_metrics"] = metrics_json(early);
   out["full_dev_metrics"] = metrics_json(full);
+  out["full_wall_s"] = full_s;
+  out["exit_wall_s"] = early_s;
+  out["wall_speed_up"] = full_s / early_s;
   out["mean_layers"] = st.mean_layers();
   out["layers"] = model.layers();
   out["flops_ratio"] = st.flops_ratio();
   out["running_rows_ratio"] = st.running_rows / st.full_rows;
   out["word_exits"] = st.word_exits;
-  out["full_wall_s"] = full_s;
-  out["exit_wall_s"] = early_s;
-  out["wall_speed_up"] = full_s / early_s;
   return out;
 }
 

@@ -425,6 +425,43 @@ lottery-resume)
   done
   cmp lmc_reference/lmc.json lmc_killed/lmc.json || fail "the instability path differs"
   ;;
+early-exit)
+  # An exit after every layer on the bundled UPOS excerpt: joint steps, then self-sampling steps; the dev
+  # set under token-level exit beside the full model; predict under the exit policy (threshold 0 is the
+  # full model, a threshold that always fires stops every word at the first layer); a run killed with
+  # SIGKILL at random steps, in either stage, resumes bit for bit.
+  tasks=$data/tasks
+  ee=("$earlybert" finetune --task upos --data "$tasks/upos" --vocab "$vocab" --shape tiny --steps 5 --self-sampling-steps 5 --batch 16 --max-seq 64
+      --threads 2 --seed 3 --early-exit)
+  "${ee[@]}" --out ee --metrics ee.jsonl
+  grep -q '"event":"early_exit","mode":"token","measure":"entropy","threshold":0.15,"window":2,"dev_metrics":{"accuracy":' ee.jsonl || fail "no early_exit event"
+  grep -q '"mode":"early_exit",.*"joint_steps":5,"self_sampling_steps":5,"early_exit":{' ee.jsonl || fail "the summary lacks the stages or the early exit"
+  python3 -c 'import json, struct, sys; f = open(sys.argv[1], "rb"); n = struct.unpack("<Q", f.read(8))[0]; assert "exits.0.weight" in json.loads(f.read(n))' \
+    ee/model.safetensors || fail "the checkpoint has no exits"
+  dev=$tasks/upos/en_ewt-ud-dev.conllu
+  "$earlybert" predict --checkpoint ee --input "$dev" --out full.jsonl --exit-report full.json
+  "$earlybert" predict --checkpoint ee --input "$dev" --out zero.jsonl --exit-mode token --exit-threshold 0 --exit-report zero.json
+  "$earlybert" predict --checkpoint ee --input "$dev" --out all.jsonl --exit-mode sentence --exit-measure max-probability --exit-threshold 1 --exit-report all.json
+  cmp full.jsonl zero.jsonl || fail "threshold 0 tags differently from the full model"
+  python3 - <<'PY' || fail "the exit reports"
+import json
+full, zero, every = (json.load(open(f)) for f in ("full.json", "zero.json", "all.json"))
+assert full["mean_layers"] == 2 and full["flops_ratio"] == 1 and full["metrics"]["accuracy"] == zero["metrics"]["accuracy"], full
+assert zero["mean_layers"] == 2 and zero["running_rows_ratio"] == 1, zero
+assert every["mean_layers"] == 1 and every["word_exits"][1] == 0 and every["running_rows_ratio"] == 0.5 and every["flops_ratio"] < 0.55, every
+PY
+  expect_error "--exit-threshold is 2, expected a value in [0, 1]" "$earlybert" predict --checkpoint ee --input "$dev" --out x.jsonl --exit-threshold 2
+  "$earlybert" finetune --task upos --data "$tasks/upos" --vocab "$vocab" --shape tiny --steps 1 --batch 16 --max-seq 64 --threads 2 --out plain
+  expect_error "--checkpoint 'plain' has no exits (fine-tune it with --early-exit)" \
+    "$earlybert" predict --checkpoint plain --input "$dev" --out x.jsonl --exit-mode token
+  expect_error "--early-exit is for --task upos or ner, not 'custom files'" "${finetune[@]}" --early-exit --out x
+  [[ ! -e x && ! -e x.jsonl ]] || fail "a failed run left its output"
+  "${ee[@]}" --out reference --metrics reference.jsonl --checkpoint-every 3
+  kill_and_resume killed 4 $((1 + RANDOM % 8)) "${ee[@]}"
+  cmp reference/model.safetensors killed/model.safetensors || fail "the resumed weights differ"
+  diff <(untimed reference.jsonl | sed 's/"wall_speed_up":[^,]*,//') <(untimed killed.jsonl | sed 's/"wall_speed_up":[^,]*,//') \
+    || fail "the resumed metrics differ"
+  ;;
 bench)
   # Training steps and forward passes of dense and compacted models, in the documented JSON layout.
   "$earlybert" bench --shape tiny --batch 2 --seq 16 --steps 2 --warmup 1 --threads 2 --json > dense.json
