@@ -171,6 +171,7 @@ struct finetune_options {
   earlybert_cli_options earlybert;
   lottery_cli_options lottery;
   early_exit_cli_options early_exit;
+  std::optional<int> layers;  // keep only the first N encoder layers (of --init, or of --shape)
   int epochs = 2;
   std::optional<long> steps;  // optimizer steps of the dense run, instead of --epochs passes
   index_t batch = 32;

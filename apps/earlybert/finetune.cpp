@@ -79,6 +79,13 @@ finetune_result finetune_model(const finetune_options& o, const vocabulary& voca
   constexpr bool with_exits = std::is_same_v<Model, exit_tagger>;
   const special_tokens special = special_tokens::of(vocab);
   bert_config config = init ? init->model : named_shape_config(o.shape, vocab.size());
+  if (o.layers) {
+    if (*o.layers < 1 || *o.layers > config.layers) {
+      throw config_error(fmt::format("--layers is {}, expected 1 to the model's {} layers", *o.layers, config.layers));
+    }
+    if (config.pruned()) throw config_error(fmt::format("--layers keeps the first layers of an unpruned model; '{}' is pruned", o.init));
+    config.layers = *o.layers;  // the checkpoint's later layers are left unread
+  }
   config.num_labels = data.num_labels;
   config.label_names = data.label_names;
   config.finetuning_task = data.name;

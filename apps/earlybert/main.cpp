@@ -186,6 +186,9 @@ int main(int argc, char** argv) {
     command.add_option("--exit-window", e.window, "Token mode: a word leaves when the words this far on each side are confident too")
         ->capture_default_str()->group(exit_group);
   };
+  f->add_option("--layers", finetune.layers,
+                "Keep only the first N encoder layers of --init (or of --shape): a shallower model trained the same way, early exit's static baseline")
+      ->group(exit_group);
   f->add_flag("--early-exit", finetune.early_exit.enabled,
               "UPOS and NER: an exit classifier after every layer, trained jointly for --epochs, then by self-sampling")
       ->group(exit_group);

@@ -455,6 +455,11 @@ PY
   expect_error "--checkpoint 'plain' has no exits (fine-tune it with --early-exit)" \
     "$earlybert" predict --checkpoint plain --input "$dev" --out x.jsonl --exit-mode token
   expect_error "--early-exit is for --task upos or ner, not 'custom files'" "${finetune[@]}" --early-exit --out x
+  # The static baseline: the first layers of a model, trained the same way.
+  "$earlybert" finetune --task upos --data "$tasks/upos" --vocab "$vocab" --init plain --layers 1 --steps 1 --batch 16 --max-seq 64 --threads 2 --out shallow
+  "$earlybert" inspect shallow --json | grep -q '"layers":1,' || fail "--layers 1 did not keep one layer"
+  expect_error "--layers is 3, expected 1 to the model's 2 layers" "$earlybert" finetune --task upos --data "$tasks/upos" --vocab "$vocab" --init plain \
+    --layers 3 --steps 1 --out x
   [[ ! -e x && ! -e x.jsonl ]] || fail "a failed run left its output"
   "${ee[@]}" --out reference --metrics reference.jsonl --checkpoint-every 3
   kill_and_resume killed 4 $((1 + RANDOM % 8)) "${ee[@]}"
