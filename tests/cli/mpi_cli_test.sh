@@ -13,7 +13,7 @@ export OMPI_MCA_btl_vader_single_copy_mechanism=none  # containers often forbid 
 
 fail() { echo "FAIL: $*" >&2; exit 1; }
 # Timing fields out: a step line from tokens_per_s on (elapsed_s and the communication times follow it).
-untimed() { sed -e 's/"tokens_per_s".*//' -e 's/"[a-z_]*wall_s":[^,]*,//g' "$1"; }
+untimed() { sed -e 's/"tokens_per_s".*//' -e 's/"[a-z_]*wall_s":[^,]*,//g' -e 's/"wall_speed_up":[^,]*,//g' "$1"; }
 steps_in() { [[ -e $1 ]] && grep -c '"event":"step"' "$1" || true; }
 
 head -n 193 "$data/sst2/train_subset.tsv" > train.tsv  # 192 examples: 12 steps of 16
@@ -100,6 +100,12 @@ lottery)
   kill_rank_and_resume rigl $((3 + RANDOM % 20)) "${finetune[@]}" --epochs 2 --sparsity 0.7 --rigl --rigl-interval 3
   kill_rank_and_resume lmc $((3 + RANDOM % 30)) "${finetune[@]}" --epochs 2 --lmc-step 6 --lmc-points 2
   cmp lmc_reference/lmc.json lmc/lmc.json || fail "the instability path differs after the resume"
+  ;;
+early-exit)
+  # Exits trained jointly, then by self-sampling, on two processes, rank 1 killed at a random step (in
+  # either stage) and the job resumed bit for bit.
+  kill_rank_and_resume ee $((2 + RANDOM % 8)) "$earlybert" finetune --task upos --data "$data/tasks/upos" --vocab "$vocab" --threads 1 --shape tiny \
+    --seed 7 --batch 16 --max-seq 64 --steps 5 --self-sampling-steps 5 --early-exit
   ;;
 bad-launch)
   # Each bad launch: exit status 1 and one error line, printed by the lead.
