@@ -170,6 +170,41 @@ TEST_CASE("allocation: after warm-up, a BERT training step (masked LM, masked an
   }
 }
 
+TEST_CASE("allocation: after warm-up, a self-sampling step of a token classifier with exits (a halting plan drawn, the joint loss under it) makes no heap allocation") {
+  using shape = bert_shape<3, 64, 4, 128>;
+  set_num_threads(2);
+  bert_config config = bert_config::for_shape<shape>(300);
+  config.num_labels = 5;
+  bert_for_token_classification_with_exits<float, shape> model(config);
+  rng random(6);
+  model.initialise(random);
+  token_batch b;
+  b.batch = 8;
+  b.seq = 32;
+  for (index_t i = 0; i < b.tokens(); ++i) {
+    const index_t position = i % b.seq;
+    const bool real = position < 28, word = real && position > 0 && position < 27;
+    b.ids.push_back(static_cast<token_id>(1 + random.below(299)));
+    b.type_ids.push_back(0);
+    b.attention.push_back(real ? 1 : 0);
+    b.word_of.push_back(word ? (position - 1) / 2 : -1);  // words of two pieces
+    b.labels.push_back(word && position % 2 == 1 ? static_cast<token_id>(random.below(5)) : ignore_label);
+  }
+  const self_sampling_options sampling{{0.5, 0.8, 0.95}, {0, 1}, uncertainty_measure::max_probability};
+  trainer<float> train(model, optimization_options{}, 100);
+  const auto step = [&](std::uint64_t n) {
+    train.step([&](tape<float>& t, int) {
+      const std::span<int> plan(t.template scratch<int>(b.tokens()), static_cast<std::size_t>(b.tokens()));
+      sample_halting_plan(model, t, b, derive_key(n, 1), sampling, plan);
+      return model.joint_loss(t, model.joint_logits(t, b, true, derive_key(n, 2), plan), b, plan);
+    });
+  };
+  for (std::uint64_t n = 0; n < 3; ++n) step(n);  // warm-up
+  const long before = heap_allocations.load();
+  for (std::uint64_t n = 3; n < 8; ++n) step(n);
+  CHECK(heap_allocations.load() - before == 0);
+}
+
 TEST_CASE("allocation: the counter sees allocations (the check above can fail)") {
   const long before = heap_allocations.load();
   std::vector<int> grows;

@@ -210,6 +210,13 @@ TEST_CASE("early exit: token-level halting computes what the joint model compute
     }
     CHECK(model.statistics.running_rows == running);
     CHECK(model.statistics.running_rows < model.statistics.full_rows);
+    CHECK(model.statistics.query_rows >= model.statistics.running_rows);
+    // The FLOPs are the rows' costs (hidden 8, heads 2 x 4, ffn 12, 3 labels, seq 6): keys and values
+    // 4 d w, queries 4 d w + 4 n w, running rows 4 d f + 2 d C.
+    const double d = 8, w = 8, f = 12, n = 6, classes = 3;
+    const exit_statistics& st = model.statistics;
+    CHECK(st.flops == doctest::Approx(st.key_rows * 4 * d * w + st.query_rows * (4 * d * w + 4 * n * w) + st.running_rows * (4 * d * f + 2 * d * classes)));
+    CHECK(st.full_flops == doctest::Approx(b.tokens() * (3 * (8 * d * w + 4 * n * w + 4 * d * f) + 2 * d * classes)));
     CHECK(model.statistics.flops_ratio() < 1);
   }
 }
