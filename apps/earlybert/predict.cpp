@@ -6,8 +6,8 @@
 // A token-classification checkpoint reads its task's format (CoNLL-U for upos, a CoNLL NER file for
 // ner; tags optional) and writes a line per sentence, {"index": i, "words": [...], "tags": [...]},
 // null for a word cut off by --max-seq. A checkpoint with exits (finetune --early-exit) tags under
-// --exit-mode and says what it computed; --exit-report writes that, and the metrics when the input
-// holds gold tags, as JSON.
+// --exit-mode and says what it computed; --exit-report writes that (for any token classifier: the
+// wall time of the forward passes), and the metrics when the input holds gold tags, as JSON.
 // A question-answering checkpoint reads a SQuAD v1.1 JSON file and writes the official prediction
 // file, {"question id": "answer text", ...}.
 // The input is read in the layout of the task the checkpoint was fine-tuned on (config.json's
@@ -57,40 +57,49 @@ int predict_tags_of(const predict_options& o, const checkpoint_config& config, c
   // A model with exits (its checkpoint holds "exits.0.weight") predicts under the exit policy.
   const bool exits = config.model.layers > 1 && safetensors_reader::open(fs::path(o.checkpoint) / "model.safetensors").find("exits.0.weight") != nullptr;
   const exit_policy policy = o.exit.policy();
-  if (!exits && (policy.mode != exit_mode::none || !o.exit_report.empty())) {
-    throw config_error(fmt::format("--checkpoint '{}' has no exits (fine-tune it with --early-exit); --exit-mode and --exit-report need them", o.checkpoint));
+  if (!exits && policy.mode != exit_mode::none) {
+    throw config_error(fmt::format("--checkpoint '{}' has no exits (fine-tune it with --early-exit); --exit-mode {} needs them", o.checkpoint, o.exit.mode));
   }
+  // What the forward passes computed, for --exit-report: a model without exits is its own full model.
+  nlohmann::ordered_json report{{"mode", o.exit.mode}, {"measure", o.exit.measure}, {"threshold", policy.threshold}, {"window", policy.window},
+                                {"batch", o.batch}, {"exits", exits}};
   std::vector<std::vector<int>> predicted;
+  const stopwatch clock;
   if (exits) {
     bert_for_token_classification_with_exits<float, shapes::any> model(config.model);
     load_weights(o.checkpoint, model);
     model.set_exit_policy(policy);
-    const stopwatch clock;
     predicted = predict_tags(model, data, o.batch, pad);
-    const double seconds = clock.seconds();
     const exit_statistics& st = model.statistics;
+    report["wall_s"] = clock.seconds();
+    report["mean_layers"] = st.mean_layers();
+    report["layers"] = model.layers();
+    report["flops_ratio"] = st.flops_ratio();
+    report["running_rows_ratio"] = st.running_rows / st.full_rows;
+    report["query_rows_ratio"] = st.query_rows / st.full_rows;
+    report["word_exits"] = st.word_exits;
     messages::status("predict", "early exit ({}): a word ran {:.2f} of {} layers; {:.3f} of the full model's FLOPs; {:.2f} s", o.exit.mode, st.mean_layers(),
-                     model.layers(), st.flops_ratio(), seconds);
-    if (!o.exit_report.empty()) {
-      nlohmann::ordered_json report{{"mode", o.exit.mode}, {"measure", o.exit.measure}, {"threshold", policy.threshold}, {"window", policy.window},
-                                    {"batch", o.batch}, {"sentences", predicted.size()}, {"wall_s", seconds}, {"mean_layers", st.mean_layers()},
-                                    {"layers", model.layers()}, {"flops_ratio", st.flops_ratio()},
-                                    {"running_rows_ratio", st.running_rows / st.full_rows}, {"word_exits", st.word_exits}};
-      const bool gold = std::all_of(data.sentences.begin(), data.sentences.end(), [](const tagged_sentence& s) {
-        return std::none_of(s.tags.begin(), s.tags.end(), [](const std::string& tag) { return tag.empty(); });
-      });
-      if (gold) {
-        const metric_values metrics = tagging_metrics(data, predicted, task == "ner");
-        nlohmann::ordered_json values = nlohmann::ordered_json::object();
-        for (const auto& [name, value] : metrics.items()) values[name] = value;
-        report["metrics"] = values;
-      }
-      write_file_atomically(o.exit_report, report.dump(1) + "\n");
-    }
+                     model.layers(), st.flops_ratio(), report["wall_s"].get<double>());
   } else {
     bert_for_token_classification<float, shapes::any> model(config.model);
     load_weights(o.checkpoint, model);
     predicted = predict_tags(model, data, o.batch, pad);
+    report["wall_s"] = clock.seconds();
+    report["mean_layers"] = config.model.layers;
+    report["layers"] = config.model.layers;
+  }
+  if (!o.exit_report.empty()) {
+    report["sentences"] = predicted.size();
+    const bool gold = std::all_of(data.sentences.begin(), data.sentences.end(), [](const tagged_sentence& s) {
+      return std::none_of(s.tags.begin(), s.tags.end(), [](const std::string& tag) { return tag.empty(); });
+    });
+    if (gold) {
+      const metric_values metrics = tagging_metrics(data, predicted, task == "ner");
+      nlohmann::ordered_json values = nlohmann::ordered_json::object();
+      for (const auto& [name, value] : metrics.items()) values[name] = value;
+      report["metrics"] = values;
+    }
+    write_file_atomically(o.exit_report, report.dump(1) + "\n");
   }
   std::string lines;
   for (std::size_t s = 0; s < predicted.size(); ++s) {

@@ -452,8 +452,10 @@ assert every["mean_layers"] == 1 and every["word_exits"][1] == 0 and every["runn
 PY
   expect_error "--exit-threshold is 2, expected a value in [0, 1]" "$earlybert" predict --checkpoint ee --input "$dev" --out x.jsonl --exit-threshold 2
   "$earlybert" finetune --task upos --data "$tasks/upos" --vocab "$vocab" --shape tiny --steps 1 --batch 16 --max-seq 64 --threads 2 --out plain
-  expect_error "--checkpoint 'plain' has no exits (fine-tune it with --early-exit)" \
+  expect_error "--checkpoint 'plain' has no exits (fine-tune it with --early-exit); --exit-mode token needs them" \
     "$earlybert" predict --checkpoint plain --input "$dev" --out x.jsonl --exit-mode token
+  "$earlybert" predict --checkpoint plain --input "$dev" --out plain.jsonl --exit-report plain.json
+  grep -q '"exits": false' plain.json && grep -q '"accuracy"' plain.json || fail "a plain model's report: $(cat plain.json)"
   expect_error "--early-exit is for --task upos or ner, not 'custom files'" "${finetune[@]}" --early-exit --out x
   # The static baseline: the first layers of a model, trained the same way.
   "$earlybert" finetune --task upos --data "$tasks/upos" --vocab "$vocab" --init plain --layers 1 --steps 1 --batch 16 --max-seq 64 --threads 2 --out shallow

@@ -274,15 +274,16 @@ class bert_for_token_classification_with_exits : public detail::bert_with_classi
     }
   }
 
-  // Forward FLOPs of one layer's parts per row (see encoder_flops_per_token).
+  // Forward FLOPs of one layer's parts per row, with the active heads and neurons as
+  // encoder_flops_per_token counts them.
   struct layer_costs {
     double key, query, running;
   };
   layer_costs costs(int l, index_t seq) {
-    const auto& layer = this->bert.layers[static_cast<std::size_t>(l)];
+    auto& layer = this->bert.layers[static_cast<std::size_t>(l)];
     const double d = this->bert.built_config().hidden;
-    const double width = static_cast<double>(layer.self_attention.heads() * layer.self_attention.head_dim());
-    const double ffn = static_cast<double>(layer.ffn.neurons());
+    const double width = static_cast<double>(layer.self_attention.structures().active_count() * layer.self_attention.head_dim());
+    const double ffn = static_cast<double>(layer.ffn.structures().active_count());
     const double classes = static_cast<double>(this->classifier.outputs());
     return {4 * d * width, 4 * d * width + 4 * static_cast<double>(seq) * width, 4 * d * ffn + 2 * d * classes};
   }
