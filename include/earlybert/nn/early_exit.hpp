@@ -5,8 +5,8 @@
 // Early-Exit").
 //
 // bert_for_token_classification_with_exits holds BertForTokenClassification's encoder and its
-// "classifier", which is the exit after the last layer (so a checkpoint loads into HuggingFace's
-// BertForTokenClassification, the other exits reported unused), and a linear exit after every other
+// "classifier", which is the exit after the last layer (so a checkpoint is a BertForTokenClassification
+// checkpoint with the other exits' tensors beside it), and a linear exit after every other
 // layer l, "exits.{l}" [num_labels, hidden].
 //
 //   logits(t, b, true, key)    every exit's logits, [layers * tokens, num_labels], layer l's rows at
