@@ -64,11 +64,11 @@ int predict_tags_of(const predict_options& o, const checkpoint_config& config, c
   nlohmann::ordered_json report{{"mode", o.exit.mode}, {"measure", o.exit.measure}, {"threshold", policy.threshold}, {"window", policy.window},
                                 {"batch", o.batch}, {"exits", exits}};
   std::vector<std::vector<int>> predicted;
-  const stopwatch clock;
   if (exits) {
     bert_for_token_classification_with_exits<float, shapes::any> model(config.model);
     load_weights(o.checkpoint, model);
     model.set_exit_policy(policy);
+    const stopwatch clock;  // the forward passes alone
     predicted = predict_tags(model, data, o.batch, pad);
     const exit_statistics& st = model.statistics;
     report["wall_s"] = clock.seconds();
@@ -83,6 +83,7 @@ int predict_tags_of(const predict_options& o, const checkpoint_config& config, c
   } else {
     bert_for_token_classification<float, shapes::any> model(config.model);
     load_weights(o.checkpoint, model);
+    const stopwatch clock;
     predicted = predict_tags(model, data, o.batch, pad);
     report["wall_s"] = clock.seconds();
     report["mean_layers"] = config.model.layers;
