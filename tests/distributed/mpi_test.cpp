@@ -55,14 +55,7 @@ std::span<const std::byte> bytes_of(const std::vector<double>& v) { return std::
 
 using model_type = bert_for_sequence_classification<double, shapes::any>;
 
-model_type toy_model() {
-  bert_config c = bert_config::for_shape<bert_shape<2, 8, 4, 12>>(10);
-  c.max_positions = 8;
-  model_type model(c);
-  rng random(9);
-  model.initialise(random);
-  return model;
-}
+model_type toy_model() { return earlybert::testing::toy_sequence_classifier<4>(); }
 
 // n values of magnitudes far apart (1e-16 to 1e16), so that another order of additions would round differently.
 std::vector<double> spread_values(std::size_t n, std::uint64_t seed) {

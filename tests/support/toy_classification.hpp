@@ -1,12 +1,14 @@
 // SPDX-License-Identifier: Apache-2.0
 #pragma once
 // A toy sentence task for training tests: is token 7 in the sequence? 24 examples of 3 to 6 tokens
-// ([CLS] = 2, [SEP] = 3, words 4..9), from a fixed seed.
+// ([CLS] = 2, [SEP] = 3, words 4..9), from a fixed seed; and a classifier small enough to train on it in
+// double: 2 layers, hidden 8, Heads heads, ffn 12, a vocabulary of 10.
 
 #include <algorithm>
 
 #include "earlybert/core/rng.hpp"
 #include "earlybert/io/datasets.hpp"
+#include "earlybert/nn/bert.hpp"
 
 namespace earlybert::testing {
 
@@ -24,6 +26,16 @@ inline classification_dataset toy_classification_data() {
     data.examples.push_back(e);
   }
   return data;
+}
+
+template <int Heads = 2>
+bert_for_sequence_classification<double, shapes::any> toy_sequence_classifier() {
+  bert_config c = bert_config::for_shape<bert_shape<2, 8, Heads, 12>>(10);
+  c.max_positions = 8;
+  bert_for_sequence_classification<double, shapes::any> model(c);
+  rng random(9);
+  model.initialise(random);
+  return model;
 }
 
 }  // namespace earlybert::testing

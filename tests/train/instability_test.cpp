@@ -33,14 +33,7 @@ path_point bump(one_weight& m) {
 
 using model_type = bert_for_sequence_classification<double, shapes::any>;
 
-model_type toy_model() {
-  bert_config c = bert_config::for_shape<bert_shape<2, 8, 2, 12>>(10);
-  c.max_positions = 8;
-  model_type model(c);
-  rng random(9);
-  model.initialise(random);
-  return model;
-}
+model_type toy_model() { return earlybert::testing::toy_sequence_classifier(); }
 
 }  // namespace
 
