@@ -90,21 +90,21 @@ pretrain)
 kill)
   # One process killed with SIGKILL at a random step ends the whole job (non-zero, no hang); --resume
   # with two processes then ends bit-identical to an uninterrupted run.
-  kill_rank_and_resume killed $((3 + RANDOM % 30)) "${eb[@]}"
+  kill_rank_and_resume killed $((4 + RANDOM % 29)) "${eb[@]}"
   ;;
 lottery)
   # The lottery methods on two processes, each killed (rank 1) at a random step and resumed: IMP
   # (in level 0 or 1), structured IMP, RigL, instability analysis (in the trunk or a copy).
-  kill_rank_and_resume imp $((3 + RANDOM % 20)) "${finetune[@]}" --epochs 1 --imp --imp-levels 1 --rewind-step 2
-  kill_rank_and_resume simp $((3 + RANDOM % 20)) "${finetune[@]}" --epochs 1 --imp --imp-structures --imp-levels 1 --imp-rate 0.5
-  kill_rank_and_resume rigl $((3 + RANDOM % 20)) "${finetune[@]}" --epochs 2 --sparsity 0.7 --rigl --rigl-interval 3
-  kill_rank_and_resume lmc $((3 + RANDOM % 30)) "${finetune[@]}" --epochs 2 --lmc-step 6 --lmc-points 2
+  kill_rank_and_resume imp $((4 + RANDOM % 19)) "${finetune[@]}" --epochs 1 --imp --imp-levels 1 --rewind-step 2
+  kill_rank_and_resume simp $((4 + RANDOM % 19)) "${finetune[@]}" --epochs 1 --imp --imp-structures --imp-levels 1 --imp-rate 0.5
+  kill_rank_and_resume rigl $((4 + RANDOM % 19)) "${finetune[@]}" --epochs 2 --sparsity 0.7 --rigl --rigl-interval 3
+  kill_rank_and_resume lmc $((4 + RANDOM % 29)) "${finetune[@]}" --epochs 2 --lmc-step 6 --lmc-points 2
   cmp lmc_reference/lmc.json lmc/lmc.json || fail "the instability path differs after the resume"
   ;;
 early-exit)
   # Exits trained jointly, then by self-sampling, on two processes, rank 1 killed at a random step (in
   # either stage) and the job resumed bit for bit.
-  kill_rank_and_resume ee $((2 + RANDOM % 8)) "$earlybert" finetune --task upos --data "$data/tasks/upos" --vocab "$vocab" --threads 1 --shape tiny \
+  kill_rank_and_resume ee $((4 + RANDOM % 6)) "$earlybert" finetune --task upos --data "$data/tasks/upos" --vocab "$vocab" --threads 1 --shape tiny \
     --seed 7 --batch 16 --max-seq 64 --steps 5 --self-sampling-steps 5 --early-exit
   ;;
 bad-launch)
