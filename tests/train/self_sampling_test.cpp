@@ -124,3 +124,18 @@ TEST_CASE("self_sampling_task: the joint loss under the drawn plan, the plain jo
   self_sampling_task<model_type> task(data, 4, 1, 7, 0, mixed);
   check_gradients([&](tape<double>& inner, auto&) { return task.loss(inner, model, pipeline_stage::efficient, 3, 0); }, parameters_of(model));
 }
+
+TEST_CASE("self_sampling_task: a step's FLOPs count every exit, and a self-sampling step the plan's forward pass too") {
+  model_type model = toy_model();
+  const tagging_dataset data = toy_tagging_data();
+  self_sampling_task<model_type> task(data, 4, 1, 7, 0, {}, 4);
+  tape<double> t;
+  task.loss(t, model, pipeline_stage::efficient, 3, 0);
+  const token_batch& b = task.last_batch();
+  const double d = 8, classes = 3, exits_before_last = 2;
+  CHECK(model.joint_forward_flops(b) == doctest::Approx(model.forward_flops(b) + exits_before_last * b.tokens() * 2 * d * classes));
+  CHECK(task.last_forward_flops(model) == doctest::Approx(model.joint_forward_flops(b)));
+  t.rewind();
+  task.loss(t, model, pipeline_stage::efficient, 4, 0);
+  CHECK(task.last_forward_flops(model) == doctest::Approx(4.0 / 3.0 * model.joint_forward_flops(task.last_batch())));
+}

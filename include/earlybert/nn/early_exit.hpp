@@ -248,10 +248,10 @@ class bert_for_token_classification_with_exits : public detail::bert_with_classi
   }
 
   // Forward FLOPs of the full model on a batch: the encoder and the last exit on every token.
-  double forward_flops(const token_batch& b) const {
-    const double d = this->bert.built_config().hidden;
-    return static_cast<double>(b.tokens()) * (this->bert.encoder_flops_per_token(b.seq) + 2 * d * static_cast<double>(this->classifier.outputs()));
-  }
+  double forward_flops(const token_batch& b) const { return forward_flops(b, 1); }
+  // Forward FLOPs of joint_logits on a batch: the encoder and every exit on every token (a halting plan
+  // saves nothing in training: halted rows are computed, then replaced by their copies).
+  double joint_forward_flops(const token_batch& b) const { return forward_flops(b, layers()); }
 
  private:
   // Dropout sites: the last exit uses the classifier's (it is BertForTokenClassification's), exit l < L - 1
@@ -272,6 +272,13 @@ class bert_for_token_classification_with_exits : public detail::bert_with_classi
                                       exit_layer[i], layers()));
       }
     }
+  }
+
+  // The encoder on every token and `exit_count` exits' classifiers.
+  double forward_flops(const token_batch& b, int exit_count) const {
+    const double d = this->bert.built_config().hidden;
+    const double classifiers = static_cast<double>(exit_count) * 2 * d * static_cast<double>(this->classifier.outputs());
+    return static_cast<double>(b.tokens()) * (this->bert.encoder_flops_per_token(b.seq) + classifiers);
   }
 
   // Forward FLOPs of one layer's parts per row, with the active heads and neurons as

@@ -35,7 +35,8 @@ class self_sampling_task : public classification_task<Model, tagging_dataset> {
 
   // The joint loss of micro-batch k of `step` under a plan drawn for it, dropout on.
   var<scalar_type> loss(tape<scalar_type>& t, Model& model, pipeline_stage stage, long step, int k) {
-    if (step < joint_steps_) return base::loss(t, model, stage, step, k);
+    sampled_ = step >= joint_steps_;
+    if (!sampled_) return base::loss(t, model, stage, step, k);
     const token_batch& b = base::micro_batch(stage, step, k);
     const std::uint64_t key = base::dropout_key(stage, step, k);
     int* plan = t.template scratch<int>(b.tokens());
@@ -44,12 +45,20 @@ class self_sampling_task : public classification_task<Model, tagging_dataset> {
     return model.joint_loss(t, model.joint_logits(t, b, true, key, exit_layer), b, exit_layer);
   }
 
+  // Forward FLOPs of the micro-batch just trained, such that 3x is its step's cost, as the pipeline
+  // counts a step (train/earlybert.hpp): the joint forward (every exit on every token), and on a
+  // self-sampling step a fourth forward pass, the plan's, without gradients: 4/3 of the joint forward.
+  double last_forward_flops(const Model& model) const {
+    return model.joint_forward_flops(base::last_batch()) * (sampled_ ? 4.0 / 3.0 : 1.0);
+  }
+
   const self_sampling_options& options() const noexcept { return options_; }
 
  private:
   static constexpr std::uint64_t plan_stream = 0x5e1f;  // the plans' streams, apart from dropout's
   self_sampling_options options_;
   long joint_steps_;
+  bool sampled_ = false;  // whether the last loss() drew a plan
 };
 
 }  // namespace earlybert
