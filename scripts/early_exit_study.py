@@ -62,6 +62,8 @@ def main():
     p.add_argument("--window", type=int, default=2)
     p.add_argument("--default-threshold", type=float, default=0.15)
     p.add_argument("--aggregate-only", action="store_true")
+    p.add_argument("--train-only", action="store_true",
+                   help="fine-tune, but tag nothing: the timed predictions can then run later, on a quiet machine")
     a = p.parse_args()
     os.makedirs(a.out, exist_ok=True)
     layers = json.load(open(os.path.join(a.init, "config.json")))["num_hidden_layers"]
@@ -87,6 +89,8 @@ def main():
                         extra += ["--layers", name.split("_")[1]]
                     os.makedirs(os.path.dirname(path), exist_ok=True)
                     run(base + extra + ["--out", path, "--metrics", path + ".jsonl", "--checkpoint-every", "100", "--resume"], log)
+                if a.train_only:
+                    continue
                 # The predictions: the model with exits under each policy, the baselines as they are.
                 plan = []
                 for batch in (1, a.batch):
