@@ -20,6 +20,9 @@ import statistics
 import subprocess
 import sys
 
+sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
+from study import mean_std, pyplot  # noqa: E402
+
 TASKS = {
     "upos": {"data": "ud_ewt", "dev": "en_ewt-ud-dev.conllu", "metric": "accuracy"},
     "ner": {"data": "wnut17", "dev": "emerging.dev.conll", "metric": "f1"},
@@ -33,15 +36,6 @@ def run(command, log):
 
 def finetuned(path):
     return os.path.exists(os.path.join(path, "model.safetensors")) and not os.path.exists(os.path.join(path, "training_state.safetensors"))
-
-
-def mean_std(values):
-    values = [v for v in values if v is not None]
-    if not values:
-        return "-"
-    if len(values) == 1:
-        return f"{values[0]:.4f}"
-    return f"{statistics.mean(values):.4f} ± {statistics.stdev(values):.4f}"
 
 
 def main():
@@ -166,12 +160,8 @@ def report(reports, a, layers):
 
 
 def plot(reports, a, layers):
-    try:
-        import matplotlib
-        matplotlib.use("Agg")
-        import matplotlib.pyplot as plt
-    except ImportError:
-        print("early-exit study: matplotlib is not installed; no pictures", file=sys.stderr)
+    plt = pyplot("early-exit study")
+    if plt is None:
         return
     for task in a.tasks:
         metric = TASKS[task]["metric"]

@@ -26,12 +26,10 @@ import statistics
 import subprocess
 import sys
 
+sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
+from study import mean_std, pyplot, read_metrics  # noqa: E402
+
 PARTS = ["imp", "controls", "lmc", "sparse", "structured"]
-
-
-def read_events(path):
-    with open(path) as f:
-        return [json.loads(line) for line in f if line.strip()]
 
 
 def finetune(a, common, seed_dir, name, args, log):
@@ -39,22 +37,13 @@ def finetune(a, common, seed_dir, name, args, log):
     out = os.path.join(seed_dir, name)
     metrics = out + ".jsonl"
     if os.path.exists(metrics):
-        events = read_events(metrics)
+        events = read_metrics(metrics)
         if events and events[-1]["event"] == "summary":
             return events
     command = [a.earlybert, "finetune", *common, *args, "--out", out, "--metrics", metrics, "--checkpoint-every", "50", "--resume"]
     print("lottery study:", " ".join(command), file=sys.stderr, flush=True)
     subprocess.run(command, check=True, stdout=log, stderr=log)
-    return read_events(metrics)
-
-
-def mean_std(values):
-    values = [v for v in values if v is not None]
-    if not values:
-        return "-"
-    if len(values) == 1:
-        return f"{values[0]:.4f}"
-    return f"{statistics.mean(values):.4f} ± {statistics.stdev(values):.4f}"
+    return read_metrics(metrics)
 
 
 def main():
@@ -117,7 +106,7 @@ def main():
                 if a.aggregate_only:
                     if not os.path.exists(metrics):
                         continue
-                    events = read_events(metrics)
+                    events = read_metrics(metrics)
                     if not events or events[-1]["event"] != "summary":
                         continue
                 else:
@@ -204,12 +193,8 @@ def report(runs, a):
 
 
 def plot(by, levels, lmc, a, metric):
-    try:
-        import matplotlib
-        matplotlib.use("Agg")
-        import matplotlib.pyplot as plt
-    except ImportError:
-        print("lottery study: matplotlib is not installed; no pictures", file=sys.stderr)
+    plt = pyplot("lottery study")
+    if plt is None:
         return
     if levels:
         fig, ax = plt.subplots(figsize=(6, 4))
