@@ -17,6 +17,7 @@
 
 #include <earlybert/earlybert.hpp>
 
+#include "job.hpp"
 #include "messages.hpp"
 
 namespace earlybert::cli {
@@ -51,6 +52,22 @@ inline nonfinite_policy nonfinite_policy_of(const std::string& name) {
   if (name == "stop") return nonfinite_policy::stop;
   if (name == "skip") return nonfinite_policy::skip;
   throw config_error(fmt::format("--on-nonfinite is '{}', expected stop or skip", name));
+}
+
+// The optimizer's settings of a pretrain or finetune command line, at `learning_rate` (each command
+// chooses its own default), summing gradients over the job's processes.
+template <class CommandOptions>
+optimization_options optimization_of(const CommandOptions& o, double learning_rate) {
+  optimization_options optimization;
+  optimization.learning_rate = learning_rate;
+  optimization.warmup_ratio = o.warmup_ratio;
+  optimization.weight_decay = o.weight_decay;
+  optimization.max_grad_norm = o.max_grad_norm;
+  optimization.on_nonfinite = nonfinite_policy_of(o.common.on_nonfinite);
+  optimization.accumulation_steps = o.accumulation;
+  optimization.group = &job::group();
+  optimization.overlap_communication = overlap_of(o.common.overlap);
+  return optimization;
 }
 
 // EarlyBERT's settings (docs/earlybert.md); the defaults are the method's.

@@ -112,15 +112,7 @@ finetune_result finetune_model(const finetune_options& o, const vocabulary& voca
   const long steps_per_epoch = static_cast<long>((data.train.examples.size() + batch - 1) / batch);
   const long dense_steps = o.steps.value_or(steps_per_epoch * o.epochs);
   check_lottery_options(o, dense_steps);
-  optimization_options optimization;
-  optimization.learning_rate = o.lr.value_or(init ? 3e-4 : 1e-3);
-  optimization.warmup_ratio = o.warmup_ratio;
-  optimization.weight_decay = o.weight_decay;
-  optimization.max_grad_norm = o.max_grad_norm;
-  optimization.on_nonfinite = nonfinite_policy_of(o.common.on_nonfinite);
-  optimization.accumulation_steps = o.accumulation;
-  optimization.group = &job::group();
-  optimization.overlap_communication = overlap_of(o.common.overlap);
+  const optimization_options optimization = optimization_of(o, o.lr.value_or(init ? 3e-4 : 1e-3));
 
   const std::optional<training_state_reader> state = open_training_state("finetune", o.common, o.out);
   metrics_log metrics = open_metrics(o.common, state);

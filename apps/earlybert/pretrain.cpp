@@ -156,15 +156,7 @@ pretrain_result pretrain(const pretrain_options& o, const vocabulary& vocab) {
   model_type model(config);
   rng random(o.common.seed);
   model.initialise(random);
-  optimization_options optimization;
-  optimization.learning_rate = o.lr;
-  optimization.warmup_ratio = o.warmup_ratio;
-  optimization.weight_decay = o.weight_decay;
-  optimization.max_grad_norm = o.max_grad_norm;
-  optimization.on_nonfinite = nonfinite_policy_of(o.common.on_nonfinite);
-  optimization.accumulation_steps = o.accumulation;
-  optimization.group = &job::group();
-  optimization.overlap_communication = overlap_of(o.common.overlap);
+  const optimization_options optimization = optimization_of(o, o.lr);
 
   const std::optional<training_state_reader> state = open_training_state("pretrain", o.common, o.out);
   metrics_log metrics = open_metrics(o.common, state);
