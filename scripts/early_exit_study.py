@@ -4,8 +4,9 @@
 with an exit after every layer (`earlybert finetune --early-exit`: joint epochs, then self-sampling) and,
 as the static baseline, the same checkpoint cut to its first k layers (`--layers k`) trained for as many
 epochs; then tag the dev set with `earlybert predict --exit-report` under sentence- and token-level exit
-over a sweep of thresholds, with batches of one sentence and of --batch sentences, and the baselines the
-same way.
+over a sweep of thresholds, with batches of one sentence (on --latency-threads threads) and of --batch
+sentences (on --threads), and the baselines the same way. Each prediction is timed --repeats times, in
+rounds over the whole plan, and its median wall time is the one reported.
 
 Each run and each prediction is skipped when its output exists, so the study started again with the
 same --out does only what it lacks (a fine-tuning run interrupted is resumed). Writes <out>/study.json
@@ -38,6 +39,10 @@ def finetuned(path):
     return os.path.exists(os.path.join(path, "model.safetensors")) and not os.path.exists(os.path.join(path, "training_state.safetensors"))
 
 
+def label_of(name, mode, threshold, batch):
+    return f"{name}_{mode}" + (f"_{threshold:g}" if threshold is not None else "") + f"_b{batch}"
+
+
 def main():
     p = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     p.add_argument("--earlybert", required=True, help="the earlybert program")
@@ -50,7 +55,10 @@ def main():
     p.add_argument("--epochs", type=int, default=3, help="joint epochs (the baselines train this plus the self-sampling epochs)")
     p.add_argument("--self-sampling-epochs", type=int, default=1)
     p.add_argument("--max-seq", type=int, default=128)
-    p.add_argument("--threads", type=int, default=2)
+    p.add_argument("--threads", type=int, default=2, help="threads of the fine-tuning runs and of the batched predictions")
+    p.add_argument("--latency-threads", type=int, default=1,
+                   help="threads of the predictions one sentence at a time (the latency setting: one core per request)")
+    p.add_argument("--repeats", type=int, default=3, help="times each prediction is timed; the table takes the median")
     p.add_argument("--batch", type=int, default=64, help="sentences per forward pass in the batched predictions")
     p.add_argument("--thresholds", type=float, nargs="+", default=[0.02, 0.05, 0.1, 0.15, 0.2, 0.3, 0.4, 0.5, 0.6])
     p.add_argument("--window", type=int, default=2)
@@ -95,20 +103,29 @@ def main():
                     for name in models:
                         if name != "exits":
                             plan.append((name, "none", None, batch))
-                for name, mode, threshold, batch in plan:
-                    label = f"{name}_{mode}" + (f"_{threshold:g}" if threshold is not None else "") + f"_b{batch}"
-                    report_path = os.path.join(a.out, task, f"seed{seed}", "reports", label + ".json")
-                    if not os.path.exists(report_path):
-                        if a.aggregate_only or not finetuned(models[name]):
+                # Every prediction --repeats times, in rounds over the whole plan (so that a slow spell of the
+                # machine falls on every setting alike); its wall time is the median of its rounds.
+                def report_path(label, round_):
+                    return os.path.join(a.out, task, f"seed{seed}", "reports", f"{label}.r{round_}.json")
+                for round_ in range(a.repeats):
+                    for name, mode, threshold, batch in plan:
+                        path = report_path(label_of(name, mode, threshold, batch), round_)
+                        if os.path.exists(path) or a.aggregate_only or not finetuned(models[name]):
                             continue
-                        os.makedirs(os.path.dirname(report_path), exist_ok=True)
-                        command = [a.earlybert, "predict", "--checkpoint", models[name], "--input", dev, "--out", report_path[:-5] + ".jsonl",
-                                   "--batch", str(batch), "--max-seq", str(a.max_seq), "--threads", str(a.threads), "--exit-report", report_path]
+                        os.makedirs(os.path.dirname(path), exist_ok=True)
+                        threads = a.latency_threads if batch == 1 else a.threads
+                        command = [a.earlybert, "predict", "--checkpoint", models[name], "--input", dev, "--out", path[:-5] + ".jsonl",
+                                   "--batch", str(batch), "--max-seq", str(a.max_seq), "--threads", str(threads), "--exit-report", path]
                         if mode != "none":
                             command += ["--exit-mode", mode, "--exit-threshold", str(threshold), "--exit-window", str(a.window)]
                         run(command, log)
-                        os.remove(report_path[:-5] + ".jsonl")
-                    r = json.load(open(report_path))
+                        os.remove(path[:-5] + ".jsonl")
+                for name, mode, threshold, batch in plan:
+                    label = label_of(name, mode, threshold, batch)
+                    rounds = [json.load(open(report_path(label, k))) for k in range(a.repeats) if os.path.exists(report_path(label, k))]
+                    if not rounds:
+                        continue
+                    r = dict(rounds[0], wall_s=statistics.median(x["wall_s"] for x in rounds), wall_s_rounds=[x["wall_s"] for x in rounds])
                     r.update({"task": task, "seed": seed, "model": name, "batch": batch})
                     reports.append(r)
                 with open(os.path.join(a.out, "study.json.tmp"), "w") as f:
