@@ -210,6 +210,7 @@ def plot(reports, a, layers):
                 continue
             totals = [sum(r["word_exits"][l] for r in rs) for l in range(layers)]
             ax.bar([l + 1 + offset for l in range(layers)], [t / sum(totals) for t in totals], width, label=f"{mode}-level")
+        ax.set_xticks(range(1, layers + 1))
         ax.set_xlabel("exit layer")
         ax.set_ylabel("fraction of words")
         ax.set_title(f"{task}: where words leave (threshold {a.default_threshold:g}, window {a.window})")
