@@ -130,14 +130,18 @@ bad-launch)
   status=0
   env PMI_SIZE=2 PMI_RANK=1 "${finetune[@]}" --out x > out.txt 2> err.txt || status=$?
   [[ $status -eq 1 && ! -s err.txt ]] || fail "the process numbered 1 exited with $status and wrote: $(cat err.txt)"
-  # A training state of two processes continues only with two.
-  "${two[@]}" "${finetune[@]}" --epochs 1 --out state --checkpoint-every 4 > /dev/null 2>&1
-  "${two[@]}" "${finetune[@]}" --epochs 1 --out interrupted --checkpoint-every 4 > /dev/null 2> interrupted.err & launcher=$!
-  while kill -0 $launcher 2> /dev/null && [[ ! -e interrupted/training_state.safetensors ]]; do sleep 0.01; done
+  # A training state of two processes continues only with two. The run is long (480 steps) so that it is
+  # still going when SIGTERM arrives: a run that completes removes its training state.
+  interrupted=("${finetune[@]}" --epochs 40 --out interrupted --checkpoint-every 4)
+  "${two[@]}" "${interrupted[@]}" > /dev/null 2> interrupted.err & launcher=$!
+  while [[ ! -e interrupted/training_state.safetensors ]]; do
+    kill -0 $launcher 2> /dev/null || fail "the run ended before its first training state: $(tail -n 2 interrupted.err)"
+    sleep 0.01
+  done
   kill -TERM $launcher
   wait $launcher || true
-  [[ -e interrupted/training_state.safetensors ]] || fail "no training state was written"
-  expect_one_error "'processes=2' then, '' now" "${finetune[@]}" --epochs 1 --out interrupted --checkpoint-every 4 --resume
+  [[ -e interrupted/training_state.safetensors ]] || fail "SIGTERM left no training state: $(tail -n 2 interrupted.err)"
+  expect_one_error "'processes=2' then, '' now" "${interrupted[@]}" --resume
   ;;
 *)
   fail "unknown case '$case_name'"
