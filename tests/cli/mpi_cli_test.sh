@@ -94,17 +94,19 @@ kill)
   ;;
 lottery)
   # The lottery methods on two processes, each killed (rank 1) at a random step and resumed: IMP
-  # (in level 0 or 1), structured IMP, RigL, instability analysis (in the trunk or a copy).
-  kill_rank_and_resume imp $((4 + RANDOM % 19)) "${finetune[@]}" --epochs 1 --imp --imp-levels 1 --rewind-step 2
-  kill_rank_and_resume simp $((4 + RANDOM % 19)) "${finetune[@]}" --epochs 1 --imp --imp-structures --imp-levels 1 --imp-rate 0.5
-  kill_rank_and_resume rigl $((4 + RANDOM % 19)) "${finetune[@]}" --epochs 2 --sparsity 0.7 --rigl --rigl-interval 3
+  # (in level 0 or 1), structured IMP, RigL, instability analysis (in the trunk or a copy). A kill leaves
+  # at least 6 steps to go, so that rank 1 is still there: IMP runs 22 steps (level 1 goes on from the
+  # rewind point at step 2), structured IMP and RigL 24 (kills at 4-16), the instability analysis 42 (4-32).
+  kill_rank_and_resume imp $((4 + RANDOM % 13)) "${finetune[@]}" --epochs 1 --imp --imp-levels 1 --rewind-step 2
+  kill_rank_and_resume simp $((4 + RANDOM % 13)) "${finetune[@]}" --epochs 1 --imp --imp-structures --imp-levels 1 --imp-rate 0.5
+  kill_rank_and_resume rigl $((4 + RANDOM % 13)) "${finetune[@]}" --epochs 2 --sparsity 0.7 --rigl --rigl-interval 3
   kill_rank_and_resume lmc $((4 + RANDOM % 29)) "${finetune[@]}" --epochs 2 --lmc-step 6 --lmc-points 2
   cmp lmc_reference/lmc.json lmc/lmc.json || fail "the instability path differs after the resume"
   ;;
 early-exit)
   # Exits trained jointly, then by self-sampling, on two processes, rank 1 killed at a random step (in
-  # either stage) and the job resumed bit for bit.
-  kill_rank_and_resume ee $((4 + RANDOM % 6)) "$earlybert" finetune --task upos --data "$data/tasks/upos" --vocab "$vocab" --threads 1 --shape tiny \
+  # either stage; at least 3 of the 10 steps left) and the job resumed bit for bit.
+  kill_rank_and_resume ee $((4 + RANDOM % 4)) "$earlybert" finetune --task upos --data "$data/tasks/upos" --vocab "$vocab" --threads 1 --shape tiny \
     --seed 7 --batch 16 --max-seq 64 --steps 5 --self-sampling-steps 5 --early-exit
   ;;
 bad-launch)
