@@ -17,7 +17,8 @@ one task with the `earlybert` program's lottery methods (docs/lottery.md) and ta
 Every run is one `earlybert finetune` with --resume: a study started again with the same --out does only
 the runs it lacks and continues a run that was interrupted. Writes <out>/lottery.json (every run's
 summary and the method's events), <out>/table.md (means and standard deviations over the seeds) and, when
-matplotlib is installed, <out>/imp_levels.png, <out>/instability.png and <out>/rigl_turnover.png.
+matplotlib is installed, <out>/imp_levels.png, <out>/instability.png, <out>/rigl_turnover.png and
+<out>/structured.png.
 """
 import argparse
 import json
@@ -172,27 +173,32 @@ def report(runs, a):
         for e in events:
             if e["event"] == "imp_level":
                 structured.setdefault(e["level"], {})[seed] = e
+    # Level l's run trains the ticket the runs of levels 0..l-1 found: reaching it costs levels 0..l.
     if structured or "earlybert" in by:
-        lines += [f"| arm | encoder FLOPs ratio | {metric} | training FLOPs (all levels or stages) |", "|---|---|---|---|"]
+        lines += [f"| arm | encoder FLOPs ratio | {metric} | training FLOPs of the run | training FLOPs to reach it | "
+                  "training wall s |", "|---|---|---|---|---|---|"]
         for level in sorted(structured):
             row = structured[level]
+            reach = [sum(structured[l][seed]["train_flops"] for l in structured if l <= level and seed in structured[l]) for seed in row]
             lines.append(f"| structured IMP level {level} | {mean_std([e['encoder_flops_ratio'] for e in row.values()])} | "
                          f"{mean_std([e['dev_metrics'][metric] for e in row.values()])} | "
-                         f"{mean_std([e['train_flops'] for e in row.values()])} |")
+                         f"{mean_std([e['train_flops'] for e in row.values()])} | {mean_std(reach)} | "
+                         f"{mean_std([e['train_wall_s'] for e in row.values()])} |")
         for arm in ("earlybert", "random_ticket"):
             seeds = by.get(arm, {})
             if seeds:
                 ratio = [next(e for e in ev if e["event"] == "ticket")["flops_ratio"] for ev in seeds.values()]
+                flops = mean_std([ev[-1]["train_flops"] for ev in seeds.values()])
                 lines.append(f"| {arm} | {mean_std(ratio)} | {mean_std([ev[-1]['dev_main'] for ev in seeds.values()])} | "
-                             f"{mean_std([ev[-1]['train_flops'] for ev in seeds.values()])} |")
+                             f"{flops} | {flops} | {mean_std([ev[-1]['train_wall_s'] for ev in seeds.values()])} |")
         lines.append("")
     with open(os.path.join(a.out, "table.md"), "w") as f:
         f.write("\n".join(lines) + "\n")
     print("\n".join(lines))
-    plot(by, levels, lmc, a, metric)
+    plot(by, levels, lmc, structured, a, metric)
 
 
-def plot(by, levels, lmc, a, metric):
+def plot(by, levels, lmc, structured, a, metric):
     plt = pyplot("lottery study")
     if plt is None:
         return
@@ -244,6 +250,24 @@ def plot(by, levels, lmc, a, metric):
         ax.legend(fontsize=7)
         fig.tight_layout()
         fig.savefig(os.path.join(a.out, "rigl_turnover.png"), dpi=120)
+    if structured or "earlybert" in by:
+        fig, ax = plt.subplots(figsize=(6, 4))
+        if structured:
+            xs = sorted(structured)
+            ax.plot([statistics.mean(e["encoder_flops_ratio"] for e in structured[l].values()) for l in xs],
+                    [statistics.mean(e["dev_metrics"][metric] for e in structured[l].values()) for l in xs], "o-",
+                    label="structured IMP (levels)")
+        for arm, style in (("earlybert", "*"), ("random_ticket", "x")):
+            if arm in by:
+                events = by[arm].values()
+                ax.plot([statistics.mean(next(e for e in ev if e["event"] == "ticket")["flops_ratio"] for ev in events)],
+                        [statistics.mean(ev[-1]["dev_main"] for ev in events)], style, markersize=12, label=arm.replace("_", " "))
+        ax.set_xlabel("encoder FLOPs of the ticket / dense")
+        ax.set_ylabel(f"dev {metric}")
+        ax.set_title(f"{a.task}: structured tickets (mean of seeds)")
+        ax.legend()
+        fig.tight_layout()
+        fig.savefig(os.path.join(a.out, "structured.png"), dpi=120)
 
 
 if __name__ == "__main__":
