@@ -115,9 +115,11 @@ def main():
                 runs.append({"seed": seed, "name": name, "events": [e for e in events if e["event"] != "step"]})
                 summary = events[-1]
                 print(f"lottery study: seed {seed} {name}: dev {summary['main_metric']} {summary['dev_main']:.4f}", file=sys.stderr, flush=True)
-                with open(os.path.join(a.out, "lottery.json.tmp"), "w") as f:
+                # A temporary file of this process's own: studies of other seeds may share --out.
+                partial = os.path.join(a.out, f"lottery.json.{os.getpid()}.tmp")
+                with open(partial, "w") as f:
                     json.dump({"task": a.task, "init": a.init, "epochs": a.epochs, "runs": runs}, f, indent=1)
-                os.replace(os.path.join(a.out, "lottery.json.tmp"), os.path.join(a.out, "lottery.json"))
+                os.replace(partial, os.path.join(a.out, "lottery.json"))
     report(runs, a)
 
 
