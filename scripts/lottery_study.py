@@ -150,12 +150,16 @@ def report(runs, a):
     # Instability.
     lmc = sorted((int(name[5:]), seeds) for name, seeds in by.items() if name.startswith("lmc_k"))
     if lmc:
-        lines += ["| split step k | error barrier | loss barrier | endpoints' error |", "|---|---|---|---|"]
+        lines += ["| split step k | error barrier | loss barrier | endpoints' error | rise above the worse endpoint | "
+                  "dip below the better endpoint |", "|---|---|---|---|---|---|"]
         for k, seeds in lmc:
             events = [next(e for e in ev if e["event"] == "lmc") for ev in seeds.values()]
             ends = [(e["points"][0]["error"] + e["points"][-1]["error"]) / 2 for e in events]
+            errors = [[p["error"] for p in e["points"]] for e in events]
+            rise = [max(err) - max(err[0], err[-1]) for err in errors]
+            dip = [min(err[0], err[-1]) - min(err) for err in errors]
             lines.append(f"| {k} | {mean_std([e['error_barrier'] for e in events])} | {mean_std([e['loss_barrier'] for e in events])} | "
-                         f"{mean_std(ends)} |")
+                         f"{mean_std(ends)} | {mean_std(rise)} | {mean_std(dip)} |")
         lines.append("")
     # Sparse training.
     sparse = sorted({float(name.split("_")[1]) for name in by if name.startswith(("static_", "rigl_"))})
@@ -208,16 +212,24 @@ def plot(by, levels, lmc, structured, a, metric):
         fig, ax = plt.subplots(figsize=(6, 4))
         xs = sorted(levels)
         sparsity = [next(iter(levels[l].values()))["sparsity"] for l in xs]
-        ys = [statistics.mean(e["dev_metrics"][metric] for e in levels[l].values()) for l in xs]
-        ax.plot(sparsity, ys, "o-", label="IMP (rewound to pre-trained)")
+        # Means with one standard deviation over the seeds as error bars (none for a single seed).
+        def spread(values):
+            values = list(values)
+            return statistics.mean(values), statistics.stdev(values) if len(values) > 1 else 0.0
+        imp = [spread(e["dev_metrics"][metric] for e in levels[l].values()) for l in xs]
+        ax.errorbar(sparsity, [m for m, _ in imp], yerr=[s for _, s in imp], fmt="o-", capsize=3,
+                    label="IMP (rewound to pre-trained)")
+        if 0 in levels:
+            ax.axhline(imp[xs.index(0)][0], color="grey", linewidth=0.8, linestyle="--", label="dense (level 0)")
         for control, style in (("random", "s--"), ("reinit", "^:")):
-            pts = [(sparsity[xs.index(l)], statistics.mean(ev[-1]["dev_main"] for ev in by[f"{control}_L{l}"].values()))
+            pts = [(sparsity[xs.index(l)], *spread(ev[-1]["dev_main"] for ev in by[f"{control}_L{l}"].values()))
                    for l in xs if f"{control}_L{l}" in by]
             if pts:
-                ax.plot(*zip(*pts), style, label=f"control: {control}")
+                x, m, s = zip(*pts)
+                ax.errorbar(x, m, yerr=s, fmt=style, capsize=3, label=f"control: {control}")
         ax.set_xlabel("sparsity of the encoder's weights")
         ax.set_ylabel(f"dev {metric}")
-        ax.set_title(f"{a.task}: IMP levels and controls (mean of seeds)")
+        ax.set_title(f"{a.task}: IMP levels and controls (mean ± sd over seeds)")
         ax.legend()
         fig.tight_layout()
         fig.savefig(os.path.join(a.out, "imp_levels.png"), dpi=120)
@@ -228,15 +240,25 @@ def plot(by, levels, lmc, structured, a, metric):
             alphas = [p["alpha"] for p in events[0]["points"]]
             errors = [statistics.mean(e["points"][i]["error"] for e in events) for i in range(len(alphas))]
             left.plot(alphas, errors, label=f"k = {k}")
+        left.set_title(f"{a.task}: error along the line (mean of seeds)")
         left.set_xlabel("α (first copy → second)")
         left.set_ylabel(f"dev error (1 − {metric})")
         left.legend()
         ks = [k for k, _ in lmc]
-        barriers = [statistics.mean(next(e for e in ev if e["event"] == "lmc")["error_barrier"] for ev in seeds.values()) for _, seeds in lmc]
-        right.plot(ks, barriers, "o-")
+        # Frankle et al.'s barrier (the worst point less the endpoints' mean) counts half the gap between two
+        # copies that merely ended apart; the rise above the worse endpoint is what a ridge would add.
+        def over_seeds(measure):
+            values = [[measure(next(e for e in ev if e["event"] == "lmc")) for ev in seeds.values()] for _, seeds in lmc]
+            return ([statistics.mean(v) for v in values], [statistics.stdev(v) if len(v) > 1 else 0.0 for v in values])
+        barrier = over_seeds(lambda e: e["error_barrier"])
+        rise = over_seeds(lambda e: max(p["error"] for p in e["points"]) - max(e["points"][0]["error"], e["points"][-1]["error"]))
+        right.errorbar(ks, barrier[0], yerr=barrier[1], fmt="o-", capsize=3, label="error barrier")
+        right.errorbar(ks, rise[0], yerr=rise[1], fmt="s--", capsize=3, label="rise above the worse endpoint")
+        right.set_ylim(bottom=0)
         right.set_xlabel("split step k")
-        right.set_ylabel("error barrier")
-        right.set_title("instability curve")
+        right.set_ylabel(f"dev error (1 − {metric})")
+        right.set_title("instability curve (mean ± sd over seeds)")
+        right.legend()
         fig.tight_layout()
         fig.savefig(os.path.join(a.out, "instability.png"), dpi=120)
     rigl = sorted(name for name in by if name.startswith("rigl_"))
