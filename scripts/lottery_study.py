@@ -15,12 +15,16 @@ one task with the `earlybert` program's lottery methods (docs/lottery.md) and ta
              and EarlyBERT's pipeline with a random ticket, compared at the FLOPs each keeps
 
 Every run is one `earlybert finetune` with --resume: a study started again with the same --out does only
-the runs it lacks and continues a run that was interrupted. Writes <out>/lottery.json (every run's
+the runs it lacks and continues a run that was interrupted. Studies may run side by side on the same
+--out, for other seeds or the same ones: each run is taken by one study, and the others pass it by
+(controls need their seed's IMP levels, so split a seed's work by --parts with imp and controls in one
+study). Writes <out>/lottery.json (every run's
 summary and the method's events), <out>/table.md (means and standard deviations over the seeds) and, when
 matplotlib is installed, <out>/imp_levels.png, <out>/instability.png, <out>/rigl_turnover.png and
 <out>/structured.png.
 """
 import argparse
+import fcntl
 import json
 import os
 import statistics
@@ -33,18 +37,38 @@ from study import mean_std, pyplot, read_metrics  # noqa: E402
 PARTS = ["imp", "controls", "lmc", "sparse", "structured"]
 
 
-def finetune(a, common, seed_dir, name, args, log):
-    """One run, resumed if it was interrupted; its events, or the finished run's as kept."""
-    out = os.path.join(seed_dir, name)
-    metrics = out + ".jsonl"
+def finished(metrics):
+    """The events of a finished run, or None."""
     if os.path.exists(metrics):
         events = read_metrics(metrics)
         if events and events[-1]["event"] == "summary":
             return events
-    command = [a.earlybert, "finetune", *common, *args, "--out", out, "--metrics", metrics, "--checkpoint-every", "50", "--resume"]
-    print("lottery study:", " ".join(command), file=sys.stderr, flush=True)
-    subprocess.run(command, check=True, stdout=log, stderr=log)
-    return read_metrics(metrics)
+    return None
+
+
+def finetune(a, common, seed_dir, name, args, log):
+    """One run, resumed if it was interrupted; its events, or the finished run's as kept. None when another
+    study holds the run: studies of the same seeds may share the work, each run taken by one of them (a
+    lock on <run>.lock, released by the system if the study dies)."""
+    out = os.path.join(seed_dir, name)
+    metrics = out + ".jsonl"
+    events = finished(metrics)
+    if events:
+        return events
+    with open(out + ".lock", "w") as lock:
+        try:
+            fcntl.flock(lock, fcntl.LOCK_EX | fcntl.LOCK_NB)
+        except BlockingIOError:
+            print(f"lottery study: {name} of {seed_dir} is another study's, left to it", file=sys.stderr, flush=True)
+            return None
+        events = finished(metrics)  # finished by another study since the first look
+        if events:
+            return events
+        command = [a.earlybert, "finetune", *common, *args, "--out", out, "--metrics", metrics, "--checkpoint-every", "50",
+                   "--resume"]
+        print("lottery study:", " ".join(command), file=sys.stderr, flush=True)
+        subprocess.run(command, check=True, stdout=log, stderr=log)
+        return read_metrics(metrics)
 
 
 def main():
@@ -112,6 +136,8 @@ def main():
                         continue
                 else:
                     events = finetune(a, base, seed_dir, name, args, log)
+                    if events is None:
+                        continue
                 runs.append({"seed": seed, "name": name, "events": [e for e in events if e["event"] != "step"]})
                 summary = events[-1]
                 print(f"lottery study: seed {seed} {name}: dev {summary['main_metric']} {summary['dev_main']:.4f}", file=sys.stderr, flush=True)
