@@ -11,17 +11,17 @@ one task with the `earlybert` program's lottery methods (docs/lottery.md) and ta
   lmc        instability analysis of dense fine-tuning: two copies parting at each of --lmc-steps, the
              error along the line between them
   sparse     static random sparsity and RigL at each of --sparsities
-  structured structured IMP (heads and FFN neurons by magnitude, --structured-levels levels of 20%%), EarlyBERT
+  structured structured IMP (heads and FFN neurons by magnitude, --structured-levels levels of 20%), EarlyBERT
              and EarlyBERT's pipeline with a random ticket, compared at the FLOPs each keeps
 
 Every run is one `earlybert finetune` with --resume: a study started again with the same --out does only
 the runs it lacks and continues a run that was interrupted. Studies may run side by side on the same
 --out, for other seeds or the same ones: each run is taken by one study, and the others pass it by
-(controls need their seed's IMP levels, so split a seed's work by --parts with imp and controls in one
-study). Writes <out>/lottery.json (every run's
-summary and the method's events), <out>/table.md (means and standard deviations over the seeds) and, when
-matplotlib is installed, <out>/imp_levels.png, <out>/instability.png, <out>/rigl_turnover.png and
-<out>/structured.png.
+(and pass by the controls while another study still has the IMP levels they branch from).
+
+Writes <out>/lottery.json (every run's summary and the method's events), <out>/table.md (means and
+standard deviations over the seeds) and, when matplotlib is installed, <out>/imp_levels.png,
+<out>/instability.png, <out>/rigl_turnover.png and <out>/structured.png.
 """
 import argparse
 import fcntl
@@ -134,6 +134,11 @@ def main():
                     events = read_metrics(metrics)
                     if not events or events[-1]["event"] != "summary":
                         continue
+                elif "--mask-from" in args and not finished(os.path.join(seed_dir, "imp.jsonl")):
+                    # The controls branch from the IMP levels, which another study has yet to finish.
+                    print(f"lottery study: {name} of {seed_dir} waits for the IMP levels, left to the study that has them",
+                          file=sys.stderr, flush=True)
+                    continue
                 else:
                     events = finetune(a, base, seed_dir, name, args, log)
                     if events is None:
