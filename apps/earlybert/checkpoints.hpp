@@ -58,6 +58,26 @@ inline void check_checkpoint_options(const common_options& o) {
 
 inline fs::path training_state_path(const std::string& out) { return fs::path(out) / "training_state.safetensors"; }
 
+// Where a run stands, in words, from the "pipeline" record of its training state
+// (train/pipeline_records.hpp): "step N" of a dense or RigL run, "search step N" or "efficient step N"
+// of EarlyBERT's, "step N of level L" of IMP's, "step N of the first copy" (the shared trunk included)
+// or "of the second copy" of an instability run. Read leniently: the note is written before the
+// pipeline checks the record, and a malformed part reads "?".
+inline std::string run_position(const nlohmann::json& position) {
+  const auto text = [](const nlohmann::json& value) { return value.is_string() ? value.get<std::string>() : std::string("?"); };
+  const auto steps = whole_number<long>(member_or_null(position, "steps_done"));
+  const std::string step = fmt::format("step {}", steps ? std::to_string(*steps) : "?");
+  const std::string mode = text(member_or_null(position, "mode"));
+  const nlohmann::json& method = member_or_null(position, "method");
+  if (mode == "earlybert") return text(member_or_null(position, "stage")) + " " + step;
+  if (mode == "imp") {
+    const auto level = whole_number<int>(member_or_null(method, "level"));
+    return fmt::format("{} of level {}", step, level ? std::to_string(*level) : "?");
+  }
+  if (mode == "instability") return fmt::format("{} of the {} copy", step, text(member_or_null(method, "phase")));
+  return step;
+}
+
 // With --resume, the training state in `out` (checked against this run's settings), or none.
 inline std::optional<training_state_reader> open_training_state(const char* command, const common_options& o, const std::string& out) {
   if (!o.resume) return std::nullopt;
@@ -83,15 +103,7 @@ inline std::optional<training_state_reader> open_training_state(const char* comm
     throw config_error(fmt::format("--resume: the training state '{}' was written with other settings: '{}' then, '{}' now", path.string(),
                                    i < then.size() ? then[i] : "", i < now.size() ? now[i] : ""));
   }
-  // Where the run stands, as far as the note needs it; the pipeline checks the record when it resumes.
-  const nlohmann::json& position = state.record("pipeline");
-  const auto text = [&](const char* key) {
-    const auto& value = member_or_null(position, key);
-    return value.is_string() ? value.get<std::string>() : "?";
-  };
-  const auto steps = whole_number<long>(member_or_null(position, "steps_done"));
-  messages::status(command, "resuming from '{}' at {}step {}", path.string(), text("mode") == "dense" ? "" : text("stage") + " ",
-                   steps ? std::to_string(*steps) : "?");
+  messages::status(command, "resuming from '{}' at {}", path.string(), run_position(state.record("pipeline")));
   return state;
 }
 
@@ -154,11 +166,9 @@ class run_checkpoints {
       state.write(path_);
     }
     if (const int signal = detail::pending_signal; signal != 0) {
-      const auto& position = state.progress()["pipeline"];
-      throw run_interrupted(signal, fmt::format("{} after {}step {}: the training state is in '{}'; run the same command with --resume to continue",
+      throw run_interrupted(signal, fmt::format("{} after {}: the training state is in '{}'; run the same command with --resume to continue",
                                                 signal == SIGINT ? "interrupted (SIGINT)" : "terminated (SIGTERM)",
-                                                position["mode"] == "dense" ? "" : position["stage"].get<std::string>() + " ",
-                                                position["steps_done"].get<long>(), path_.string()));
+                                                run_position(nlohmann::json(state.progress()["pipeline"])), path_.string()));
     }
   }
 

@@ -54,7 +54,7 @@ kill_and_resume() {
     [[ $status -eq 137 ]] || fail "$name exited with $status: $(tail -n 3 "$name.log")"
     target=$(( $(steps_in "$name.jsonl") + 0 + 2 + RANDOM % 12 ))
   done
-  echo "$name: $kills kills; resumed at: $(grep "resuming from" "$name.log" | grep -o 'at [a-z ]*step [0-9]*' | cut -c4- | paste -sd, -)"
+  echo "$name: $kills kills; resumed at: $(sed -n "s/.*resuming from '[^']*' at //p" "$name.log" | paste -sd';' -)"
   [[ ! -e $name/training_state.safetensors ]] || fail "$name: the training state is left after the run completed"
 }
 case $case_name in
@@ -420,6 +420,11 @@ lottery-resume)
     diff <(untimed ${name}_reference.jsonl) <(untimed ${name}_killed.jsonl) || fail "$name: the metrics differ"
     (( $(grep -c "resuming from" ${name}_killed.log) > 0 )) || fail "$name: never resumed"
   done
+  # The resume notes say where each run stood: IMP's level, the instability run's copy.
+  for name in imp simp; do
+    ! grep "resuming from" ${name}_killed.log | grep -Ev "' at step [0-9]+ of level [0-2]$" || fail "$name: a resume note without its level"
+  done
+  ! grep "resuming from" lmc_killed.log | grep -Ev "' at step [0-9]+ of the (first|second) copy$" || fail "lmc: a resume note without its copy"
   for level in 00 01 02; do
     cmp imp_reference/level_$level/model.safetensors imp_killed/level_$level/model.safetensors || fail "IMP level $level differs"
   done
