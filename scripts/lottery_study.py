@@ -295,13 +295,19 @@ def plot(by, levels, lmc, structured, a, metric):
     rigl = sorted(name for name in by if name.startswith("rigl_"))
     if rigl:
         fig, ax = plt.subplots(figsize=(6, 4))
+        # The measured turnover of every run as hollow markers over the schedule each update asked for.
+        markers = iter("osD^v<>ph*")
         for name in rigl:
             for seed, events in sorted(by[name].items()):
                 updates = [e for e in events if e["event"] == "rigl_update"]
-                ax.plot([u["step"] for u in updates], [u["moved"] / u["active"] for u in updates], "o-", label=f"{name} seed {seed}")
+                ax.plot([u["step"] for u in updates], [u["moved"] / u["active"] for u in updates], next(markers, "o"),
+                        fillstyle="none", linestyle="none", label=f"{name} seed {seed}")
+        updates = [e for e in next(iter(by[rigl[0]].values())) if e["event"] == "rigl_update"]
+        ax.plot([u["step"] for u in updates], [u["fraction"] for u in updates], "-", color="grey", linewidth=0.8,
+                label="schedule α (1 + cos(π t / T_end)) / 2")
         ax.set_xlabel("step")
         ax.set_ylabel("fraction of active weights moved")
-        ax.set_title("RigL's mask turnover per update")
+        ax.set_title(f"{a.task}: RigL's mask turnover per update")
         ax.legend(fontsize=7)
         fig.tight_layout()
         fig.savefig(os.path.join(a.out, "rigl_turnover.png"), dpi=120)
@@ -319,7 +325,7 @@ def plot(by, levels, lmc, structured, a, metric):
                         [statistics.mean(ev[-1]["dev_main"] for ev in events)], style, markersize=12, label=arm.replace("_", " "))
         ax.set_xlabel("encoder FLOPs of the ticket / dense")
         ax.set_ylabel(f"dev {metric}")
-        ax.set_title(f"{a.task}: structured tickets (mean of seeds)")
+        ax.set_title(f"{a.task}: structured tickets (mean over seeds)")
         ax.legend()
         fig.tight_layout()
         fig.savefig(os.path.join(a.out, "structured.png"), dpi=120)
