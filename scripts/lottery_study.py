@@ -146,7 +146,7 @@ def main():
                 runs.append({"seed": seed, "name": name, "events": [e for e in events if e["event"] != "step"]})
                 summary = events[-1]
                 print(f"lottery study: seed {seed} {name}: dev {summary['main_metric']} {summary['dev_main']:.4f}", file=sys.stderr, flush=True)
-                # A temporary file of this process's own: studies of other seeds may share --out.
+                # A temporary file of this process's own: studies may share --out.
                 partial = os.path.join(a.out, f"lottery.json.{os.getpid()}.tmp")
                 with open(partial, "w") as f:
                     json.dump({"task": a.task, "init": a.init, "epochs": a.epochs, "runs": runs}, f, indent=1)
@@ -235,6 +235,12 @@ def report(runs, a):
     plot(by, levels, lmc, structured, a, metric)
 
 
+def spread(values):
+    """The mean and the standard deviation of values (0 for a single one), for error bars."""
+    values = list(values)
+    return statistics.mean(values), statistics.stdev(values) if len(values) > 1 else 0.0
+
+
 def plot(by, levels, lmc, structured, a, metric):
     plt = pyplot("lottery study")
     if plt is None:
@@ -243,10 +249,7 @@ def plot(by, levels, lmc, structured, a, metric):
         fig, ax = plt.subplots(figsize=(6, 4))
         xs = sorted(levels)
         sparsity = [next(iter(levels[l].values()))["sparsity"] for l in xs]
-        # Means with one standard deviation over the seeds as error bars (none for a single seed).
-        def spread(values):
-            values = list(values)
-            return statistics.mean(values), statistics.stdev(values) if len(values) > 1 else 0.0
+        # Means with one standard deviation over the seeds as error bars.
         imp = [spread(e["dev_metrics"][metric] for e in levels[l].values()) for l in xs]
         ax.errorbar(sparsity, [m for m, _ in imp], yerr=[s for _, s in imp], fmt="o-", capsize=3,
                     label="IMP (rewound to pre-trained)")
@@ -279,8 +282,8 @@ def plot(by, levels, lmc, structured, a, metric):
         # Frankle et al.'s barrier (the worst point less the endpoints' mean) counts half the gap between two
         # copies that merely ended apart; the rise above the worse endpoint is what a ridge would add.
         def over_seeds(measure):
-            values = [[measure(next(e for e in ev if e["event"] == "lmc")) for ev in seeds.values()] for _, seeds in lmc]
-            return ([statistics.mean(v) for v in values], [statistics.stdev(v) if len(v) > 1 else 0.0 for v in values])
+            values = [spread(measure(next(e for e in ev if e["event"] == "lmc")) for ev in seeds.values()) for _, seeds in lmc]
+            return [m for m, _ in values], [s for _, s in values]
         barrier = over_seeds(lambda e: e["error_barrier"])
         rise = over_seeds(lambda e: max(p["error"] for p in e["points"]) - max(e["points"][0]["error"], e["points"][-1]["error"]))
         right.errorbar(ks, barrier[0], yerr=barrier[1], fmt="o-", capsize=3, label="error barrier")
