@@ -129,10 +129,8 @@ def main():
             for name, args in plan:
                 metrics = os.path.join(seed_dir, name + ".jsonl")
                 if a.aggregate_only:
-                    if not os.path.exists(metrics):
-                        continue
-                    events = read_metrics(metrics)
-                    if not events or events[-1]["event"] != "summary":
+                    events = finished(metrics)
+                    if events is None:
                         continue
                 elif "--mask-from" in args and not finished(os.path.join(seed_dir, "imp.jsonl")):
                     # The controls branch from the IMP levels, which another study has yet to finish.
@@ -152,6 +150,19 @@ def main():
                     json.dump({"task": a.task, "init": a.init, "epochs": a.epochs, "runs": runs}, f, indent=1)
                 os.replace(partial, os.path.join(a.out, "lottery.json"))
     report(runs, a)
+
+
+def rise_above_ends(lmc):
+    """How far the largest error on an instability path rises above the worse endpoint's (0 when an
+    endpoint is the worst point): what a ridge between the two copies would add."""
+    errors = [p["error"] for p in lmc["points"]]
+    return max(errors) - max(errors[0], errors[-1])
+
+
+def dip_below_ends(lmc):
+    """How far the smallest error on an instability path falls below the better endpoint's."""
+    errors = [p["error"] for p in lmc["points"]]
+    return min(errors[0], errors[-1]) - min(errors)
 
 
 def report(runs, a):
@@ -186,9 +197,8 @@ def report(runs, a):
         for k, seeds in lmc:
             events = [next(e for e in ev if e["event"] == "lmc") for ev in seeds.values()]
             ends = [(e["points"][0]["error"] + e["points"][-1]["error"]) / 2 for e in events]
-            errors = [[p["error"] for p in e["points"]] for e in events]
-            rise = [max(err) - max(err[0], err[-1]) for err in errors]
-            dip = [min(err[0], err[-1]) - min(err) for err in errors]
+            rise = [rise_above_ends(e) for e in events]
+            dip = [dip_below_ends(e) for e in events]
             lines.append(f"| {k} | {mean_std([e['error_barrier'] for e in events])} | {mean_std([e['loss_barrier'] for e in events])} | "
                          f"{mean_std(ends)} | {mean_std(rise)} | {mean_std(dip)} |")
         lines.append("")
@@ -285,7 +295,7 @@ def plot(by, levels, lmc, structured, a, metric):
             values = [spread(measure(next(e for e in ev if e["event"] == "lmc")) for ev in seeds.values()) for _, seeds in lmc]
             return [m for m, _ in values], [s for _, s in values]
         barrier = over_seeds(lambda e: e["error_barrier"])
-        rise = over_seeds(lambda e: max(p["error"] for p in e["points"]) - max(e["points"][0]["error"], e["points"][-1]["error"]))
+        rise = over_seeds(rise_above_ends)
         right.errorbar(ks, barrier[0], yerr=barrier[1], fmt="o-", capsize=3, label="error barrier")
         right.errorbar(ks, rise[0], yerr=rise[1], fmt="s--", capsize=3, label="rise above the worse endpoint")
         right.set_ylim(bottom=0)
