@@ -145,12 +145,19 @@ class run_checkpoints {
   // Called by every process after every step.
   bool due(long step) const {
     if (!enabled_) return false;
+    return stop_requested() || (o_.checkpoint_every > 0 && step % o_.checkpoint_every == 0);
+  }
+
+  // Whether a signal asked the run to stop, in any process; called by every process together (after a
+  // step, or between the pieces of work a method does after its last step).
+  bool stop_requested() const {
+    if (!enabled_) return false;
     if (job::processes() > 1) {
       double signal = detail::pending_signal;
       job::group().sum(std::span<double>(&signal, 1));
       if (signal != 0 && detail::pending_signal == 0) detail::pending_signal = SIGTERM;  // another process's
     }
-    return detail::pending_signal != 0 || (o_.checkpoint_every > 0 && step % o_.checkpoint_every == 0);
+    return detail::pending_signal != 0;
   }
 
   // Completes `state` with the settings, the metrics position and the task's record, writes it, and

@@ -112,6 +112,7 @@ class finetune_task {
   // Training states (checkpoints.hpp): none unless attached.
   void attach_checkpoints(const run_checkpoints& checkpoints) { checkpoints_ = &checkpoints; }
   bool checkpoint_due(pipeline_stage, long step) const { return checkpoints_ != nullptr && checkpoints_->due(step); }
+  bool stop_requested() const { return checkpoints_ != nullptr && checkpoints_->stop_requested(); }
   void write_checkpoint(training_state_writer& state) const { checkpoints_->write(state, record()); }
   json record() const {
     json r = report_.record();

@@ -408,7 +408,7 @@ lottery-resume)
   # IMP with a criterion that accumulates gradients (its state comes back), RigL
   # (between and at updates) and instability analysis (in the trunk and either copy), each killed with
   # SIGKILL and resumed, end bit-identical to uninterrupted runs: checkpoints, level checkpoints,
-  # the path and the metrics (but for timing fields).
+  # the path and the metrics (but for timing fields); and an instability run stopped during its path.
   base=("$earlybert" finetune --train train.tsv --dev dev.tsv --vocab "$vocab" --batch 16 --threads 2 --shape tiny --seed 7)
   methods=("imp --imp --imp-levels 2 --rewind-step 4 --epochs 1" "simp --imp --imp-structures --imp-levels 2 --imp-criterion taylor --epochs 1"
            "rigl --sparsity 0.7 --rigl --rigl-interval 4 --epochs 2" "lmc --lmc-step 10 --lmc-points 3 --epochs 2")
@@ -429,6 +429,32 @@ lottery-resume)
     cmp imp_reference/level_$level/model.safetensors imp_killed/level_$level/model.safetensors || fail "IMP level $level differs"
   done
   cmp lmc_reference/lmc.json lmc_killed/lmc.json || fail "the instability path differs"
+  # SIGTERM during the path, after the second copy's last step: the state of both trained copies is
+  # written and the run stops with 143; --resume evaluates the path again without training a step
+  # and ends as an uninterrupted run does. The signal goes once the second copy's last evaluation is
+  # in the metrics; the path's 501 points then take seconds.
+  path=("${base[@]}" --lmc-step 10 --lmc-points 500 --epochs 2 --checkpoint-every 0)
+  "${path[@]}" --out path_reference --metrics path_reference.jsonl > /dev/null 2>&1
+  last=$(grep -o '"event":"eval","step":[0-9]*' path_reference.jsonl | tail -n 1)
+  "${path[@]}" --out path_stopped --metrics path_stopped.jsonl 2> path_stopped.log & pid=$!
+  while (( $([[ -e path_stopped.jsonl ]] && grep -c "$last" path_stopped.jsonl || true) + 0 < 2 )); do
+    kill -0 $pid 2> /dev/null || fail "path: the run ended before its path: $(tail -n 2 path_stopped.log)"
+    sleep 0.01
+  done
+  kill -TERM $pid
+  status=0
+  wait $pid || status=$?
+  [[ $status -eq 143 ]] || fail "path: exit status $status, expected 143"
+  tail -n 1 path_stopped.log | grep -Eq "^earlybert finetune: terminated \(SIGTERM\) after step ${last##*:} of the second copy: the training state is in 'path_stopped/training_state.safetensors'; run the same command with --resume to continue$" \
+    || fail "path: $(tail -n 2 path_stopped.log)"
+  [[ ! -e path_stopped/lmc.json ]] || fail "path: the stopped run wrote lmc.json"
+  "${path[@]}" --out path_stopped --metrics path_stopped.jsonl --resume > /dev/null 2> path_resumed.log || fail "path: the resumed run failed"
+  grep -q "resuming from 'path_stopped/training_state.safetensors' at step ${last##*:} of the second copy$" path_resumed.log \
+    || fail "path: the resumed run did not start after the second copy's last step: $(grep resuming path_resumed.log)"
+  cmp path_reference/lmc.json path_stopped/lmc.json || fail "path: the resumed path differs"
+  cmp path_reference/model.safetensors path_stopped/model.safetensors || fail "path: the resumed weights differ"
+  diff <(untimed path_reference.jsonl) <(untimed path_stopped.jsonl) || fail "path: the metrics differ"
+  [[ ! -e path_stopped/training_state.safetensors ]] || fail "path: the training state outlived the run"
   ;;
 early-exit)
   # An exit after every layer on the bundled UPOS excerpt: joint steps, then self-sampling steps; the dev

@@ -1,10 +1,10 @@
 // SPDX-License-Identifier: Apache-2.0
 #pragma once
 // A task that keeps checkpoints (checkpointing_task, train/earlybert.hpp) the way a run killed by
-// SIGKILL leaves them: at the n-th time the pipeline asks (it asks after every step but a stage's
-// last), it writes the training state to `file` and stops the run by throwing run_killed, so nothing
-// after that step happens. Counting the questions, not the steps, reaches a step of any level of a
-// method that repeats steps (IMP's levels).
+// SIGKILL leaves them: at the n-th time the pipeline asks (after every step but a stage's last, and
+// stop_requested where a method asks it after its steps), it writes the training state to `file` and
+// stops the run by throwing run_killed, so nothing after that question happens. Counting the
+// questions, not the steps, reaches a step of any level of a method that repeats steps (IMP's levels).
 
 #include <filesystem>
 #include <string>
@@ -23,6 +23,7 @@ struct interrupted_task : Task {
   mutable long asked = 0;
 
   bool checkpoint_due(pipeline_stage, long) const { return ++asked == kill_at; }
+  bool stop_requested() const { return ++asked == kill_at; }  // the questions outside the steps count too
   void write_checkpoint(training_state_writer& state) const {
     state.write(file);
     throw run_killed{};

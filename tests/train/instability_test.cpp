@@ -107,9 +107,10 @@ TEST_CASE("run_instability: the trunk and first copy are one run, the second cop
   REQUIRE(expected.path.points.size() == 5);
   CHECK(expected.path.points.front().loss != expected.path.points.back().loss);  // the copies differ
 
-  // The pipeline asks after steps 1..7 of the first copy and 4..7 of the second: question 2 is in the
-  // trunk, 3 exactly at k (the split not yet taken), 5 in the first copy, 9 in the second.
-  for (const long kill_at : {2L, 3L, 5L, 9L}) {
+  // The pipeline asks after steps 1..7 of the first copy and 4..7 of the second, then before each of
+  // the path's 5 points: question 2 is in the trunk, 3 exactly at k (the split not yet taken), 5 in
+  // the first copy, 9 in the second, 12 before the path's first point, 14 and 16 in the path.
+  for (const long kill_at : {2L, 3L, 5L, 9L, 12L, 14L, 16L}) {
     CAPTURE(kill_at);
     const auto file = earlybert::testing::state_file("instability");
     model_type interrupted = start;

@@ -106,6 +106,15 @@ concept checkpointing_task = requires(T& task, pipeline_stage stage, long step, 
   task.write_checkpoint(state);
 };
 
+// A checkpointing task that can also be asked whether to stop now (a signal, say) where no step comes
+// to ask: between the pieces of long work a method does after its last step (an instability run's
+// path). If it says yes, the method writes the training state from which a resumed run redoes only
+// that work, and write_checkpoint ends the run, as it does when a stop made checkpoint_due say yes.
+template <class T>
+concept stoppable_task = checkpointing_task<T> && requires(const T& task) {
+  { task.stop_requested() } -> std::convertible_to<bool>;
+};
+
 namespace detail {
 inline double seconds_since(std::chrono::steady_clock::time_point start) {
   return std::chrono::duration<double>(std::chrono::steady_clock::now() - start).count();
@@ -133,17 +142,21 @@ inline double job_total(const optimization_options& options, double mine) {
   return mine;
 }
 
-// If the task keeps checkpoints and wants one now: a training state with the model, its moments,
-// what add_extra adds and the pipeline's position, handed to the task to complete and write.
+// A training state with the model, its moments, what add_extra adds and the pipeline's position,
+// handed to the task to complete and write; checkpoint_if_due writes it if the task wants one now.
+template <class Model, class Task, class AddExtra>
+  requires checkpointing_task<Task>
+void write_checkpoint(Task& task, Model& model, pipeline_position& position, AddExtra&& add_extra) {
+  training_state_writer state;
+  state.add_model(model);
+  add_extra(state);
+  state.progress()["pipeline"] = position_json(position);
+  task.write_checkpoint(state);
+}
 template <class Model, class Task, class AddExtra>
 void checkpoint_if_due(Task& task, Model& model, pipeline_position& position, AddExtra&& add_extra) {
   if constexpr (checkpointing_task<Task>) {
-    if (!task.checkpoint_due(position.stage, position.steps_done)) return;
-    training_state_writer state;
-    state.add_model(model);
-    add_extra(state);
-    state.progress()["pipeline"] = position_json(position);
-    task.write_checkpoint(state);
+    if (task.checkpoint_due(position.stage, position.steps_done)) write_checkpoint(task, model, position, add_extra);
   }
 }
 

@@ -8,7 +8,8 @@
 //                                           alpha = 0 and exactly b at 1 (computed in double, each
 //                                           weight rounded once); masked weights, zero in both, stay zero
 //   evaluate_linear_path(a, b, n, evaluate) evaluate(model) -> path_point{loss, error} at alpha = 0,
-//                                           1/n, ..., 1 (n = 30 as Frankle et al.)
+//                                           1/n, ..., 1 (n = 30 as Frankle et al.); with a fifth
+//                                           argument, before_point(i) is called before point i
 //   linear_path::error_barrier()            the instability: the largest error on the path minus the
 //                                           mean of the endpoints' errors (loss_barrier() the same for
 //                                           the loss)
@@ -32,7 +33,10 @@
 // Checkpoints and resume (run_instability): with tasks that model checkpointing_task, the training
 // state holds the copy in training, the state at k while the first copy trains ("instability.split.")
 // and the first copy's weights while the second trains ("instability.first."), and the phase (the
-// pipeline record's "method"); a resumed run ends as the uninterrupted one, bit for bit.
+// pipeline record's "method"); a resumed run ends as the uninterrupted one, bit for bit. The path
+// comes after the last step: if `second` models stoppable_task, it is asked before every point, and a
+// stop writes the state of the two trained copies (the second's steps all done), from which a resumed
+// run evaluates the path again from its start, without training.
 
 #include <algorithm>
 #include <optional>
@@ -91,12 +95,13 @@ void interpolate_weights(Model& a, Model& b, double alpha, Model& out) {
   }
 }
 
-template <class Model, class Evaluate>
-linear_path evaluate_linear_path(Model& a, Model& b, int n, Evaluate&& evaluate) {
+template <class Model, class Evaluate, class BeforePoint>
+linear_path evaluate_linear_path(Model& a, Model& b, int n, Evaluate&& evaluate, BeforePoint&& before_point) {
   if (n < 1) throw config_error(fmt::format("evaluate_linear_path: {} intervals, expected at least 1", n));
   Model between = a;
   linear_path path;
   for (int i = 0; i <= n; ++i) {
+    before_point(i);
     const double alpha = static_cast<double>(i) / n;
     interpolate_weights(a, b, alpha, between);
     path_point p = evaluate(between);
@@ -104,6 +109,10 @@ linear_path evaluate_linear_path(Model& a, Model& b, int n, Evaluate&& evaluate)
     path.points.push_back(p);
   }
   return path;
+}
+template <class Model, class Evaluate>
+linear_path evaluate_linear_path(Model& a, Model& b, int n, Evaluate&& evaluate) {
+  return evaluate_linear_path(a, b, n, evaluate, [](int /*point*/) {});
 }
 
 template <class Model, class Train, class Evaluate>
@@ -200,9 +209,18 @@ instability_report run_instability(Model& model, const instability_options& opti
   detail::run_efficient_stage(model, options.optimization, options.steps, second, position, options.steps, hooks);
   Model second_copy = model;
   first_copy->restore(model, optimizer_rewind::restored);
+  // Asked before each point: the path takes as long as many evaluations, and a stop during it should
+  // not cost the training before it.
+  const auto stop_if_asked = [&](int /*point*/) {
+    if constexpr (stoppable_task<SecondTask>) {
+      if (second.stop_requested()) {
+        detail::write_checkpoint(second, second_copy, position, [&](training_state_writer& state) { hooks.save(state, position); });
+      }
+    }
+  };
   instability_report report;
   report.split_step = options.split_step;
-  report.path = evaluate_linear_path(model, second_copy, options.points, evaluate);
+  report.path = evaluate_linear_path(model, second_copy, options.points, evaluate, stop_if_asked);
   report.wall_s = position.report.efficient_wall_s;
   report.flops = position.report.efficient_flops;
   return report;
