@@ -125,7 +125,8 @@ struct lottery_cli_options {
   long rewind_step = 0;                // 0: the initial (or --init's) weights
   std::string rewind_optimizer = "restored";  // restored | fresh
   bool imp_structures = false;         // prune heads and FFN neurons instead of single weights
-  std::string imp_criterion = "magnitude";  // the structures' ranking: magnitude | gradient | taylor | random
+  std::string imp_criterion = "magnitude";  // the structures' ranking: magnitude | gradient | taylor | random | greedy
+  long greedy_examples = 32;           // greedy's fixed batch: the first N training examples
   // A ticket found before (an IMP level), and its controls.
   std::string mask_from;               // checkpoint directory whose unstructured masks the run trains under
   std::string control;                 // "" | random | reinit | shuffle

@@ -57,8 +57,9 @@ inline void check_lottery_options(const finetune_options& o, long steps) {
   one_of("--imp-ranking", l.imp_ranking, {"global", "per-matrix"});
   one_of("--rewind-optimizer", l.rewind_optimizer, {"restored", "fresh"});
   one_of("--allocation", l.allocation, {"uniform", "erk"});
-  one_of("--imp-criterion", l.imp_criterion, {"magnitude", "gradient", "taylor", "random"});
+  one_of("--imp-criterion", l.imp_criterion, {"magnitude", "gradient", "taylor", "random", "greedy"});
   if (l.imp_structures && !l.imp) throw config_error("--imp-structures needs --imp");
+  if (l.greedy_examples < 1) throw config_error(fmt::format("--greedy-examples is {}, expected at least 1", l.greedy_examples));
   if (!l.control.empty()) one_of("--control", l.control, {"random", "reinit", "shuffle"});
   const auto conflict = [&](bool both, const char* a, const char* b) {
     if (both) throw config_error(fmt::format("{} and {} are different training methods: give one", a, b));
@@ -182,7 +183,17 @@ finetune_result run_lottery_method(Model& model, const finetune_options& o, cons
       }
     };
     std::vector<imp_level_report> levels;
-    if (l.imp_structures) {
+    if (l.imp_structures && l.imp_criterion == "greedy") {
+      // Greedy forward selection (prune/greedy.hpp) on a fixed batch, the first --greedy-examples
+      // training examples, ranking the share of each family that a level keeps. Every process holds
+      // the same weights and batch, so each computes the same losses alone.
+      auto fixed = data.train;
+      fixed.examples.resize(std::min(fixed.examples.size(), static_cast<std::size_t>(l.greedy_examples)));
+      const auto batch = static_cast<index_t>(fixed.examples.size());
+      const auto fixed_loss = [&model, fixed = std::move(fixed), batch, pad] { return mean_loss(model, fixed, batch, pad); };
+      greedy_criterion criterion{fixed_loss, 1.0 - l.imp_rate};
+      levels = run_structured_imp(model, criterion, imp, task, on_level, resume);
+    } else if (l.imp_structures) {
       earlybert_cli_options ranking;
       ranking.importance = l.imp_criterion;
       auto criterion = make_criterion<std::remove_reference_t<decltype(model.bert)>>(ranking, o.common.seed);

@@ -157,7 +157,9 @@ int main(int argc, char** argv) {
       ->capture_default_str()->group(lottery_group);
   f->add_flag("--imp-structures", l.imp_structures, "IMP of heads (per layer) and FFN neurons (over the layers) instead of single weights")
       ->group(lottery_group);
-  f->add_option("--imp-criterion", l.imp_criterion, "The structures' ranking: magnitude, gradient, taylor or random")
+  f->add_option("--imp-criterion", l.imp_criterion, "The structures' ranking: magnitude, gradient, taylor, random or greedy")
+      ->capture_default_str()->group(lottery_group);
+  f->add_option("--greedy-examples", l.greedy_examples, "Greedy forward selection's fixed batch: the first N training examples")
       ->capture_default_str()->group(lottery_group);
   f->add_option("--mask-from", l.mask_from, "Train under the unstructured masks of this checkpoint (an IMP level), from --init's weights")
       ->group(lottery_group);

@@ -326,6 +326,12 @@ lottery)
   "${finetune[@]}" --sparsity 0.8 --rigl --rigl-interval 4 --out rigl --metrics rigl.jsonl > /dev/null 2>&1
   "${finetune[@]}" --lmc-step 5 --lmc-points 6 --out lmc --metrics lmc.jsonl > /dev/null 2>&1
   "${finetune[@]}" --imp --imp-structures --imp-levels 2 --imp-rate 0.5 --out simp > /dev/null 2>&1
+  # Greedy forward selection at rate 0.95 (about 27 of a layer's 512 neurons ranked, on 2 examples),
+  # against magnitude at the same rate: the same counts, other neurons.
+  for criterion in greedy magnitude; do
+    "${finetune[@]}" --imp --imp-structures --imp-levels 1 --imp-rate 0.95 --imp-criterion $criterion --greedy-examples 2 \
+        --out simp_$criterion > /dev/null 2>&1
+  done
   python3 - <<'PY' || fail "the lottery methods' files are not as documented"
 import array, json, struct
 def tensors(directory):
@@ -391,6 +397,14 @@ w1 = "bert.encoder.layer.0.intermediate.dense.weight"
 rows = len(t[w1]) // 128
 zero_rows = sum(all(v == 0 for v in t[w1][r * 128:(r + 1) * 128]) for r in range(rows))
 assert zero_rows == 512 - simp[2]["ffn_kept"][0], (zero_rows, simp[2]["ffn_kept"])
+kept_rows = {}
+for criterion in ("greedy", "magnitude"):
+    level = json.load(open(f"simp_{criterion}/level_01/level.json"))
+    assert level["heads_kept"] == [1, 1] and sum(level["ffn_kept"]) == 51, (criterion, level)  # round(0.05 x 1,024)
+    t = tensors(f"simp_{criterion}/level_01")
+    kept_rows[criterion] = [r for r in range(512) if any(v != 0 for v in t[w1][r * 128:(r + 1) * 128])]
+    assert len(kept_rows[criterion]) == level["ffn_kept"][0], criterion
+assert kept_rows["greedy"] != kept_rows["magnitude"], "greedy kept magnitude's neurons"
 PY
   expect_error "--earlybert and --imp are different training methods" "${finetune[@]}" --earlybert --imp --out x
   expect_error "--control needs --mask-from" "${finetune[@]}" --control random --out x
@@ -400,6 +414,8 @@ PY
   expect_error "--lmc-step is -1, expected a step in [0, 19)" "${finetune[@]}" --lmc-step -1 --out x
   expect_error "--sparsity is 1, expected a value in (0, 1)" "${finetune[@]}" --sparsity 1 --out x
   expect_error "no weight masks" "${finetune[@]}" --mask-from imp/level_00 --out x
+  expect_error "--greedy-examples is 0, expected at least 1" "${finetune[@]}" --imp --imp-structures --imp-criterion greedy --greedy-examples 0 --out x
+  expect_error "--imp-criterion is 'best', expected magnitude or gradient or taylor or random or greedy" "${finetune[@]}" --imp --imp-structures --imp-criterion best --out x
   expect_error "--weights is 'all', expected encoder or every-linear" "${finetune[@]}" --sparsity 0.5 --weights all --out x
   [[ ! -e x ]] || fail "a refused run wrote its output"
   ;;

@@ -94,11 +94,14 @@ kill)
   ;;
 lottery)
   # The lottery methods on two processes, each killed (rank 1) at a random step and resumed: IMP
-  # (in level 0 or 1), structured IMP, RigL, instability analysis (in the trunk or a copy). A kill leaves
-  # at least 6 steps to go, so that rank 1 is still there: IMP runs 22 steps (level 1 goes on from the
-  # rewind point at step 2), structured IMP and RigL 24 (kills at 4-16), the instability analysis 42 (4-32).
+  # (in level 0 or 1), structured IMP (by magnitude and by greedy selection), RigL, instability analysis
+  # (in the trunk or a copy). A kill leaves at least 6 steps to go, so that rank 1 is still there: IMP
+  # runs 22 steps (level 1 goes on from the rewind point at step 2), structured IMP and RigL 24 (kills at
+  # 4-16), the instability analysis 42 (4-32).
   kill_rank_and_resume imp $((4 + RANDOM % 13)) "${finetune[@]}" --epochs 1 --imp --imp-levels 1 --rewind-step 2
   kill_rank_and_resume simp $((4 + RANDOM % 13)) "${finetune[@]}" --epochs 1 --imp --imp-structures --imp-levels 1 --imp-rate 0.5
+  kill_rank_and_resume greedy $((4 + RANDOM % 13)) "${finetune[@]}" --epochs 1 --imp --imp-structures --imp-levels 1 --imp-rate 0.95 \
+    --imp-criterion greedy --greedy-examples 2
   kill_rank_and_resume rigl $((4 + RANDOM % 13)) "${finetune[@]}" --epochs 2 --sparsity 0.7 --rigl --rigl-interval 3
   kill_rank_and_resume lmc $((4 + RANDOM % 29)) "${finetune[@]}" --epochs 2 --lmc-step 6 --lmc-points 2
   cmp lmc_reference/lmc.json lmc/lmc.json || fail "the instability path differs after the resume"

@@ -2,12 +2,15 @@
 #include "earlybert/prune/greedy.hpp"
 
 #include <algorithm>
+#include <type_traits>
 #include <vector>
 
 #include <doctest/doctest.h>
 
 #include "earlybert/nn/bert.hpp"
+#include "earlybert/prune/criteria.hpp"
 #include "earlybert/prune/selection.hpp"
+#include "earlybert/prune/ticket.hpp"
 #include "support/test_support.hpp"
 
 using namespace earlybert;
@@ -81,4 +84,40 @@ TEST_CASE("greedy forward selection on a real loss: layer by layer, the model le
   std::vector<double> after;
   m.for_each_parameter([&](parameter<double>& p) { after.insert(after.end(), p.value.data(), p.value.data() + p.size()); });
   CHECK(after == before);
+}
+
+TEST_CASE("greedy_criterion: the greedy order of every family, share + 1 of its active members, as a criterion") {
+  model_type m = toy_model(2, 6);
+  token_batch b;
+  b.batch = 2;
+  b.seq = 4;
+  b.ids = {2, 5, 7, 3, 2, 6, 4, 3};
+  b.type_ids.assign(8, 0);
+  b.attention.assign(8, 1);
+  b.labels = {1, 0};
+  tape<double> t;
+  const auto loss = [&] {
+    no_recording<double> inference(t);
+    t.rewind();
+    return m.loss(t, m.logits(t, b, false, 0), b).item();
+  };
+  static_assert(importance_criterion<greedy_criterion<std::remove_cvref_t<decltype(loss)>>, decltype(m.bert)>);
+  // Layer 1 has two of its six neurons masked: 4 active, ceil(0.5 x 4) + 1 = 3 ranked; layer 0: 4 of 6.
+  per_layer_mask neurons{{1, 1, 1, 1, 1, 1}, {1, 0, 1, 1, 0, 1}};
+  apply_masks(m.bert, structure_masks{{{1, 1}, {1, 1}}, neurons});
+  const double before = loss();
+  greedy_criterion criterion{loss, 0.5};
+  const structure_scores scores = criterion.score(m.bert);
+  CHECK(loss() == before);
+  const std::vector<index_t> heads_keep{2, 2}, neurons_keep{4, 3};
+  CHECK(scores.heads == greedy_forward_scores(m.bert, structure_kind::heads, heads_keep, loss));
+  CHECK(scores.neurons == greedy_forward_scores(m.bert, structure_kind::neurons, neurons_keep, loss));
+  for (std::size_t l = 0; l < 2; ++l) {
+    const auto ranked = std::count_if(scores.neurons[l].begin(), scores.neurons[l].end(), [](double s) { return s > 0; });
+    CHECK(ranked == neurons_keep[l]);
+  }
+  CHECK(scores.neurons[1][1] == 0);  // masked members are never added
+  CHECK(scores.neurons[1][4] == 0);
+  criterion.share = 1.5;
+  CHECK_THROWS_WITH_AS(criterion.score(m.bert), "greedy_criterion: share is 1.5, expected a value in [0, 1]", config_error);
 }

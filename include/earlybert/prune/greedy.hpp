@@ -16,10 +16,20 @@
 // first member added scores n, the next n - 1, ..., the members never added 0; a selection rule
 // keeping keep[l] of layer l's n then keeps exactly the greedy set. Cost: sum over layers of about
 // keep[l] x n forward passes — for small layers and research on the method, not for BERT-base FFNs.
+//
+// greedy_criterion{loss, share} is the same selection as an importance criterion (prune/criteria.hpp),
+// for the pipelines that take one (structured IMP, EarlyBERT's search): score(bert) ranks each layer's
+// heads, then each layer's FFN neurons, adding ceil(share x active) + 1 of a family's active members
+// (at most all of them; one beyond the share, so that a selection rounding up still finds its last
+// member ranked); the members not added, and the masked ones, score 0. With share = 1 - p it ranks
+// what a pruning of the fraction p keeps.
 
+#include <algorithm>
+#include <cmath>
 #include <cstdint>
 #include <limits>
 #include <span>
+#include <utility>
 #include <vector>
 
 #include <fmt/format.h>
@@ -91,5 +101,30 @@ per_layer_scores greedy_forward_scores(bert_model<Scalar, Shape>& bert, structur
   }
   return scores;
 }
+
+template <class Loss>
+struct greedy_criterion {
+  Loss loss;           // () -> the loss on the caller's fixed batch, forward only
+  double share = 1.0;  // in [0, 1]: the share of each family's active members to rank
+
+  template <class Scalar, class Shape>
+  structure_scores score(bert_model<Scalar, Shape>& bert) {
+    if (!(share >= 0 && share <= 1)) throw config_error(fmt::format("greedy_criterion: share is {}, expected a value in [0, 1]", share));
+    structure_scores scores;
+    for (const structure_kind kind : {structure_kind::heads, structure_kind::neurons}) {
+      std::vector<index_t> keep;
+      std::as_const(bert).for_each_family([&](const auto& family) {
+        if (family.kind() != kind) return;
+        const index_t active = family.active_count();
+        keep.push_back(std::min(active, static_cast<index_t>(std::ceil(share * static_cast<double>(active))) + 1));
+      });
+      scores.of(kind) = greedy_forward_scores(bert, kind, keep, loss);
+    }
+    return scores;
+  }
+};
+
+template <class Loss>
+greedy_criterion(Loss, double) -> greedy_criterion<Loss>;
 
 }  // namespace earlybert
