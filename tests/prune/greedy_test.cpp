@@ -2,7 +2,6 @@
 #include "earlybert/prune/greedy.hpp"
 
 #include <algorithm>
-#include <type_traits>
 #include <vector>
 
 #include <doctest/doctest.h>
@@ -28,6 +27,28 @@ model_type toy_model(int layers, index_t ffn) {
   m.initialise(random);
   return m;
 }
+
+// The model's loss on one fixed batch of two sequences, forward only: greedy selection's loss().
+struct fixed_batch_loss {
+  model_type& model;
+  token_batch batch = [] {
+    token_batch b;
+    b.batch = 2;
+    b.seq = 4;
+    b.ids = {2, 5, 7, 3, 2, 6, 4, 3};
+    b.type_ids.assign(8, 0);
+    b.attention.assign(8, 1);
+    b.labels = {1, 0};
+    return b;
+  }();
+  tape<double> t;
+
+  double operator()() {
+    no_recording<double> inference(t);
+    t.rewind();
+    return model.loss(t, model.logits(t, batch, false, 0), batch).item();
+  }
+};
 }  // namespace
 
 TEST_CASE("greedy forward selection: the known order on a crafted layer, where the best pair is not the two best alone") {
@@ -54,19 +75,7 @@ TEST_CASE("greedy forward selection: the known order on a crafted layer, where t
 
 TEST_CASE("greedy forward selection on a real loss: layer by layer, the model left as it was") {
   model_type m = toy_model(2, 6);
-  token_batch b;
-  b.batch = 2;
-  b.seq = 4;
-  b.ids = {2, 5, 7, 3, 2, 6, 4, 3};
-  b.type_ids.assign(8, 0);
-  b.attention.assign(8, 1);
-  b.labels = {1, 0};
-  tape<double> t;
-  const auto loss = [&] {
-    no_recording<double> inference(t);
-    t.rewind();
-    return m.loss(t, m.logits(t, b, false, 0), b).item();
-  };
+  fixed_batch_loss loss{m};
   std::vector<double> before;
   m.for_each_parameter([&](parameter<double>& p) { before.insert(before.end(), p.value.data(), p.value.data() + p.size()); });
   const double dense = loss();
@@ -88,25 +97,13 @@ TEST_CASE("greedy forward selection on a real loss: layer by layer, the model le
 
 TEST_CASE("greedy_criterion: the greedy order of every family, share + 1 of its active members, as a criterion") {
   model_type m = toy_model(2, 6);
-  token_batch b;
-  b.batch = 2;
-  b.seq = 4;
-  b.ids = {2, 5, 7, 3, 2, 6, 4, 3};
-  b.type_ids.assign(8, 0);
-  b.attention.assign(8, 1);
-  b.labels = {1, 0};
-  tape<double> t;
-  const auto loss = [&] {
-    no_recording<double> inference(t);
-    t.rewind();
-    return m.loss(t, m.logits(t, b, false, 0), b).item();
-  };
-  static_assert(importance_criterion<greedy_criterion<std::remove_cvref_t<decltype(loss)>>, decltype(m.bert)>);
+  fixed_batch_loss loss{m};
+  static_assert(importance_criterion<greedy_criterion<fixed_batch_loss&>, decltype(m.bert)>);
   // Layer 1 has two of its six neurons masked: 4 active, ceil(0.5 x 4) + 1 = 3 ranked; layer 0: 4 of 6.
   per_layer_mask neurons{{1, 1, 1, 1, 1, 1}, {1, 0, 1, 1, 0, 1}};
   apply_masks(m.bert, structure_masks{{{1, 1}, {1, 1}}, neurons});
   const double before = loss();
-  greedy_criterion criterion{loss, 0.5};
+  greedy_criterion<fixed_batch_loss&> criterion{loss, 0.5};  // the test's loss, by reference
   const structure_scores scores = criterion.score(m.bert);
   CHECK(loss() == before);
   const std::vector<index_t> heads_keep{2, 2}, neurons_keep{4, 3};
