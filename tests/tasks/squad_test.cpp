@@ -81,6 +81,8 @@ TEST_CASE("squad: answer offsets count code points, so multi-byte text is found,
   CHECK(error_of("past.json", one_question("Short.", "Short.", 3)) ==
         "SQuAD file '" + dir + "past.json': question 'q1': the answer 'Short.' is not at character 3 of its context");
   CHECK(error_of("json.json", "{\"data\": [") .starts_with("SQuAD file '" + dir + "json.json': not valid JSON"));
+  CHECK(error_of("big.json", "{\"data\": [{\"title\": \"T\", \"paragraphs\": [{\"context\": 1e9999}]}]}")
+            .starts_with("SQuAD file '" + dir + "big.json': not valid JSON"));  // a number out of range
   CHECK(error_of("data.json", "{\"version\": \"1.1\"}") == "SQuAD file '" + dir + "data.json': the top level has no list 'data'");
   CHECK(error_of("start.json", R"({"data": [{"paragraphs": [{"context": "x", "qas": [{"id": "q9", "question": "?", "answers": [{"text": "x", "answer_start": 0.5}]}]}]}]})") ==
         "SQuAD file '" + dir + "start.json': an answer of question 'q9' has no whole-number 'answer_start'");

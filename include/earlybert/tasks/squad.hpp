@@ -72,7 +72,7 @@ inline squad_data read_squad(const std::filesystem::path& path) {
   nlohmann::json j;
   try {
     j = nlohmann::json::parse(text);
-  } catch (const nlohmann::json::parse_error& e) {
+  } catch (const nlohmann::json::exception& e) {  // a syntax error, or a number out of range (406)
     throw io_error(fmt::format("SQuAD file '{}': not valid JSON ({})", p, e.what()));
   }
   const auto expect = [&](const nlohmann::json& v, const char* key, bool array, const std::string& where) -> const nlohmann::json& {
