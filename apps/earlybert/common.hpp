@@ -8,6 +8,7 @@
 #include <cstdlib>
 #include <filesystem>
 #include <optional>
+#include <set>
 #include <string>
 #include <string_view>
 #include <vector>
@@ -34,6 +35,7 @@ struct common_options {
   // Training states (checkpoints.hpp): pretrain and finetune only.
   long checkpoint_every = 1000;  // steps of a stage between training states (0: only on SIGINT/SIGTERM)
   bool resume = false;           // continue from the training state in --out
+  bool overwrite = false;        // replace a checkpoint or training state already in --out
   bool checkpoints = true;       // false: no training state at all (the demo's runs)
   std::string settings;          // every option but --resume, --checkpoint-every, --threads and --overlap, one per line
   // Under mpirun: sum gradients while backward runs (on) or after it (off); the same bits either way.
@@ -239,11 +241,12 @@ struct predict_options {
   common_options common;
   std::string checkpoint, input, out;
   index_t batch = 64;
-  index_t max_seq = 128;     // 384 for a question-answering checkpoint unless given
+  index_t max_seq = 0;       // 0: the checkpoint's (tokenizer_config.json), else 384 for question answering and 128 otherwise
   index_t doc_stride = 128;  // question answering: as finetune's
   index_t max_query = 64;
   exit_cli_options exit;  // a token classifier with exits: how its words leave
   std::string exit_report;  // where to write what early exit did ("" : nowhere)
+  std::set<std::string, std::less<>> given;  // the flags the command line gave (each belongs to a kind of checkpoint)
 };
 
 struct bench_options {
@@ -292,6 +295,15 @@ inline void note_blas_kernels(const char* command) {
   }
 }
 
+// --shape, when given, is one of the named shapes (checked before any work).
+inline void check_shape_name(const std::string& shape) {
+  if (shape.empty()) return;
+  for (const named_shape& s : named_shapes) {
+    if (s.name == shape) return;
+  }
+  throw config_error(fmt::format("--shape is '{}', expected one of {}", shape, named_shape_list()));
+}
+
 // Sets the thread count, and notes (once per process) when OpenBLAS's kernels are weaker than the CPU.
 inline void apply_threads(const char* command, int threads) {
   if (threads < 0) throw config_error(fmt::format("--threads is {}, expected at least 1 (or 0 for every core)", threads));
@@ -302,10 +314,21 @@ inline void apply_threads(const char* command, int threads) {
 
 // Checks, before any work, that the checkpoint directory can be written: it must be a writable
 // directory, or not exist yet under a writable parent. Nothing is created until the end of the run.
-inline void check_output_directory(const fs::path& out) {
+// A directory that already holds a checkpoint or a training state is another run's: refused unless
+// `replaceable` (--overwrite, or --resume, which continues that run).
+inline void check_output_directory(const fs::path& out, bool replaceable = true) {
   if (fs::exists(out)) {
     if (!fs::is_directory(out)) throw io_error(fmt::format("--out '{}' exists and is not a directory", out.string()));
     if (::access(out.c_str(), W_OK) != 0) throw io_error(fmt::format("--out '{}' is not writable", out.string()));
+    if (!replaceable) {
+      for (const char* file : {"model.safetensors", "config.json", "training_state.safetensors"}) {
+        if (fs::exists(out / file)) {
+          throw config_error(fmt::format("--out '{}' already holds a run's {} ('{}'); give --overwrite to replace it, --resume to "
+                                         "continue that run, or another --out", out.string(),
+                                         std::string_view(file) == "training_state.safetensors" ? "training state" : "checkpoint", file));
+        }
+      }
+    }
     return;
   }
   fs::path parent = fs::absolute(out).parent_path();

@@ -198,7 +198,8 @@ class stage_reporter {
     }
     counted_tokens_ = tokens_;
     if (!progress_ || stage != progress_stage_) {
-      progress_.emplace(std::string(staged_ ? to_string(stage) : command_), total, step - 1);
+      // "finetune: search step 12/264 ..." (a status line: the subcommand first, then the stage).
+      progress_.emplace(staged_ ? fmt::format("{}: {}", command_, to_string(stage)) : fmt::format("{}:", command_), total, step - 1);
       progress_stage_ = stage;
       stage_clock_ = stopwatch();
       stage_tokens_ = tokens_;

@@ -72,6 +72,23 @@ json measure_early_exit(exit_tagger& model, const tagging_task_data& data, const
   return out;
 }
 
+// What the checkpoint's tokenizer keeps: the vocabulary's casing and the --max-seq it was trained at.
+tokenizer_settings tokenizer_settings_of(const finetune_options& o, const vocabulary& vocab) { return {vocab.looks_uncased(), o.max_seq}; }
+
+// eval_results.json (the dev metrics, HuggingFace's "eval_<metric>" keys beside the task and its main
+// metric) and summary.json (the run's summary event: the method's figures) beside the checkpoint.
+void write_run_results(const fs::path& out, const finetune_result& result, const json& summary) {
+  const std::string task = summary.is_object() ? summary.value("task", std::string("custom")) : std::string("custom");
+  json eval{{"task", task}, {"main_metric", result.main_metric}};
+  for (const auto& [name, value] : result.dev_metrics.items()) eval["eval_" + name] = value;
+  write_file_atomically(out / "eval_results.json", eval.dump(2) + "\n");
+  if (!summary.is_null()) {
+    json kept = summary;
+    kept.erase("event");
+    write_file_atomically(out / "summary.json", kept.dump(2) + "\n");
+  }
+}
+
 template <class Model, class TaskData>
 finetune_result finetune_model(const finetune_options& o, const vocabulary& vocab, const std::optional<checkpoint_config>& init,
                                const TaskData& data) {
@@ -111,7 +128,7 @@ finetune_result finetune_model(const finetune_options& o, const vocabulary& voca
   const auto batch = static_cast<std::size_t>(o.batch);
   const long steps_per_epoch = static_cast<long>((data.train.examples.size() + batch - 1) / batch);
   const long dense_steps = o.steps.value_or(steps_per_epoch * o.epochs);
-  check_lottery_options(o, dense_steps);
+  check_lottery_steps(o, dense_steps);
   const optimization_options optimization = optimization_of(o, o.lr.value_or(init ? 3e-4 : 1e-3));
 
   const std::optional<training_state_reader> state = open_training_state("finetune", o.common, o.out);
@@ -176,8 +193,9 @@ finetune_result finetune_model(const finetune_options& o, const vocabulary& voca
     result.ticket_record = ticket_record(report, steps_per_epoch);
   }
   if (!o.out.empty() && job::lead()) {
-    save_checkpoint(o.out, model, vocab);
+    save_checkpoint(o.out, model, vocab, tokenizer_settings_of(o, vocab));
     if (!result.ticket_record.is_null()) write_file_atomically(fs::path(o.out) / "earlybert_ticket.json", result.ticket_record.dump() + "\n");
+    write_run_results(o.out, result, metrics.last_summary());
     checkpoints.finished();
   }
   result.tokens = task.tokens();
@@ -236,9 +254,16 @@ void check_finetune_options(const finetune_options& o) {
   (void)overlap_of(o.common.overlap);
   check_checkpoint_options(o.common);
   if (o.earlybert.enabled) check_earlybert_options(o.earlybert);
+  check_lottery_values(o);
+  check_shape_name(o.shape);
+  if (o.shape.empty() && o.init.empty()) throw config_error("--shape is required when not initialising from a checkpoint (--init)");
+  if (!o.task.empty() && o.task != "squad" && !is_tagging_task(o.task) && find_glue_task(o.task) == nullptr) {
+    std::vector<std::string> names;
+    for (const sentence_task& t : glue_tasks()) names.push_back(t.name);
+    throw config_error(fmt::format("--task is '{}', expected one of {}, squad, upos or ner", o.task, fmt::join(names, ", ")));
+  }
   if (o.early_exit.enabled) {
     if (!is_tagging_task(o.task)) throw config_error(fmt::format("--early-exit is for --task upos or ner, not '{}'", o.task.empty() ? "custom files" : o.task));
-    if (o.earlybert.enabled || o.lottery.chosen()) throw config_error("--early-exit trains densely: it does not combine with --earlybert or a lottery method");
     if (o.early_exit.self_sampling_epochs < 0) {
       throw config_error(fmt::format("--self-sampling-epochs is {}, expected at least 0", o.early_exit.self_sampling_epochs));
     }
@@ -352,7 +377,7 @@ sentence_task_data read_sentence_task(const finetune_options& o, const wordpiece
   data.title = task->title;
   data.name = task->name;
   data.metrics = task->metrics;
-  data.label_names = task->layout.label_names;
+  data.label_names = task->class_names();
   data.num_labels = task->layout.num_labels;
   const fs::path directory(o.data);
   data.train = read_sentence_tsv(files ? fs::path(o.train) : directory / task->train_file, task->layout, tokenizer, o.max_seq);
@@ -367,7 +392,7 @@ sentence_task_data read_sentence_task(const finetune_options& o, const wordpiece
 int run_finetune(const finetune_options& o) {
   apply_threads("finetune", o.common.threads);
   check_finetune_options(o);
-  if (!o.out.empty()) check_output_directory(o.out);
+  if (!o.out.empty()) check_output_directory(o.out, o.common.overwrite || o.common.resume);
   const vocabulary vocab = vocabulary::load(o.vocab);
   const wordpiece_tokenizer tokenizer = bert_tokenizer(vocab);
   const stopwatch reading;
@@ -399,7 +424,7 @@ int run_finetune(const finetune_options& o) {
   if (!r.early_exit.is_null()) {
     const auto& e = r.early_exit;
     const auto& metrics = e["dev_metrics"];
-    fmt::print("early exit ({}, {} below {}{}): dev {} {:.4f} (full model {:.4f}); a word ran {:.2f} of {} layers; {:.3f} of the FLOPs; "
+    fmt::print("finetune: early exit ({}, {} below {}{}): dev {} {:.4f} (full model {:.4f}); a word ran {:.2f} of {} layers; {:.3f} of the FLOPs; "
                "{:.2f}x faster on the dev set ({:.2f} s against {:.2f} s)\n",
                e["mode"].get<std::string>(), e["measure"].get<std::string>(), e["threshold"].get<double>(),
                e["mode"] == "token" ? fmt::format(", window {}", e["window"].get<int>()) : "", metrics.begin().key(), metrics.begin()->get<double>(),

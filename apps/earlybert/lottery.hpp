@@ -41,9 +41,9 @@ inline weight_scope weight_scope_of(const std::string& name) {
   throw config_error(fmt::format("--weights is '{}', expected encoder or every-linear", name));
 }
 
-// Throws config_error for lottery options outside their ranges or methods that do not go together;
-// `steps` is the run's length.
-inline void check_lottery_options(const finetune_options& o, long steps) {
+// Throws config_error for lottery options outside their ranges, before any work (which flags go with
+// which method, and which methods exclude each other, flag_rules.hpp checked already).
+inline void check_lottery_values(const finetune_options& o) {
   const lottery_cli_options& l = o.lottery;
   const auto one_of = [](const std::string& flag, const std::string& value, std::initializer_list<const char*> allowed) {
     for (const char* a : allowed) {
@@ -58,27 +58,12 @@ inline void check_lottery_options(const finetune_options& o, long steps) {
   one_of("--rewind-optimizer", l.rewind_optimizer, {"restored", "fresh"});
   one_of("--allocation", l.allocation, {"uniform", "erk"});
   one_of("--imp-criterion", l.imp_criterion, {"magnitude", "gradient", "taylor", "random", "greedy"});
-  if (l.imp_structures && !l.imp) throw config_error("--imp-structures needs --imp");
   if (l.greedy_examples < 1) throw config_error(fmt::format("--greedy-examples is {}, expected at least 1", l.greedy_examples));
   if (!l.control.empty()) one_of("--control", l.control, {"random", "reinit", "shuffle"});
-  const auto conflict = [&](bool both, const char* a, const char* b) {
-    if (both) throw config_error(fmt::format("{} and {} are different training methods: give one", a, b));
-  };
-  conflict(o.earlybert.enabled && l.chosen(), "--earlybert",
-           l.imp ? "--imp" : l.sparsity ? "--sparsity" : !l.mask_from.empty() ? "--mask-from" : "--lmc-step");
-  conflict(l.imp && l.sparsity.has_value(), "--imp", "--sparsity");
-  conflict(l.imp && !l.mask_from.empty(), "--imp", "--mask-from");
-  conflict(l.imp && l.lmc_step.has_value(), "--imp", "--lmc-step");
-  conflict(l.sparsity.has_value() && !l.mask_from.empty(), "--sparsity", "--mask-from");
-  conflict(l.sparsity.has_value() && l.lmc_step.has_value(), "--sparsity", "--lmc-step");
-  if (!l.control.empty() && l.mask_from.empty()) throw config_error("--control needs --mask-from: the ticket it is a control of");
-  if (l.rigl && !l.sparsity) throw config_error("--rigl needs --sparsity: the sparsity RigL keeps");
   if (l.imp) {
     if (l.imp_levels < 1) throw config_error(fmt::format("--imp-levels is {}, expected at least 1", l.imp_levels));
     if (!(l.imp_rate > 0 && l.imp_rate < 1)) throw config_error(fmt::format("--imp-rate is {}, expected a value in (0, 1)", l.imp_rate));
-    if (l.rewind_step < 0 || l.rewind_step >= steps) {
-      throw config_error(fmt::format("--rewind-step is {}, expected a step in [0, {}) (the run has {} steps)", l.rewind_step, steps, steps));
-    }
+    if (l.rewind_step < 0) throw config_error(fmt::format("--rewind-step is {}, expected a step of at least 0", l.rewind_step));
   }
   if (l.sparsity && !(*l.sparsity > 0 && *l.sparsity < 1)) {
     throw config_error(fmt::format("--sparsity is {}, expected a value in (0, 1)", *l.sparsity));
@@ -89,11 +74,20 @@ inline void check_lottery_options(const finetune_options& o, long steps) {
     if (!(l.rigl_end > 0 && l.rigl_end <= 1)) throw config_error(fmt::format("--rigl-end is {}, expected a value in (0, 1]", l.rigl_end));
   }
   if (l.lmc_step) {
-    if (*l.lmc_step < 0 || *l.lmc_step >= steps) {
-      throw config_error(fmt::format("--lmc-step is {}, expected a step in [0, {}) (the run has {} steps)", *l.lmc_step, steps, steps));
-    }
+    if (*l.lmc_step < 0) throw config_error(fmt::format("--lmc-step is {}, expected a step of at least 0", *l.lmc_step));
     if (l.lmc_points < 1) throw config_error(fmt::format("--lmc-points is {}, expected at least 1", l.lmc_points));
     if (o.task == "squad") throw config_error("--lmc-step measures the loss of sentence and tagging tasks, not of --task squad");
+  }
+}
+
+// The checks that need the run's length, `steps` (known once the training set is read).
+inline void check_lottery_steps(const finetune_options& o, long steps) {
+  const lottery_cli_options& l = o.lottery;
+  if (l.imp && l.rewind_step >= steps) {
+    throw config_error(fmt::format("--rewind-step is {}, expected a step in [0, {}) (the run has {} steps)", l.rewind_step, steps, steps));
+  }
+  if (l.lmc_step && *l.lmc_step >= steps) {
+    throw config_error(fmt::format("--lmc-step is {}, expected a step in [0, {}) (the run has {} steps)", *l.lmc_step, steps, steps));
   }
 }
 
@@ -177,7 +171,7 @@ finetune_result run_lottery_method(Model& model, const finetune_options& o, cons
                        dev.items().front().first, dev.items().front().second);
       if (!o.out.empty() && job::lead()) {
         const fs::path directory = fs::path(o.out) / fmt::format("level_{:02}", r.level);
-        save_checkpoint(directory, m, vocab);
+        save_checkpoint(directory, m, vocab, tokenizer_settings{vocab.looks_uncased(), o.max_seq});
         record.erase("event");
         write_file_atomically(directory / "level.json", record.dump(2) + "\n");
       }

@@ -18,14 +18,16 @@
 
 #include "checkpoints.hpp"
 #include "common.hpp"
+#include "flag_rules.hpp"
 #include "job.hpp"
 
 namespace {
 using namespace earlybert::cli;
 
-void add_common(CLI::App& command, common_options& o, bool metrics = true) {
+// --threads, and --seed where the subcommand draws random numbers (predict and inspect draw none).
+void add_common(CLI::App& command, common_options& o, bool metrics = true, bool seeded = true) {
   command.add_option("--threads", o.threads, "Threads to use (0: every core)")->capture_default_str();
-  command.add_option("--seed", o.seed, "Seed for initialisation, shuffling, masking and dropout")->capture_default_str();
+  if (seeded) command.add_option("--seed", o.seed, "Seed for initialisation, shuffling, masking and dropout")->capture_default_str();
   if (metrics) {
     command.add_option("--metrics", o.metrics, "Write JSON-lines metrics to this file");
     command.add_option("--on-nonfinite", o.on_nonfinite, "A non-finite loss or gradient: stop (an error naming the step and tensor) or skip the step")
@@ -38,6 +40,7 @@ void add_checkpointing(CLI::App& command, common_options& o) {
   command.add_option("--checkpoint-every", o.checkpoint_every,
                      "Write the training state to --out every N steps of a stage (0: only on SIGINT/SIGTERM)")->capture_default_str();
   command.add_flag("--resume", o.resume, "Continue from the training state in --out (same settings); start afresh if there is none");
+  command.add_flag("--overwrite", o.overwrite, "Replace the checkpoint or training state --out already holds (refused otherwise)");
   command.add_option("--overlap", o.overlap, "Under mpirun: sum gradients during the backward pass (on) or after it (off); the same bits either way")
       ->capture_default_str();
 }
@@ -48,7 +51,7 @@ std::string resumable_settings(const CLI::App& command) {
   std::string kept;
   std::istringstream lines(command.config_to_str(true, false));
   for (std::string line; std::getline(lines, line);) {
-    if (line.starts_with("resume=") || line.starts_with("quiet=") || line.starts_with("checkpoint-every=") || line.starts_with("threads=") ||
+    if (line.starts_with("resume=") || line.starts_with("overwrite=") || line.starts_with("quiet=") || line.starts_with("checkpoint-every=") || line.starts_with("threads=") ||
         line.starts_with("overlap=")) {
       continue;
     }
@@ -217,7 +220,7 @@ int main(int argc, char** argv) {
   add_exit_policy(*r, predict.exit);
   r->add_option("--exit-report", predict.exit_report, "A model with exits: write the work done and the tagging metrics (with gold tags) as JSON here")
       ->group(exit_group);
-  add_common(*r, predict.common, false);
+  add_common(*r, predict.common, false, false);
 
   demo_options demo;
   auto* d = app.add_subcommand("demo", "The main job: dense BERT, EarlyBERT and a random ticket on bundled SST-2, side by side, at two pruning depths");
@@ -266,13 +269,42 @@ int main(int argc, char** argv) {
 
   try {
     app.parse(argc, argv);
+  } catch (const CLI::CallForHelp& e) {
+    return job::lead() ? app.exit(e) : 0;  // help and the version: on stdout, status 0
+  } catch (const CLI::CallForAllHelp& e) {
+    return job::lead() ? app.exit(e) : 0;
+  } catch (const CLI::CallForVersion& e) {
+    return job::lead() ? app.exit(e) : 0;
   } catch (const CLI::ParseError& e) {
-    return job::lead() ? app.exit(e) : e.get_exit_code();  // said once, by the lead
+    // A command line that cannot be read: one error line, "earlybert <subcommand>: ...", status 2.
+    std::string command;  // the subcommand named first on the command line, if it names one
+    for (const CLI::App* sub : app.get_subcommands([](const CLI::App*) { return true; })) {
+      if (argc > 1 && sub->get_name() == argv[1]) command = argv[1];
+    }
+    std::string what = e.what();
+    while (!what.empty() && (what.back() == '\n' || what.back() == ' ')) what.pop_back();
+    if (command.empty() && argc > 1 && argv[1][0] != '-') {
+      std::string names;
+      for (const CLI::App* sub : app.get_subcommands([](const CLI::App*) { return true; })) names += (names.empty() ? "" : ", ") + sub->get_name();
+      what = fmt::format("'{}' is not a subcommand, expected one of {}", argv[1], names);
+    }
+    const std::string help = command.empty() ? "earlybert --help" : fmt::format("earlybert {} --help", command);
+    if (job::lead()) messages::error(command.empty() ? std::string_view("") : std::string_view(command), fmt::format("{} (see {})", what, help));
+    return 2;
   }
   const std::string name = app.get_subcommands().front()->get_name();
+  // Flags without the method they belong to, and methods that exclude each other (flag_rules.hpp).
+  try {
+    if (name == "finetune") check_finetune_flags(*f, finetune);
+    if (name == "pretrain") check_pretrain_flags(*p, pretrain);
+  } catch (const usage_error& e) {
+    return job::fail(name, fmt::format("{} (see earlybert {} --help)", e.what(), name), 2);
+  }
   // SQuAD's standard window is 384 pieces (finetune's --max-seq default is for sentences).
   if (finetune.task == "squad" && f->get_option("--max-seq")->count() == 0) finetune.max_seq = 384;
-  if (r->get_option("--max-seq")->count() == 0) predict.max_seq = 0;  // 0: the checkpoint's kind decides (predict.cpp)
+  for (const CLI::Option* option : r->get_options()) {
+    if (option->count() > 0) predict.given.insert(option->get_name());  // flags that belong to a kind of checkpoint (predict.cpp)
+  }
   // A run continues only with as many processes as it began with.
   const std::string processes = job::processes() > 1 ? fmt::format("processes={}\n", job::processes()) : "";
   pretrain.common.settings = resumable_settings(*p) + processes;
@@ -291,6 +323,8 @@ int main(int argc, char** argv) {
     return job::stopped_together(name, e.what(), 128 + e.signal());
   } catch (const job_stopped& e) {
     return job::stopped_together(name, e.what(), 1);
+  } catch (const usage_error& e) {
+    return job::fail(name, e.what(), 2);
   } catch (const std::exception& e) {
     return job::fail(name, e.what(), 1);
   }

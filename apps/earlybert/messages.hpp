@@ -119,7 +119,8 @@ inline void error(std::string_view command, std::string_view what) {
   auto& s = detail::state();
   std::scoped_lock lock(s.mutex);
   detail::end_open_line(s);
-  fmt::print(stderr, "earlybert {}: {}\n", command, line);
+  if (command.empty()) fmt::print(stderr, "earlybert: {}\n", line);  // before a subcommand was named
+  else fmt::print(stderr, "earlybert {}: {}\n", command, line);
 }
 
 }  // namespace earlybert::cli::messages

@@ -1,75 +1,189 @@
 // SPDX-License-Identifier: Apache-2.0
-// `earlybert predict`: every row of a TSV file through a fine-tuned sentence checkpoint; one JSON line
-// per row, written atomically:
-//   classification  {"index": i, "logits": [...], "label": class, "label_name": its name}
-//   regression      {"index": i, "score": s}
-// A token-classification checkpoint reads its task's format (CoNLL-U for upos, a CoNLL NER file for
-// ner; tags optional) and writes a line per sentence, {"index": i, "words": [...], "tags": [...]},
-// null for a word cut off by --max-seq. A checkpoint with exits (finetune --early-exit) tags under
-// --exit-mode and says what it computed; --exit-report writes that (for any token classifier: the
-// wall time of the forward passes), and the metrics when the input holds gold tags, as JSON.
-// A question-answering checkpoint reads a SQuAD v1.1 JSON file and writes the official prediction
-// file, {"question id": "answer text", ...}.
-// The input is read in the layout of the task the checkpoint was fine-tuned on (config.json's
-// finetuning_task: a GLUE task's dev layout, labels optional), else as a custom file whose header
-// names its columns.
+// `earlybert predict`: an input file through a fine-tuned checkpoint, read in the layout of the task
+// the checkpoint was fine-tuned on (config.json's finetuning_task) and tokenised as it was trained
+// (tokenizer_config.json: lower-casing, and the longest input unless --max-seq says otherwise).
+//
+//   sentence task   a GLUE task's dev layout (labels optional), or a custom TSV whose header names its
+//                   text column(s); --out holds a JSON line per row, {"index", "logits", "label",
+//                   "label_name"} or {"index", "score"}; beside it <stem>.submission.tsv, GLUE's
+//                   submission layout ("index<TAB>prediction": class names, or scores)
+//   tagging         CoNLL-U (upos) or a CoNLL NER file (ner), tags optional; --out holds a JSON line
+//                   per sentence, {"index", "words", "tags"} (null for a word cut off by --max-seq);
+//                   beside it <stem>.conll, a word and its predicted tag per line (run_ner's
+//                   predictions.txt). A checkpoint with exits tags under the --exit-* policy and
+//                   --exit-report writes what it computed
+//   question answering  a SQuAD v1.1 JSON file; --out is the official prediction file, {"id":
+//                   "answer"}; beside it <stem>.nbest.json, each question's n best answers with their
+//                   logits and probabilities (run_qa's nbest_predictions.json)
+//
+// An input that holds the gold answers (labels, tags, answers) is scored with the task's official
+// metrics: printed on stdout and written to <stem>.metrics.json. Every file is written atomically at
+// the end; an input in another task's layout is one error naming the checkpoint's task and the layout
+// it reads.
 #include <algorithm>
+#include <fstream>
+#include <optional>
 
 #include <nlohmann/json.hpp>
 
 #include "common.hpp"
+#include "flag_rules.hpp"
 
 namespace earlybert::cli {
 
 namespace {
-int predict_squad(const predict_options& o, const checkpoint_config& config, const vocabulary& vocab) {
+using ordered_json = nlohmann::ordered_json;
+
+// A file beside --out: its extension replaced ("p.jsonl" -> "p.metrics.json").
+fs::path beside(const std::string& out, const char* extension) { return fs::path(out).replace_extension(extension); }
+
+// What the checkpoint reads: its task's name and the layout of its input, for errors.
+struct input_kind {
+  std::string task;    // "cola", "ner", "squad", "custom", ...
+  std::string layout;  // "a CoNLL-U file", ...
+};
+
+input_kind input_kind_of(const checkpoint_config& config) {
+  const std::string& task = config.model.finetuning_task;
+  if (config.architecture == "BertForQuestionAnswering") return {task.empty() ? "squad" : task, "a SQuAD v1.1 JSON file"};
+  if (task == "upos") return {task, "a CoNLL-U file: UD's ten tab-separated columns, the word second and its UPOS tag fourth"};
+  if (task == "ner") return {task, "a CoNLL NER file: a word and its tag per line, a blank line between sentences"};
+  if (const sentence_task* glue = find_glue_task(task); glue != nullptr) {
+    const tsv_layout& l = glue->layout;
+    if (!l.columns.empty()) {
+      return {task, fmt::format("a headerless TSV in {}'s layout ({}), labels optional", glue->title, fmt::join(l.columns, ", "))};
+    }
+    return {task, fmt::format("a TSV in {}'s layout, its header naming {}{}", glue->title, l.text_a, l.text_b.empty() ? "" : " and " + l.text_b)};
+  }
+  return {task.empty() ? "custom" : task, "a TSV whose header names its text column(s), labels optional"};
+}
+
+// Reads the input with `read`; a file that opens but does not parse is another task's input: the error
+// says whose input the checkpoint reads. (A file that cannot be opened keeps the reader's own error.)
+template <class Read>
+auto read_input(const predict_options& o, const input_kind& kind, Read&& read) {
+  std::error_code ec;
+  const bool readable = fs::is_regular_file(o.input, ec) && std::ifstream(o.input).good();
+  try {
+    return read();
+  } catch (const io_error& e) {
+    if (!readable) throw;
+    throw io_error(fmt::format("--input '{}' is not an input of the checkpoint's task {} ({}): {}", o.input, kind.task, kind.layout, e.what()));
+  }
+}
+
+// Progress of a long prediction: on a terminal a line redrawn in place; otherwise a line at every tenth,
+// for inputs of at least ten batches.
+class prediction_progress {
+ public:
+  prediction_progress(std::string unit, index_t batch) : unit_(std::move(unit)), batch_(static_cast<std::size_t>(batch)), terminal_(::isatty(2) != 0) {}
+
+  void operator()(std::size_t done, std::size_t total) {
+    const double elapsed = clock_.seconds();
+    if (terminal_) {
+      messages::progress(fmt::format("predict: {}/{} {}  {:.0f}/s   ", done, total, unit_, static_cast<double>(done) / std::max(elapsed, 1e-9)), true);
+      if (done == total) messages::end_line();
+      return;
+    }
+    if (total < 10 * batch_) return;
+    const std::size_t tenth = (done * 10) / total;
+    if (tenth == last_tenth_) return;
+    last_tenth_ = tenth;
+    messages::progress(fmt::format("predict: {}/{} {}  elapsed {:.1f} s", done, total, unit_, elapsed), false);
+  }
+
+ private:
+  std::string unit_;
+  std::size_t batch_;
+  bool terminal_;
+  std::size_t last_tenth_ = 0;
+  stopwatch clock_;
+};
+
+// Prints the metrics and writes them beside --out.
+void report_metrics(const predict_options& o, const input_kind& kind, const metric_values& metrics, std::size_t scored, const char* unit) {
+  ordered_json values = ordered_json::object();
+  std::string line;
+  for (const auto& [name, value] : metrics.items()) {
+    values[name] = value;
+    line += fmt::format("{}{} {:.4f}", line.empty() ? "" : ", ", name, value);
+  }
+  const ordered_json record{{"task", kind.task}, {"input", o.input}, {unit, scored}, {"metrics", values}};
+  write_file_atomically(beside(o.out, ".metrics.json"), record.dump(2) + "\n");
+  fmt::print("predict: {} on {} {} of '{}': {} (in '{}')\n", kind.task, scored, unit, o.input, line, beside(o.out, ".metrics.json").string());
+}
+
+int predict_squad(const predict_options& o, const checkpoint_config& config, const wordpiece_tokenizer& tokenizer, token_id pad) {
+  const input_kind kind = input_kind_of(config);
   bert_for_question_answering<float, shapes::any> model(config.model);
   load_weights(o.checkpoint, model);
-  const wordpiece_tokenizer tokenizer = bert_tokenizer(vocab);
   squad_options options;
-  options.max_seq = std::min(o.max_seq, config.model.max_positions);
+  options.max_seq = o.max_seq;
   options.stride = o.doc_stride;
   options.max_query = o.max_query;
   if (options.stride < 1 || options.max_query < 1 || options.max_seq < options.max_query + 4) {
     throw config_error(fmt::format("--max-seq {} (at most the model's {} positions), --max-query {}, --doc-stride {}: expected max-seq >= "
                                    "max-query + 4 and positive sizes", o.max_seq, config.model.max_positions, o.max_query, o.doc_stride));
   }
-  const qa_dataset data = make_qa_features(read_squad(o.input), tokenizer, options);
-  const std::vector<std::string> answers = predict_answers(model, data, o.batch, special_tokens::of(vocab).pad, options);
-  nlohmann::ordered_json out = nlohmann::ordered_json::object();
-  for (std::size_t q = 0; q < answers.size(); ++q) out[data.source.questions[q].id] = answers[q];
+  const qa_dataset data = read_input(o, kind, [&] { return make_qa_features(read_squad(o.input), tokenizer, options); });
+  prediction_progress progress("windows", o.batch);
+  const answer_extractor extracted = extract_answers(model, data, o.batch, pad, options, nullptr, std::ref(progress));
+  const std::vector<std::string> answers = extracted.answers();
+  const std::vector<std::vector<scored_answer>> n_best = extracted.n_best_answers();
+  ordered_json out = ordered_json::object(), best = ordered_json::object();
+  for (std::size_t q = 0; q < answers.size(); ++q) {
+    const std::string& id = data.source.questions[q].id;
+    out[id] = answers[q];
+    ordered_json list = ordered_json::array();
+    for (const scored_answer& a : n_best[q]) {
+      list.push_back({{"text", a.text}, {"probability", a.probability}, {"start_logit", a.start_logit}, {"end_logit", a.end_logit}});
+    }
+    best[id] = list;
+  }
+  write_file_atomically(beside(o.out, ".nbest.json"), best.dump(1) + "\n");
   write_file_atomically(o.out, out.dump() + "\n");
-  messages::status("predict", "{} questions answered into '{}'", answers.size(), o.out);
+  messages::status("predict", "{} questions answered into '{}' (n best in '{}')", answers.size(), o.out, beside(o.out, ".nbest.json").string());
+  const auto& questions = data.source.questions;
+  if (!questions.empty() && std::all_of(questions.begin(), questions.end(), [](const squad_question& q) { return !q.answers.empty(); })) {
+    report_metrics(o, kind, squad_metrics(data.source, answers), questions.size(), "questions");
+  }
   return 0;
 }
 
-int predict_tags_of(const predict_options& o, const checkpoint_config& config, const vocabulary& vocab) {
+int predict_tags_of(const predict_options& o, const checkpoint_config& config, const wordpiece_tokenizer& tokenizer, token_id pad) {
+  const input_kind kind = input_kind_of(config);
   const std::string& task = config.model.finetuning_task;
   if (task != "upos" && task != "ner") {
     throw config_error(fmt::format("--checkpoint '{}' is a token classifier for task '{}', expected upos or ner (its input format)", o.checkpoint, task));
   }
-  const wordpiece_tokenizer tokenizer = bert_tokenizer(vocab);
+  // A model with exits (its checkpoint holds "exits.0.weight") predicts under the exit policy; the
+  // policy's flags belong to it (--exit-mode none and --exit-report go with any token classifier).
+  const bool exits = config.model.layers > 1 && safetensors_reader::open(fs::path(o.checkpoint) / "model.safetensors").find("exits.0.weight") != nullptr;
+  if (!exits) {
+    for (const char* flag : {"--exit-mode", "--exit-measure", "--exit-threshold", "--exit-window"}) {
+      if (o.given.contains(flag) && !(std::string_view(flag) == "--exit-mode" && o.exit.mode == "none")) {
+        throw usage_error(fmt::format("{} applies only with a checkpoint with exits (finetune --early-exit), and '{}' has none", flag, o.checkpoint));
+      }
+    }
+  }
+  const exit_policy policy = o.exit.policy();
   std::vector<std::string> names;
   for (int i = 0; i < config.model.num_labels; ++i) names.push_back(config.model.label_name(i));
-  const tagging_dataset data = encode_tagging(task == "upos" ? read_conllu(o.input, 3, false) : read_conll_ner(o.input, false), tokenizer,
-                                              std::min(o.max_seq, config.model.max_positions), names, fmt::format("'{}'", o.input), false);
-  const token_id pad = special_tokens::of(vocab).pad;
-  // A model with exits (its checkpoint holds "exits.0.weight") predicts under the exit policy.
-  const bool exits = config.model.layers > 1 && safetensors_reader::open(fs::path(o.checkpoint) / "model.safetensors").find("exits.0.weight") != nullptr;
-  const exit_policy policy = o.exit.policy();
-  if (!exits && policy.mode != exit_mode::none) {
-    throw config_error(fmt::format("--checkpoint '{}' has no exits (fine-tune it with --early-exit); --exit-mode {} needs them", o.checkpoint, o.exit.mode));
-  }
+  const tagging_dataset data = read_input(o, kind, [&] {
+    return encode_tagging(task == "upos" ? read_conllu(o.input, 3, false) : read_conll_ner(o.input, false), tokenizer, o.max_seq, names,
+                          fmt::format("'{}'", o.input), false);
+  });
   // What the forward passes computed, for --exit-report: a model without exits is its own full model.
-  nlohmann::ordered_json report{{"mode", o.exit.mode}, {"measure", o.exit.measure}, {"threshold", policy.threshold}, {"window", policy.window},
-                                {"batch", o.batch}, {"exits", exits}};
+  ordered_json report{{"mode", o.exit.mode}, {"measure", o.exit.measure}, {"threshold", policy.threshold}, {"window", policy.window},
+                      {"batch", o.batch}, {"exits", exits}};
+  prediction_progress progress("sentences", o.batch);
   std::vector<std::vector<int>> predicted;
   if (exits) {
     bert_for_token_classification_with_exits<float, shapes::any> model(config.model);
     load_weights(o.checkpoint, model);
     model.set_exit_policy(policy);
     const stopwatch clock;  // the forward passes alone
-    predicted = predict_tags(model, data, o.batch, pad);
+    predicted = predict_tags(model, data, o.batch, pad, nullptr, std::ref(progress));
     const exit_statistics& st = model.statistics;
     report["wall_s"] = clock.seconds();
     report["mean_layers"] = st.mean_layers();
@@ -84,73 +198,87 @@ int predict_tags_of(const predict_options& o, const checkpoint_config& config, c
     bert_for_token_classification<float, shapes::any> model(config.model);
     load_weights(o.checkpoint, model);
     const stopwatch clock;
-    predicted = predict_tags(model, data, o.batch, pad);
+    predicted = predict_tags(model, data, o.batch, pad, nullptr, std::ref(progress));
     report["wall_s"] = clock.seconds();
     report["mean_layers"] = config.model.layers;
     report["layers"] = config.model.layers;
   }
+  const bool gold = !data.sentences.empty() && std::all_of(data.sentences.begin(), data.sentences.end(), [](const tagged_sentence& s) {
+    return std::none_of(s.tags.begin(), s.tags.end(), [](const std::string& tag) { return tag.empty(); });
+  });
+  std::optional<metric_values> metrics;
+  if (gold) metrics = tagging_metrics(data, predicted, task == "ner");
   if (!o.exit_report.empty()) {
     report["sentences"] = predicted.size();
-    const bool gold = std::all_of(data.sentences.begin(), data.sentences.end(), [](const tagged_sentence& s) {
-      return std::none_of(s.tags.begin(), s.tags.end(), [](const std::string& tag) { return tag.empty(); });
-    });
-    if (gold) {
-      const metric_values metrics = tagging_metrics(data, predicted, task == "ner");
-      nlohmann::ordered_json values = nlohmann::ordered_json::object();
-      for (const auto& [name, value] : metrics.items()) values[name] = value;
+    if (metrics) {
+      ordered_json values = ordered_json::object();
+      for (const auto& [name, value] : metrics->items()) values[name] = value;
       report["metrics"] = values;
     }
     write_file_atomically(o.exit_report, report.dump(1) + "\n");
   }
-  std::string lines;
+  std::string lines, conll;
   for (std::size_t s = 0; s < predicted.size(); ++s) {
-    nlohmann::ordered_json tags = nlohmann::ordered_json::array();
-    for (int c : predicted[s]) tags.push_back(c < 0 ? nlohmann::ordered_json(nullptr) : nlohmann::ordered_json(names[static_cast<std::size_t>(c)]));
-    lines += nlohmann::ordered_json{{"index", s}, {"words", data.sentences[s].words}, {"tags", tags}}.dump() + "\n";
+    ordered_json tags = ordered_json::array();
+    for (std::size_t w = 0; w < predicted[s].size(); ++w) {
+      const int c = predicted[s][w];
+      tags.push_back(c < 0 ? ordered_json(nullptr) : ordered_json(names[static_cast<std::size_t>(c)]));
+      // A word cut off by --max-seq has no prediction: "O" in the CoNLL file, as the scorers count it.
+      conll += fmt::format("{} {}\n", data.sentences[s].words[w], c < 0 ? "O" : names[static_cast<std::size_t>(c)]);
+    }
+    conll += "\n";
+    lines += ordered_json{{"index", s}, {"words", data.sentences[s].words}, {"tags", tags}}.dump() + "\n";
   }
+  write_file_atomically(beside(o.out, ".conll"), conll);
   write_file_atomically(o.out, lines);
   if (data.cut_words > 0) messages::note("predict", "{} words do not fit in --max-seq {} and have no tag (null)", data.cut_words, o.max_seq);
-  messages::status("predict", "{} sentences tagged into '{}'", predicted.size(), o.out);
+  messages::status("predict", "{} sentences tagged into '{}' (CoNLL tags in '{}')", predicted.size(), o.out, beside(o.out, ".conll").string());
+  if (metrics) report_metrics(o, kind, *metrics, predicted.size(), "sentences");
   return 0;
 }
 
-int predict(const predict_options& o, const checkpoint_config& config, const vocabulary& vocab) {
+int predict_sentences_of(const predict_options& o, const checkpoint_config& config, const wordpiece_tokenizer& tokenizer, token_id pad) {
+  const input_kind kind = input_kind_of(config);
   bert_for_sequence_classification<float, shapes::any> model(config.model);
   load_weights(o.checkpoint, model);
-  const wordpiece_tokenizer tokenizer = bert_tokenizer(vocab);
-  const special_tokens special = special_tokens::of(vocab);
-  const index_t max_seq = std::min(o.max_seq, config.model.max_positions);
   const sentence_task* task = find_glue_task(config.model.finetuning_task);
-  const classification_dataset data = task != nullptr ? read_sentence_tsv(o.input, task->layout, tokenizer, max_seq, false)
-                                                      : read_classification_tsv(o.input, tokenizer, max_seq, config.model.num_labels, false);
-
-  tape<float> t;
-  no_recording<float> inference(t);
-  token_batch b;
-  std::vector<std::size_t> indices;
-  std::string lines;
-  for (std::size_t start = 0; start < data.examples.size(); start += static_cast<std::size_t>(o.batch)) {
-    indices.clear();
-    for (std::size_t i = start; i < std::min(data.examples.size(), start + static_cast<std::size_t>(o.batch)); ++i) indices.push_back(i);
-    make_classification_batch(data, indices, special.pad, b);
-    t.rewind();
-    const auto logits = model.logits(t, b, false, 0);
+  const classification_dataset data = read_input(o, kind, [&] {
+    return task != nullptr ? read_sentence_tsv(o.input, task->layout, tokenizer, o.max_seq, false)
+                           : read_classification_tsv(o.input, tokenizer, o.max_seq, config.model.num_labels, false);
+  });
+  prediction_progress progress("rows", o.batch);
+  std::string lines, submission = "index\tprediction\n";
+  sentence_predictions predicted;
+  for_each_logits(model, data, o.batch, pad, [&](std::size_t first, const auto& logits, const token_batch&) {
     for (index_t r = 0; r < logits.rows(); ++r) {
-      nlohmann::ordered_json line{{"index", start + static_cast<std::size_t>(r)}};
+      const std::size_t index = first + static_cast<std::size_t>(r);
+      ordered_json line{{"index", index}};
       if (config.model.regression()) {
-        line["score"] = logits.value()(r, 0);
+        const float score = logits(r, 0);
+        line["score"] = score;
+        predicted.scores.push_back(score);
+        submission += fmt::format("{}\t{:.3f}\n", index, score);
       } else {
         index_t best = 0;
-        logits.value().row(r).maxCoeff(&best);
-        line["logits"] = std::vector<float>(logits.value().row(r).begin(), logits.value().row(r).end());
+        logits.row(r).maxCoeff(&best);
+        line["logits"] = std::vector<float>(logits.row(r).begin(), logits.row(r).end());
         line["label"] = best;
         line["label_name"] = config.model.label_name(static_cast<int>(best));
+        predicted.classes.push_back(static_cast<int>(best));
+        submission += fmt::format("{}\t{}\n", index, config.model.label_name(static_cast<int>(best)));
       }
       lines += line.dump() + "\n";
     }
-  }
+  }, nullptr, std::ref(progress));
+  write_file_atomically(beside(o.out, ".submission.tsv"), submission);
   write_file_atomically(o.out, lines);
-  messages::status("predict", "{} rows classified into '{}'", data.examples.size(), o.out);
+  messages::status("predict", "{} rows classified into '{}' (GLUE submission layout in '{}')", data.examples.size(), o.out,
+                   beside(o.out, ".submission.tsv").string());
+  if (data.labelled && !data.examples.empty()) {
+    std::vector<std::string> names = task != nullptr ? task->metrics : std::vector<std::string>{};
+    if (task == nullptr) names = config.model.regression() ? std::vector<std::string>{"pearson", "spearman"} : std::vector<std::string>{"accuracy"};
+    report_metrics(o, kind, sentence_metrics(names, predicted, data), data.examples.size(), "rows");
+  }
   return 0;
 }
 }  // namespace
@@ -167,12 +295,36 @@ int run_predict(const predict_options& o) {
                                    "BertForQuestionAnswering (fine-tune it first)",
                                    o.checkpoint, config.architecture.empty() ? "model of unknown architecture" : config.architecture));
   }
-  predict_options resolved = o;
-  if (resolved.max_seq == 0) resolved.max_seq = answering ? 384 : 128;  // not given
-  if (resolved.max_seq < 3) throw config_error(fmt::format("--max-seq is {}, expected at least 3", resolved.max_seq));
+  if (!answering) {
+    for (const char* flag : {"--doc-stride", "--max-query"}) {
+      if (o.given.contains(flag)) {
+        throw usage_error(fmt::format("{} applies only with a question-answering checkpoint, and '{}' is fine-tuned for {}", flag, o.checkpoint,
+                                      input_kind_of(config).task));
+      }
+    }
+  }
+  if (!tagging) {
+    for (const char* flag : {"--exit-mode", "--exit-measure", "--exit-threshold", "--exit-window", "--exit-report"}) {
+      if (o.given.contains(flag)) {
+        throw usage_error(fmt::format("{} applies only with a token classifier (upos or ner), and '{}' is fine-tuned for {}", flag, o.checkpoint,
+                                      input_kind_of(config).task));
+      }
+    }
+  }
   const vocabulary vocab = vocabulary::load(directory / "vocab.txt");
-  if (tagging) return predict_tags_of(resolved, config, vocab);
-  return answering ? predict_squad(resolved, config, vocab) : predict(resolved, config, vocab);
+  // As the checkpoint was trained: lower-casing, and the longest input unless --max-seq says otherwise
+  // (a checkpoint without tokenizer_config.json: the vocabulary's casing, 384 pieces for question
+  // answering and 128 otherwise, as finetune's defaults).
+  const tokenizer_settings fallback{vocab.looks_uncased(), answering ? index_t{384} : index_t{128}};
+  const tokenizer_settings kept = read_tokenizer_config(directory, fallback).value_or(fallback);
+  predict_options resolved = o;
+  if (resolved.max_seq == 0) resolved.max_seq = kept.max_length;
+  if (resolved.max_seq < 3) throw config_error(fmt::format("--max-seq is {}, expected at least 3", resolved.max_seq));
+  resolved.max_seq = std::min(resolved.max_seq, config.model.max_positions);
+  const wordpiece_tokenizer tokenizer = bert_tokenizer(vocab, kept.lower_case);
+  const token_id pad = special_tokens::of(vocab).pad;
+  if (tagging) return predict_tags_of(resolved, config, tokenizer, pad);
+  return answering ? predict_squad(resolved, config, tokenizer, pad) : predict_sentences_of(resolved, config, tokenizer, pad);
 }
 
 }  // namespace earlybert::cli

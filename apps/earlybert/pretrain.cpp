@@ -228,6 +228,7 @@ void check_pretrain_options(const pretrain_options& o) {
   job::check_batch(o.batch, o.accumulation);
   if (o.seq < 3) throw config_error(fmt::format("--seq is {}, expected at least 3", o.seq));
   if (!(o.lr > 0)) throw config_error(fmt::format("--lr is {}, expected a positive value", o.lr));
+  check_shape_name(o.shape);
   (void)nonfinite_policy_of(o.common.on_nonfinite);
   (void)overlap_of(o.common.overlap);
   check_checkpoint_options(o.common);
@@ -241,7 +242,7 @@ pretrain_result pretrain_with(const pretrain_options& o, const vocabulary& vocab
 int run_pretrain(const pretrain_options& o) {
   apply_threads("pretrain", o.common.threads);
   check_pretrain_options(o);
-  check_output_directory(o.out);
+  check_output_directory(o.out, o.common.overwrite || o.common.resume);
   const vocabulary vocab = vocabulary::load(o.vocab);
   const pretrain_result r = pretrain_with(o, vocab);
   if (!job::lead()) return 0;

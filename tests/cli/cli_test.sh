@@ -27,6 +27,21 @@ expect_error() {
     || fail "more than one error line (a line that is neither a status line nor a note): $(cat err.txt)"
 }
 
+# expect_usage "message fragment" command...: as expect_error, for a command line that cannot be run as
+# written (a parse error, a flag without its method, two methods at once): exit status 2, and the one
+# line may come before any subcommand was read ("earlybert: ...").
+expect_usage() {
+  local fragment=$1; shift
+  local status=0 error_line
+  "$@" >out.txt 2>err.txt || status=$?
+  [[ $status -eq 2 ]] || fail "exit status $status, expected 2: $* ($(tail -n 1 err.txt))"
+  [[ $(wc -l < err.txt) -eq 1 ]] || fail "expected exactly one line on stderr: $(cat err.txt)"
+  error_line=$(cat err.txt)
+  [[ $error_line =~ ^earlybert(\ [a-z]+)?:\  ]] || fail "not an error line 'earlybert <subcommand>: ...': $error_line"
+  [[ $error_line == *"$fragment"* ]] || fail "the error line lacks '$fragment': $error_line"
+  [[ ! -s out.txt ]] || fail "a refused command wrote on stdout: $(cat out.txt)"
+}
+
 head -n 301 "$data/sst2/train_subset.tsv" > train.tsv
 head -n 101 "$data/sst2/dev.tsv" > dev.tsv
 vocab=$data/vocab/bert-base-uncased-vocab.txt
@@ -716,6 +731,95 @@ notes)
     fi
     echo "OPENBLAS_CORETYPE='$forced': kernels '$core', notes: $(notes_in note.txt)"
   done
+  ;;
+misuse)
+  # The command line misused as new users misuse it: every method flag without its method, methods
+  # that exclude each other, parse errors (exit status 2, one line, before any work); values checked
+  # before any file is read; every task kind's checkpoint given another kind's input (exit status 1,
+  # naming the checkpoint's task and what it reads). Nothing is left behind.
+  missing=(--vocab missing-vocab.txt)  # a refusal before any work never reaches the vocabulary
+  tuning=("$earlybert" finetune --train train.tsv --dev dev.tsv "${missing[@]}" --shape tiny --out x)
+  cases=0
+  usage() { expect_usage "$@"; cases=$((cases + 1)); }
+  refused() { expect_error "$@"; cases=$((cases + 1)); }
+  # A flag without the method it belongs to.
+  for flag in "--prune-heads 0.5" "--prune-ffn 0.5" "--heads-scope global" "--min-kept 2" "--l1-heads 0.1" "--eb-eps 0.2" \
+              "--importance magnitude" "--detector never" "--restart-from draw" "--efficient-epochs 1" "--efficient-lr 1e-3"; do
+    usage "${flag% *} applies only with --earlybert, which is not given: give --earlybert too, or leave ${flag% *} out" "${tuning[@]}" $flag
+  done
+  for flag in "--imp-levels 2" "--imp-rate 0.3" "--rewind-step 2" "--rewind-optimizer fresh" "--imp-structures"; do
+    usage "${flag%% *} applies only with --imp, which is not given" "${tuning[@]}" $flag
+  done
+  usage "--imp-ranking applies only with unstructured --imp (without --imp-structures)" "${tuning[@]}" --imp --imp-structures --imp-ranking per-matrix
+  usage "--imp-criterion applies only with --imp --imp-structures" "${tuning[@]}" --imp --imp-criterion taylor
+  usage "--greedy-examples applies only with --imp --imp-structures --imp-criterion greedy" "${tuning[@]}" --imp --imp-structures --greedy-examples 4
+  usage "--control applies only with --mask-from" "${tuning[@]}" --control random
+  usage "--allocation applies only with --sparsity" "${tuning[@]}" --allocation erk
+  usage "--rigl applies only with --sparsity" "${tuning[@]}" --rigl
+  for flag in "--rigl-drop 0.2" "--rigl-interval 5" "--rigl-end 0.5"; do
+    usage "${flag% *} applies only with --sparsity --rigl" "${tuning[@]}" --sparsity 0.5 $flag
+  done
+  usage "--lmc-points applies only with --lmc-step" "${tuning[@]}" --lmc-points 5
+  usage "--weights applies only with an unstructured method" "${tuning[@]}" --imp --imp-structures --weights every-linear
+  for flag in "--exit-threshold 0.2" "--exit-mode sentence" "--exit-measure max-probability" "--exit-window 1" "--self-sampling-epochs 2"; do
+    usage "${flag% *} applies only with --early-exit" "${tuning[@]}" $flag
+  done
+  usage "--doc-stride applies only with --task squad" "${tuning[@]}" --doc-stride 64
+  usage "--max-query applies only with --task squad" "${tuning[@]}" --max-query 32
+  usage "--num-labels applies only with custom files" "$earlybert" finetune --task cola --data "$data/tasks/cola" "${missing[@]}" --shape tiny --out x --num-labels 3
+  usage "--data applies only with --task" "$earlybert" finetune --data "$data/tasks/cola" "${missing[@]}" --shape tiny --out x
+  usage "--eb-window applies only with --earlybert --detector mask-distance" "${tuning[@]}" --earlybert --detector fixed --draw-step 5 --eb-window 3
+  usage "--draw-step applies only with --earlybert --detector fixed or fraction" "${tuning[@]}" --earlybert --draw-step 5
+  usage "--absolute applies only with --earlybert --importance slimming" "${tuning[@]}" --earlybert --importance magnitude --absolute
+  usage "--prune-heads applies only with --earlybert" "$earlybert" pretrain --corpus "$data/wikitext2/train_head.txt" "${missing[@]}" --shape tiny --out x --prune-heads 0.5
+  # Methods that exclude each other, and settings given twice.
+  usage "--earlybert and --imp are different training methods: give one" "${tuning[@]}" --earlybert --imp
+  usage "--earlybert and --sparsity are different training methods" "${tuning[@]}" --earlybert --sparsity 0.5
+  usage "--imp and --sparsity are different training methods" "${tuning[@]}" --imp --sparsity 0.5
+  usage "--imp and --lmc-step are different training methods" "${tuning[@]}" --imp --lmc-step 2
+  usage "--sparsity and --mask-from are different training methods" "${tuning[@]}" --sparsity 0.5 --mask-from somewhere
+  usage "--sparsity and --lmc-step are different training methods" "${tuning[@]}" --sparsity 0.5 --lmc-step 3
+  usage "--earlybert and --early-exit are different training methods" "$earlybert" finetune --task upos --data "$data/tasks/upos" "${missing[@]}" --shape tiny --out x --early-exit --earlybert
+  usage "--epochs and --steps both set the run's length: give one" "${tuning[@]}" --epochs 2 --steps 3
+  usage "--efficient-epochs and --efficient-steps both set the efficient stage's length" "${tuning[@]}" --earlybert --efficient-epochs 1 --efficient-steps 3
+  usage "--data names the task's directory, --train and --dev its files" "$earlybert" finetune --task cola --data "$data/tasks/cola" --train train.tsv "${missing[@]}" --shape tiny --out x
+  # Parse errors.
+  usage "earlybert finetune: The following argument was not expected: --bogus (see earlybert finetune --help)" "${tuning[@]}" --bogus
+  usage "earlybert finetune: --out is required (see earlybert finetune --help)" "$earlybert" finetune --train train.tsv --dev dev.tsv "${missing[@]}" --shape tiny
+  usage "earlybert finetune: Could not convert: --epochs = two (see earlybert finetune --help)" "${tuning[@]}" --epochs two
+  usage "earlybert: A subcommand is required (see earlybert --help)" "$earlybert"
+  usage "earlybert: 'train' is not a subcommand, expected one of pretrain, finetune, predict, demo, bench, inspect" "$earlybert" train --out x
+  usage "earlybert predict: The following arguments were not expected: 3 --seed" "$earlybert" predict --checkpoint nowhere --input dev.tsv --out p.jsonl --seed 3
+  usage "earlybert inspect: directory is required" "$earlybert" inspect
+  # Values, refused before any file is read (the vocabulary is missing).
+  refused "--shape is 'huge', expected one of tiny (2/128/2/512)" "$earlybert" finetune --train train.tsv --dev dev.tsv "${missing[@]}" --shape huge --out x
+  refused "--task is 'glue', expected one of cola" "$earlybert" finetune --task glue --data "$data/tasks/cola" "${missing[@]}" --shape tiny --out x
+  refused "--rigl-interval is 0, expected at least 1" "${tuning[@]}" --sparsity 0.5 --rigl --rigl-interval 0
+  refused "--lmc-step measures the loss of sentence and tagging tasks, not of --task squad" \
+    "$earlybert" finetune --task squad --data "$data/tasks/squad" "${missing[@]}" --shape tiny --out x --lmc-step 2
+  refused "--imp-rate is 1, expected a value in (0, 1)" "${tuning[@]}" --imp --imp-rate 1
+  [[ ! -e x && ! -e p.jsonl ]] || fail "a refused command left an output behind"
+  # Every task kind's checkpoint given another kind's input.
+  tasks=$data/tasks
+  brief=("$earlybert" finetune --vocab "$vocab" --shape tiny --steps 1 --batch 8 --threads 2 --quiet)
+  "${brief[@]}" --task cola --data "$tasks/cola" --max-seq 32 --out cola > /dev/null
+  "${brief[@]}" --task ner --data "$tasks/ner" --max-seq 32 --out ner > /dev/null
+  "${brief[@]}" --task upos --data "$tasks/upos" --max-seq 32 --out upos > /dev/null
+  "${brief[@]}" --task squad --data "$tasks/squad" --max-seq 96 --out squad > /dev/null
+  "${brief[@]}" --train train.tsv --dev dev.tsv --max-seq 32 --out custom > /dev/null
+  predict() { "$earlybert" predict --checkpoint "$1" --input "$2" --out p.jsonl; }
+  refused "--input '$tasks/rte/dev.tsv' is not an input of the checkpoint's task cola (a headerless TSV in CoLA's layout" predict cola "$tasks/rte/dev.tsv"
+  refused "--input '$tasks/squad/dev-v1.1.json' is not an input of the checkpoint's task cola" predict cola "$tasks/squad/dev-v1.1.json"
+  refused "--input '$tasks/upos/en_ewt-ud-dev.conllu' is not an input of the checkpoint's task ner (a CoNLL NER file" predict ner "$tasks/upos/en_ewt-ud-dev.conllu"
+  refused "--input '$tasks/ner/emerging.dev.conll' is not an input of the checkpoint's task upos (a CoNLL-U file" predict upos "$tasks/ner/emerging.dev.conll"
+  refused "--input '$tasks/cola/dev.tsv' is not an input of the checkpoint's task squad (a SQuAD v1.1 JSON file" predict squad "$tasks/cola/dev.tsv"
+  refused "--input '$tasks/squad/dev-v1.1.json' is not an input of the checkpoint's task custom (a TSV whose header names" predict custom "$tasks/squad/dev-v1.1.json"
+  # predict's flags that belong to a kind of checkpoint.
+  usage "--doc-stride applies only with a question-answering checkpoint, and 'cola' is fine-tuned for cola" "$earlybert" predict --checkpoint cola --input "$tasks/cola/dev.tsv" --out p.jsonl --doc-stride 64
+  usage "--exit-threshold applies only with a checkpoint with exits (finetune --early-exit), and 'ner' has none" "$earlybert" predict --checkpoint ner --input "$tasks/ner/emerging.dev.conll" --out p.jsonl --exit-threshold 0.3
+  [[ ! -e x && ! -e p.jsonl ]] || fail "a refused command left an output behind"
+  (( cases >= 40 )) || fail "only $cases misuse cases"
+  echo "misuse: $cases cases refused as documented"
   ;;
 *) fail "unknown case $case_name" ;;
 esac

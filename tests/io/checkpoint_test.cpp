@@ -327,19 +327,54 @@ TEST_CASE("checkpoint: a pruned model records its structure in config.json and t
   CHECK(report.unused.size() == 5);
 }
 
-TEST_CASE("checkpoint: a layer with every head pruned saves and reloads") {
-  scratch_directory dir("checkpoint_no_heads");
-  bert_for_sequence_classification<float, test_shape> model(test_config());
-  rng random(6);
-  model.initialise(random);
-  model.bert.layers[1].self_attention.structures().set_active(std::vector<std::uint8_t>{0, 0});
-  model.bert.layers[1].self_attention.structures().compact();
-  save_checkpoint(dir.path, model, test_vocabulary());
-  CHECK(nlohmann::json::parse(read_file(dir.path / "config.json", "config"))["pruned_heads"] == nlohmann::json::parse(R"({"1": [0, 1]})"));
-  bert_for_sequence_classification<float, test_shape> loaded(read_config(dir.path / "config.json").model);
-  load_weights(dir.path, loaded);
-  CHECK(loaded.bert.layers[1].self_attention.heads() == 0);
-  check_same_parameters(loaded, model);
+TEST_CASE("checkpoint: a layer with every head, or every FFN neuron, pruned saves and reloads, in the first layer as in the last") {
+  // An empty tensor's offsets point where the next tensor starts: the overlap check must not see the
+  // two as sharing bytes (it did for layer 0, whose order in the header put the empty tensor second).
+  for (int layer : {0, 1}) {
+    for (const bool heads : {true, false}) {
+      CAPTURE(layer);
+      CAPTURE(heads);
+      scratch_directory dir("checkpoint_empty_layer");
+      bert_for_sequence_classification<float, test_shape> model(test_config());
+      rng random(6);
+      model.initialise(random);
+      auto& emptied = model.bert.layers[static_cast<std::size_t>(layer)];
+      if (heads) {
+        emptied.self_attention.structures().set_active(std::vector<std::uint8_t>(2, 0));
+        emptied.self_attention.structures().compact();
+      } else {
+        emptied.ffn.structures().set_active(std::vector<std::uint8_t>(12, 0));
+        emptied.ffn.structures().compact();
+      }
+      save_checkpoint(dir.path, model, test_vocabulary());
+      if (heads) {
+        CHECK(nlohmann::json::parse(read_file(dir.path / "config.json", "config"))["pruned_heads"] ==
+              nlohmann::json{{std::to_string(layer), {0, 1}}});
+      }
+      bert_for_sequence_classification<float, test_shape> loaded(read_config(dir.path / "config.json").model);
+      load_weights(dir.path, loaded);
+      const auto& reloaded = loaded.bert.layers[static_cast<std::size_t>(layer)];
+      CHECK((heads ? reloaded.self_attention.heads() : reloaded.ffn.neurons()) == 0);
+      check_same_parameters(loaded, model);
+    }
+  }
+}
+
+TEST_CASE("safetensors: an empty tensor overlaps nothing, wherever its offsets point") {
+  scratch_directory dir("safetensors_empty");
+  const fs::path path = dir.path / "empty.safetensors";
+  // The empty tensor before, at and after the start of a full one, in either order in the header.
+  for (const char* header : {R"({"e":{"dtype":"F32","shape":[0,4],"data_offsets":[0,0]},"a":{"dtype":"F32","shape":[2],"data_offsets":[0,8]}})",
+                             R"({"a":{"dtype":"F32","shape":[2],"data_offsets":[0,8]},"e":{"dtype":"F32","shape":[0,4],"data_offsets":[0,0]}})",
+                             R"({"a":{"dtype":"F32","shape":[2],"data_offsets":[0,8]},"e":{"dtype":"F32","shape":[4,0],"data_offsets":[4,4]}})",
+                             R"({"a":{"dtype":"F32","shape":[2],"data_offsets":[0,8]},"e":{"dtype":"F32","shape":[0],"data_offsets":[8,8]}})"}) {
+    CAPTURE(header);
+    write_raw(path, header, 8);
+    const safetensors_reader file = safetensors_reader::open(path);
+    CHECK(file.tensors().size() == 2);
+    matrix<float> empty(0, 4);
+    if (file.find("e")->shape == std::vector<std::int64_t>{0, 4}) CHECK_NOTHROW(file.read("e", empty));
+  }
 }
 
 TEST_CASE("checkpoint: config.json errors name the file and the key") {
@@ -390,4 +425,24 @@ TEST_CASE("checkpoint: config.json errors name the file and the key") {
                        fmt::format("config '{}': bert_config: 'hidden_dropout_prob' is 1.5, expected a value in [0, 1)", p).c_str(), io_error);
   write_file_atomically(path, "{not json");
   CHECK_THROWS_AS(read_config(path), io_error);
+}
+
+TEST_CASE("checkpoint: a config.json describing fewer layers than the weights loads the first layers and reports the rest as unread") {
+  scratch_directory dir("checkpoint_fewer_layers");
+  bert_for_sequence_classification<float, test_shape> model(test_config());
+  rng random(8);
+  model.initialise(random);
+  save_checkpoint(dir.path, model, test_vocabulary());
+  bert_config shallower = read_config(dir.path / "config.json").model;
+  shallower.layers = 1;
+  bert_for_sequence_classification<float, shapes::any> loaded(shallower);
+  const load_report report = load_weights(dir.path, loaded);
+  CHECK(report.unread_layers == std::vector<int>{1});
+  CHECK(report.unused.size() == 16);  // every tensor of layer 1
+  for (const auto& name : report.unused) CHECK(name.starts_with("bert.encoder.layer.1."));
+  CHECK(report.initialised.empty());
+  check_near(loaded.bert.layers[0].ffn.output.weight.value, model.bert.layers[0].ffn.output.weight.value, 0);
+  CHECK(detail::encoder_layer_of("encoder.layer.12.output.dense.weight") == 12);
+  CHECK(detail::encoder_layer_of("bert.encoder.layer.x.output") == -1);
+  CHECK(detail::encoder_layer_of("bert.pooler.dense.weight") == -1);
 }

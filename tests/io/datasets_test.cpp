@@ -106,6 +106,10 @@ TEST_CASE("datasets: bad TSV files are io_errors naming the file and line") {
   CHECK(error_of("nolabel.tsv", "sentence\tscore\na\t1\n") ==
         prefix + "nolabel.tsv': line 1: the header has no label column (found 'sentence', 'score', expected 'label' or 'Quality')");
   CHECK(error_of("notext.tsv", "id\tlabel\n1\t1\n").starts_with(prefix + "notext.tsv': line 1: the header has no text column"));
+  // Another kind of file (a JSON document on one line) is quoted in part.
+  CHECK(error_of("long.tsv", "{\"data\": [" + std::string(500, 'x') + "]}\nmore\n") ==
+        prefix + "long.tsv': line 1: the header has no text column (found '{\"data\": [" + std::string(106, 'x') + "..., expected one of "
+                 "sentence, sentence1, sentence2, question, text, #1 String, ...)");
 }
 
 TEST_CASE("datasets: batches pad to the longest example and mark padding") {

@@ -52,3 +52,16 @@ TEST_CASE("gradient_check: passes a right backward, catches a wrong derivative o
   CHECK_THROWS_WITH_AS(gradient_check([](tape<double>& t, auto& v) { return square(t, v[0], mistake::none); }, {&x}),
                        doctest::Contains("the checked output does not depend on any input"), error);
 }
+
+TEST_CASE("gradient_check: nothing to check is an error, not a pass") {
+  // The output depends on a parameter the build watches itself: with no inputs, no entry is checked.
+  parameter<double> hidden = random_parameter<double>("hidden", 2, 2, 5);
+  const auto own = [&](tape<double>& t, auto&) { return square(t, t.watch(hidden), mistake::wrong_derivative); };
+  CHECK_THROWS_WITH_AS(gradient_check(own, {}), "gradient_check: no inputs, expected at least one parameter whose gradient to check",
+                       config_error);
+  parameter<double> empty("empty", 0, 3);
+  CHECK_THROWS_WITH_AS(gradient_check(own, {&empty}), "gradient_check: all 1 inputs are empty, expected at least one entry to check",
+                       config_error);
+  CHECK_THROWS_WITH_AS(gradient_check(own, std::vector<parameter<double>*>{nullptr}),
+                       "gradient_check: an input is a null pointer, expected a parameter", config_error);
+}

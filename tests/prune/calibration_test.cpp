@@ -86,6 +86,32 @@ TEST_CASE("forward_observer: sees every layer's attention probabilities and FFN 
   model.bert.set_observer(nullptr);
 }
 
+TEST_CASE("forward_observer: belongs to the model object: a copy starts unobserved, an assignment keeps the target's") {
+  model_type model = random_model();
+  const token_batch b = padded_batch(4);
+  recording_observer observer;
+  model.bert.set_observer(&observer);
+  model_type copy = model;
+  CHECK(copy.bert.observer() == nullptr);
+  tape<double> t;
+  copy.logits(t, b, false, 0);
+  CHECK(observer.calls.empty());  // the copy's forward pass is not reported to the original's observer
+  model_type moved = std::move(copy);
+  CHECK(moved.bert.observer() == nullptr);
+
+  recording_observer other;
+  moved.bert.set_observer(&other);
+  moved = model;  // new weights, the same object: still observed by its own observer
+  CHECK(moved.bert.observer() == &other);
+  t.rewind();
+  moved.logits(t, b, false, 0);
+  CHECK(other.calls.size() == 4);
+  CHECK(observer.calls.empty());
+  t.rewind();
+  model.logits(t, b, false, 0);
+  CHECK(observer.calls.size() == 4);
+}
+
 TEST_CASE("activation_criterion: confidence, entropy with 0 log 0 = 0 at padding, mean |activation|, finite on padded batches") {
   model_type model = random_model();
   const std::vector<token_batch> batches{padded_batch(1), padded_batch(2)};

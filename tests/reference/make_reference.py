@@ -19,6 +19,14 @@ hidden 64, 2 heads of size 32, FFN 96) into tests/reference/head32_bert/:
   expected_logits.json                        PyTorch's logits for them, [[...] per row], from the F32
                                               weights in float64
 
+and a checkpoint pruned the way HuggingFace's PreTrainedModel.prune_heads() prunes one (the Q/K/V rows
+and the attention output's columns of the removed heads cut out, the removed heads recorded only in
+config.json's "pruned_heads"; the first layer loses every head) into tests/reference/hf_pruned_bert/:
+
+  config.json, model.safetensors, vocab.txt   the checkpoint (F32, no earlybert metadata)
+  expected.json                               a padded batch and PyTorch's classification logits for it,
+                                              from the F32 weights in float64
+
 The golden values are computed in float64 from the F32 weights (exactly representable), with dropout
 off, for four heads on the same encoder: sequence classification (pooler + classifier), masked LM
 (only the labelled positions go through the decoder, as earlybert computes them), regression (pooler +
@@ -44,6 +52,7 @@ import torch.nn.functional as F
 HERE = os.path.dirname(os.path.abspath(__file__))
 OUT = os.path.join(HERE, "tiny_bert")
 OUT_HEAD32 = os.path.join(HERE, "head32_bert")
+OUT_HF_PRUNED = os.path.join(HERE, "hf_pruned_bert")
 
 # The shape: tests/reference/parity_test.cpp instantiates bert_shape<2, 32, 4, 64>.
 CONFIG = dict(
@@ -77,11 +86,26 @@ class SelfAttention(nn.Module):
         self.key = nn.Linear(c["hidden_size"], c["hidden_size"])
         self.value = nn.Linear(c["hidden_size"], c["hidden_size"])
 
-    def split(self, x):  # [batch, seq, hidden] -> [batch, heads, seq, head_dim]
+    def split(self, x):  # [batch, seq, heads * head_dim] -> [batch, heads, seq, head_dim]
         b, s, _ = x.shape
         return x.view(b, s, self.heads, self.head_dim).permute(0, 2, 1, 3)
 
+    def prune(self, kept):
+        """HuggingFace's prune_linear_layer on Q, K and V: keep the rows of the `kept` heads."""
+        index = torch.cat([torch.arange(h * self.head_dim, (h + 1) * self.head_dim) for h in kept]) if kept else torch.zeros(0, dtype=torch.long)
+        for name in ("query", "key", "value"):
+            old = getattr(self, name)
+            new = nn.Linear(old.in_features, len(index))
+            with torch.no_grad():
+                new.weight.copy_(old.weight[index])
+                new.bias.copy_(old.bias[index])
+            setattr(self, name, new)
+        self.heads = len(kept)
+        return index
+
     def forward(self, x, additive_mask):
+        if self.heads == 0:  # a layer that lost every head adds only the output projection's bias
+            return x.new_zeros(x.shape[0], x.shape[1], 0)
         q, k, v = self.split(self.query(x)), self.split(self.key(x)), self.split(self.value(x))
         scores = q @ k.transpose(-1, -2) / math.sqrt(self.head_dim) + additive_mask
         context = torch.softmax(scores, dim=-1) @ v
@@ -107,6 +131,17 @@ class Attention(nn.Module):
 
     def forward(self, x, additive_mask):
         return self.output(self.self(x, additive_mask), x)
+
+    def prune_heads(self, removed):
+        """As HuggingFace's BertAttention.prune_heads: Q, K, V rows and the output's columns go."""
+        kept = [h for h in range(self.self.heads) if h not in removed]
+        index = self.self.prune(kept)
+        old = self.output.dense
+        new = nn.Linear(len(index), old.out_features)
+        with torch.no_grad():
+            new.weight.copy_(old.weight[:, index])
+            new.bias.copy_(old.bias)
+        self.output.dense = new
 
 
 class Intermediate(nn.Module):
@@ -306,6 +341,44 @@ def write_head32():
     print(f"wrote {OUT_HEAD32}: {len(rows)} sentence pairs (torch {torch.__version__})")
 
 
+# Four layers of three heads (head size 16); HuggingFace's pruned_heads as prune_heads() records them.
+CONFIG_HF_PRUNED = dict(CONFIG, hidden_size=48, num_hidden_layers=4, num_attention_heads=3, intermediate_size=64, num_labels=2)
+HF_PRUNED_HEADS = {0: [0, 1, 2], 2: [0, 2], 3: [1]}
+
+
+def write_hf_pruned():
+    """A checkpoint pruned as HuggingFace prunes one, with a batch and PyTorch's logits for it."""
+    config = CONFIG_HF_PRUNED
+    os.makedirs(OUT_HF_PRUNED, exist_ok=True)
+    generator = torch.Generator().manual_seed(20261207)
+    model = BertWithHeads(config)
+    initialise(model, generator)
+    with torch.no_grad():
+        model.bert.embeddings.word_embeddings.weight[config["pad_token_id"]].zero_()
+    for layer, removed in HF_PRUNED_HEADS.items():
+        model.bert.encoder.layer[layer].attention.prune_heads(removed)
+    state = {k: v for k, v in model.state_dict().items() if not k.startswith("cls.")}
+    write_safetensors(os.path.join(OUT_HF_PRUNED, "model.safetensors"), state, "F32", {"format": "pt"})
+    with open(os.path.join(OUT_HF_PRUNED, "config.json"), "w") as f:
+        json.dump(dict(architectures=["BertForSequenceClassification"], model_type="bert", **config,
+                       pruned_heads={str(k): v for k, v in HF_PRUNED_HEADS.items()}), f, indent=2)
+        f.write("\n")
+    with open(os.path.join(OUT_HF_PRUNED, "vocab.txt"), "w") as f:
+        for token in SPECIALS + [f"w{i}" for i in range(config["vocab_size"] - len(SPECIALS))]:
+            f.write(token + "\n")
+    ids = torch.tensor([[2, 10, 11, 12, 3, 20, 3], [2, 30, 31, 3, 0, 0, 0], [2, 40, 4, 42, 43, 3, 0]])
+    types = torch.tensor([[0, 0, 0, 0, 0, 1, 1], [0, 0, 0, 0, 0, 0, 0], [0, 0, 0, 0, 0, 0, 0]])
+    attention = (ids != 0).long()
+    with torch.no_grad():
+        logits = model.double().classify(ids, types, attention)
+    with open(os.path.join(OUT_HF_PRUNED, "expected.json"), "w") as f:
+        json.dump(dict(batch=3, seq=7, ids=ids.reshape(-1).tolist(), type_ids=types.reshape(-1).tolist(),
+                       attention=attention.reshape(-1).tolist(), logits=logits.tolist(), torch_version=torch.__version__), f)
+        f.write("\n")
+    print(f"wrote {OUT_HF_PRUNED}: {len(state)} tensors, heads kept per layer "
+          f"{[model.bert.encoder.layer[l].attention.self.heads for l in range(config['num_hidden_layers'])]} (torch {torch.__version__})")
+
+
 def main():
     model, state = write_checkpoint(OUT, CONFIG, 20210101)
 
@@ -388,6 +461,7 @@ def main():
         f.write("\n")
     print(f"wrote {OUT}: {len(state)} tensors, {len(golden)} golden tensors (torch {torch.__version__})")
     write_head32()
+    write_hf_pruned()
 
 
 if __name__ == "__main__":

@@ -157,3 +157,43 @@ TEST_CASE_TEMPLATE("parity: the span head (qa_outputs, start and end cross-entro
   t.backward(loss);
   check_run("question_answering", model, logits, loss, 39);  // 5 embedding, 2 x 16 per layer, 2 in qa_outputs
 }
+
+// A checkpoint pruned by HuggingFace's prune_heads(): its config.json records only "pruned_heads" (the
+// first layer lost all three heads, the third two, the fourth one), its tensors are cut to the kept
+// heads, and there is no earlybert metadata. It loads into a model of any shape and of its own fixed
+// shape and computes PyTorch's logits.
+TEST_CASE_TEMPLATE("parity: a checkpoint pruned by HuggingFace's prune_heads, a layer without heads among its layers, matches PyTorch",
+                   Model, bert_for_sequence_classification<double, shapes::any>, bert_for_sequence_classification<float, shapes::any>,
+                   bert_for_sequence_classification<double, bert_shape<4, 48, 3, 64>>) {
+  using scalar = typename Model::scalar_type;
+  const std::string directory = reference_dir + "/../hf_pruned_bert";
+  const checkpoint_config config = read_config(directory + "/config.json");
+  CHECK(config.model.kept_heads == std::vector<std::vector<index_t>>{{}, {0, 1, 2}, {1}, {0, 2}});
+  Model model(config.model);
+  const load_report report = load_weights(directory, model);
+  CHECK(report.initialised.empty());
+  CHECK(report.unused.empty());
+  CHECK(model.bert.layers[0].self_attention.heads() == 0);
+  CHECK(model.bert.layers[3].self_attention.heads() == 2);
+
+  const auto expected = nlohmann::json::parse(read_file(directory + "/expected.json", "expected logits"));
+  token_batch batch;
+  batch.batch = expected["batch"];
+  batch.seq = expected["seq"];
+  batch.ids = expected["ids"].get<std::vector<token_id>>();
+  batch.type_ids = expected["type_ids"].get<std::vector<token_id>>();
+  for (int a : expected["attention"]) batch.attention.push_back(static_cast<std::uint8_t>(a));
+  tape<scalar> t;
+  const auto logits = model.logits(t, batch, false, 0);
+  const auto rows = expected["logits"].get<std::vector<std::vector<double>>>();
+  REQUIRE(logits.rows() == static_cast<index_t>(rows.size()));
+  const double tolerance = std::is_same_v<scalar, double> ? 1e-10 : 1e-4;
+  for (index_t i = 0; i < logits.rows(); ++i) {
+    for (index_t c = 0; c < logits.cols(); ++c) {
+      CAPTURE(i);
+      CAPTURE(c);
+      CHECK(std::abs(static_cast<double>(logits.value()(i, c)) - rows[static_cast<std::size_t>(i)][static_cast<std::size_t>(c)]) <=
+            tolerance * (1 + std::abs(rows[static_cast<std::size_t>(i)][static_cast<std::size_t>(c)])));
+    }
+  }
+}

@@ -78,6 +78,16 @@ TEST_CASE("tagging: NER files: WNUT's word<TAB>tag with tab-only separators, CoN
         "NER file '" + dir + "one.conll': line 2: found 1 column ('lonely'), expected a word and its tag");
   CHECK(error_of([](const fs::path& p) { return read_conll_ner(p); }, "tag.conll", "word\tPER\n") ==
         "NER file '" + dir + "tag.conll': line 1: tag 'PER' is not O, B-TYPE or I-TYPE");
+  // A CoNLL-U file is not read as NER (its comments would be words), with or without tags required;
+  // a lone "#" word is still a word.
+  for (const bool tags : {true, false}) {
+    CHECK(error_of([&](const fs::path& p) { return read_conll_ner(p, tags); }, "ud.conllu", "# sent_id = 1\n" + conllu_word(1, "Hi", "INTJ")) ==
+          "NER file '" + dir + "ud.conllu': line 1: this is CoNLL-U (a '# key = value' comment), expected a word and its tag per line");
+    CHECK(error_of([&](const fs::path& p) { return read_conll_ner(p, tags); }, "ud.conllu", conllu_word(1, "Hi", "INTJ")) ==
+          "NER file '" + dir + "ud.conllu': line 1: this is CoNLL-U (ten tab-separated columns), expected a word and its tag per line");
+  }
+  const scratch_file hashtag("hashtag.conll", "#\tO\nfun\tO\n");
+  CHECK(read_conll_ner(hashtag.path).front().words == std::vector<std::string>{"#", "fun"});
 }
 
 TEST_CASE("tagging: a word's tag sits on its first piece, others and specials are ignored, cut-off words are counted") {

@@ -55,6 +55,59 @@ TEST_CASE("linear path: a crafted pair has its known barrier, the endpoints are 
   CHECK_THROWS_WITH_AS(linear_path{}.error_barrier(), "linear_path: 0 points, expected at least the two endpoints", config_error);
 }
 
+TEST_CASE("interpolate_weights: models of different kept heads, masked heads or weight masks are refused, naming the layer") {
+  // Three heads of size 4, so that two compactions keep two heads each with the same shapes.
+  const auto three_heads = [] {
+    bert_config c = bert_config::for_shape<bert_shape<2, 12, 3, 12>>(10);
+    c.max_positions = 8;
+    model_type m(c);
+    rng random(9);
+    m.initialise(random);
+    return m;
+  };
+  const auto compacted = [&](std::vector<std::uint8_t> active) {
+    model_type m = three_heads();
+    m.bert.layers[0].self_attention.structures().set_active(active);
+    m.bert.layers[0].self_attention.structures().compact();
+    return m;
+  };
+  model_type keeps_01 = compacted({1, 1, 0}), keeps_12 = compacted({0, 1, 1}), out = keeps_01;
+  CHECK(parameters_of(keeps_01).size() == parameters_of(keeps_12).size());
+  CHECK_THROWS_WITH_AS(interpolate_weights(keeps_01, keeps_12, 0.5, out),
+                       doctest::Contains("interpolate_weights: 'bert.encoder.layer.0.attention.self.query.weight' holds the original "
+                                         "groups (heads or neurons) [0, 1] in the first model and [1, 2] in the second model"),
+                       shape_error);
+  model_type keeps_01_too = compacted({1, 1, 0});
+  CHECK_NOTHROW(interpolate_weights(keeps_01, keeps_01_too, 0.5, out));
+
+  // Masked (not compacted) heads.
+  model_type masked = three_heads(), dense = three_heads(), between = three_heads();
+  masked.bert.layers[1].self_attention.structures().set_active(std::vector<std::uint8_t>{1, 0, 1});
+  CHECK_THROWS_WITH_AS(interpolate_weights(dense, masked, 0.5, between),
+                       doctest::Contains("'bert.encoder.layer.1.attention.self.query.weight' masks other heads or neurons in the first "
+                                         "model than in the second model (active [1, 1, 1] and [1, 0, 1])"),
+                       shape_error);
+
+  // Unstructured masks: one weight masked in one model only; the output model's mask counts too.
+  model_type sparse = three_heads();
+  std::vector<std::uint8_t> mask(static_cast<std::size_t>(sparse.bert.layers[0].ffn.intermediate.weight.size()), 1);
+  mask[5] = 0;
+  sparse.bert.layers[0].ffn.intermediate.set_weight_mask(mask);
+  CHECK_THROWS_WITH_AS(interpolate_weights(dense, sparse, 0.5, between),
+                       doctest::Contains("'bert.encoder.layer.0.intermediate.dense.weight' has another unstructured weight mask in the "
+                                         "first model than in the second model (1 weights masked in one and not the other)"),
+                       shape_error);
+  model_type sparse_too = sparse;
+  CHECK_THROWS_WITH_AS(interpolate_weights(sparse, sparse_too, 0.5, between), doctest::Contains("than in the output model"), shape_error);
+  model_type sparse_out = sparse;
+  interpolate_weights(sparse, sparse_too, 0.5, sparse_out);
+  CHECK(sparse_out.bert.layers[0].ffn.intermediate.weight.value.data()[5] == 0.0);
+  // An all-ones mask is no mask.
+  model_type all_ones = three_heads();
+  all_ones.bert.layers[0].ffn.intermediate.set_weight_mask(std::vector<std::uint8_t>(mask.size(), 1));
+  CHECK_NOTHROW(interpolate_weights(dense, all_ones, 0.5, between));
+}
+
 TEST_CASE("instability: a model with itself has barrier 0, two runs from one state end at their own evaluations") {
   model_type start = toy_model();
   const classification_dataset data = earlybert::testing::toy_classification_data();

@@ -52,8 +52,8 @@ TEST_CASE("run_rigl: updates on schedule, each family at its ERK density through
   CHECK(first == second);
   REQUIRE(report.updates.size() == 3);
   for (std::size_t u = 0; u < 3; ++u) {
-    CHECK(report.updates[u].step == static_cast<long>(2 * (u + 1)));
-    CHECK(report.updates[u].fraction == doctest::Approx(rigl.fraction_at(report.updates[u].step)));
+    CHECK(report.updates[u].step == static_cast<long>(2 * (u + 1) + 1));  // counted from 1: steps 3, 5, 7
+    CHECK(report.updates[u].fraction == doctest::Approx(rigl.fraction_at(report.updates[u].step - 1)));
     CHECK(report.updates[u].moved > 0);
     CHECK(report.updates[u].grown_gradient > 0);  // grown by a dense gradient (masked entries' are zero)
     CHECK(report.updates[u].active == report.updates[0].active);
@@ -115,4 +115,27 @@ TEST_CASE("run_rigl: a run killed between updates or right after one resumes to 
     }
     std::filesystem::remove(file);
   }
+}
+
+TEST_CASE("run_rigl: a model that already holds unstructured masks (an IMP ticket) is refused, its masks untouched") {
+  const classification_dataset data = earlybert::testing::toy_classification_data();
+  const rigl_options rigl{.sparsity = 0.7, .allocation = sparsity_allocation::uniform, .drop_fraction = 0.3, .update_interval = 2, .end_step = 8};
+  optimization_options o;
+  o.warmup_ratio = 0;
+  bert_config c = bert_config::for_shape<bert_shape<2, 8, 2, 12>>(10);
+  c.max_positions = 8;
+  model_type model(c);
+  rng random(9);
+  model.initialise(random);
+  auto& w1 = model.bert.layers[1].ffn.intermediate;
+  std::vector<std::uint8_t> ticket(static_cast<std::size_t>(w1.weight.size()), 1);
+  ticket[0] = ticket[3] = 0;
+  w1.set_weight_mask(ticket);
+  classification_task<model_type> task(data, 6, 1, 3, 0);
+  CHECK_THROWS_WITH_AS(run_rigl(model, rigl, o, 10, task, random),
+                       "run_rigl: the model already holds unstructured weight masks (2 of 896 weights masked, in 1 of 12 matrices); "
+                       "RigL starts from random masks of its own and would replace them: clear them (weight_family::clear) to start "
+                       "RigL afresh, or train a ticket under its masks with run_dense",
+                       config_error);
+  CHECK(std::vector<std::uint8_t>(w1.weight_mask().begin(), w1.weight_mask().end()) == ticket);
 }

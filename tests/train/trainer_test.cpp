@@ -171,3 +171,36 @@ TEST_CASE("trainer: made from a model, it trains parameters that join later (sli
   step();
   CHECK(from_model.parameters().size() == before);
 }
+
+TEST_CASE("trainer: made from a list, a parameter outside the list that gets a gradient is an error naming it, not a silent leak") {
+  bert_config c = bert_config::for_shape<bert_shape<1, 4, 2, 6>>(9);
+  c.max_positions = 4;
+  bert_for_sequence_classification<float, shapes::any> model(c);
+  rng random(1);
+  model.initialise(random);
+  token_batch b;
+  b.batch = 2;
+  b.seq = 3;
+  b.ids = {2, 5, 3, 2, 7, 3};
+  b.type_ids.assign(6, 0);
+  b.attention.assign(6, 1);
+  b.labels = {0, 1};
+  optimization_options options;
+  options.warmup_ratio = 0;
+  trainer<float> from_list(parameters_of(model), options, 10);
+  const auto loss = [&](tape<float>& t, int) { return model.loss(t, model.logits(t, b, true, 1), b); };
+  const auto weights = model.classifier.weight.value;
+  from_list.step(loss);  // every parameter that takes part is listed
+  CHECK(model.classifier.weight.value != weights);
+
+  model.bert.set_slimming(true);  // the coefficients join the model after the list was made
+  const auto before = model.classifier.weight.value;
+  CHECK_THROWS_WITH_AS(from_list.step(loss), doctest::Contains("trainer: parameter 'bert.encoder.layer.0.attention.self.slimming_coefficients' takes part in the step and gets a gradient, but the trainer was made from a list of"), config_error);
+  CHECK(model.classifier.weight.value == before);  // nothing was updated
+  CHECK(model.bert.layers[0].self_attention.coefficients.values.gradient.isZero());
+  // Frozen, they take part without a gradient, and the list trains as before.
+  model.for_each_parameter([](parameter<float>& p) {
+    if (p.name.ends_with("slimming_coefficients")) p.trainable = false;
+  });
+  CHECK_NOTHROW(from_list.step(loss));
+}

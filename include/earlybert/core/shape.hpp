@@ -19,8 +19,21 @@ namespace earlybert {
 // A dimension read from the configuration at run time.
 inline constexpr int dynamic = -1;
 
+namespace detail {
+// The head size, a member only where the hidden size and the heads are both fixed: a shape that reads
+// either at run time has no compile-time head size, and code that asks for one does not compile
+// (instead of computing with dynamic, -1). At run time: bert_config::head_dim().
+template <int Hidden, int Heads>
+struct fixed_head_dim {};
+template <int Hidden, int Heads>
+  requires(Hidden > 0 && Heads > 0)
+struct fixed_head_dim<Hidden, Heads> {
+  static constexpr int head_dim = Hidden / Heads;
+};
+}  // namespace detail
+
 template <int Layers, int Hidden, int Heads, int Ffn>
-struct bert_shape {
+struct bert_shape : detail::fixed_head_dim<Hidden, Heads> {
   static_assert(Layers > 0 || Layers == dynamic, "earlybert::bert_shape: the number of layers must be positive");
   static_assert(Hidden > 0 || Hidden == dynamic, "earlybert::bert_shape: the hidden size must be positive");
   static_assert(Heads > 0 || Heads == dynamic, "earlybert::bert_shape: the number of attention heads must be positive");
@@ -31,7 +44,6 @@ struct bert_shape {
   static constexpr int layers = Layers;
   static constexpr int hidden = Hidden;
   static constexpr int heads = Heads;
-  static constexpr int head_dim = Hidden == dynamic || Heads == dynamic ? dynamic : Hidden / Heads;
   static constexpr int ffn = Ffn;
   // Every dimension fixed.
   static constexpr bool fixed = Layers != dynamic && Hidden != dynamic && Heads != dynamic && Ffn != dynamic;
@@ -42,7 +54,6 @@ concept bert_shape_type = requires {
   { T::layers } -> std::convertible_to<int>;
   { T::hidden } -> std::convertible_to<int>;
   { T::heads } -> std::convertible_to<int>;
-  { T::head_dim } -> std::convertible_to<int>;
   { T::ffn } -> std::convertible_to<int>;
   { T::fixed } -> std::convertible_to<bool>;
 };

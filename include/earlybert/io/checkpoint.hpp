@@ -14,6 +14,9 @@
 //                       "earlybert.kept_ffn", as JSON text). The MLM decoder weight is tied to the word
 //                       embeddings and, as HuggingFace saves it, not stored twice.
 //   vocab.txt           the vocabulary the model was trained with.
+//   tokenizer_config.json  what HuggingFace's BertTokenizer reads back with it: "do_lower_case" and
+//                       "model_max_length" (the longest input the model was trained on; the
+//                       program's --max-seq), "tokenizer_class": "BertTokenizer".
 //
 // A model whose FFN widths differ between layers has no HuggingFace equivalent (BertConfig has one
 // intermediate_size); it reloads here, and from_pretrained() reports the size mismatch.
@@ -25,6 +28,7 @@
 #include <algorithm>
 #include <cstdint>
 #include <filesystem>
+#include <optional>
 #include <string>
 #include <utility>
 #include <string_view>
@@ -219,14 +223,31 @@ inline checkpoint_config read_config(const std::filesystem::path& path) {
   }
   c.kept_heads = detail::kept_lists(j, p, "earlybert_kept_heads");
   c.kept_ffn = detail::kept_lists(j, p, "earlybert_kept_ffn");
-  // A checkpoint pruned by HuggingFace records only the removed heads.
-  if (c.kept_heads.empty() && j.contains("pruned_heads") && j["pruned_heads"].is_object() && !j["pruned_heads"].empty()) {
+  // A checkpoint pruned by HuggingFace (PreTrainedModel.prune_heads) records only the removed heads,
+  // {"layer": [heads]}, in the original numbering; a layer may lose every head.
+  if (c.kept_heads.empty() && j.contains("pruned_heads") && !j["pruned_heads"].is_null() &&
+      !(j["pruned_heads"].is_object() && j["pruned_heads"].empty())) {
+    const auto& pruned = j["pruned_heads"];
+    if (!pruned.is_object()) {
+      throw io_error(fmt::format("config '{}': key 'pruned_heads' is {}, expected an object {{\"layer\": [removed heads]}}", p,
+                                 detail::json_excerpt(pruned)));
+    }
+    for (const auto& [layer, heads] : pruned.items()) {
+      const bool known = !layer.empty() && layer.size() <= 9 && std::all_of(layer.begin(), layer.end(), [](char ch) { return ch >= '0' && ch <= '9'; }) &&
+                         std::stol(layer) < c.layers && std::to_string(std::stol(layer)) == layer;
+      if (!known) {
+        throw io_error(fmt::format("config '{}': pruned_heads names layer '{}', expected a layer index in [0, {})", p, layer, c.layers));
+      }
+      for (const index_t h : read_whole_numbers<index_t>(heads, fmt::format("config '{}': pruned_heads['{}']", p, layer))) {
+        if (h < 0 || h >= c.heads) {
+          throw io_error(fmt::format("config '{}': pruned_heads['{}'] removes head {}, expected a head in [0, {})", p, layer, h, c.heads));
+        }
+      }
+    }
     for (int l = 0; l < c.layers; ++l) {
       std::vector<index_t> removed;
       const std::string layer = std::to_string(l);
-      if (j["pruned_heads"].contains(layer)) {
-        removed = read_whole_numbers<index_t>(j["pruned_heads"][layer], fmt::format("config '{}': pruned_heads['{}']", p, layer));
-      }
+      if (pruned.contains(layer)) removed = read_whole_numbers<index_t>(pruned[layer], fmt::format("config '{}': pruned_heads['{}']", p, layer));
       std::vector<index_t> kept;
       for (index_t h = 0; h < c.heads; ++h) {
         if (std::find(removed.begin(), removed.end(), h) == removed.end()) kept.push_back(h);
@@ -294,9 +315,54 @@ void set_weight_mask_from(const matrix<Scalar>& m, const std::string& path, cons
 }
 }  // namespace detail
 
-// Writes config.json, model.safetensors and vocab.txt into `directory` (created if needed), each atomically.
+// The tokenizer's settings a checkpoint keeps (tokenizer_config.json).
+struct tokenizer_settings {
+  bool lower_case = true;     // "do_lower_case"
+  index_t max_length = 512;   // "model_max_length": the longest encoded input the model was trained with
+};
+
+inline void write_tokenizer_config(const std::filesystem::path& directory, const tokenizer_settings& t) {
+  if (t.max_length < 1) throw config_error(fmt::format("tokenizer_settings: max_length is {}, expected at least 1", t.max_length));
+  nlohmann::ordered_json j{{"tokenizer_class", "BertTokenizer"}, {"do_lower_case", t.lower_case}, {"model_max_length", t.max_length}};
+  write_file_atomically(directory / "tokenizer_config.json", j.dump(2) + "\n");
+}
+
+// The settings in `directory`/tokenizer_config.json, or nothing when the file is absent (a checkpoint
+// written before it existed, or another tool's without one). Keys that are absent keep the defaults of
+// `fallback`; a key of the wrong type is an io_error naming the file.
+inline std::optional<tokenizer_settings> read_tokenizer_config(const std::filesystem::path& directory, tokenizer_settings fallback) {
+  const std::filesystem::path path = directory / "tokenizer_config.json";
+  std::error_code ec;
+  if (!std::filesystem::exists(path, ec)) return std::nullopt;
+  const std::string p = path.string();
+  nlohmann::json j;
+  try {
+    j = nlohmann::json::parse(read_file(path, "tokenizer config"));
+  } catch (const nlohmann::json::exception& e) {
+    throw io_error(fmt::format("tokenizer config '{}': not valid JSON ({})", p, e.what()));
+  }
+  if (!j.is_object()) throw io_error(fmt::format("tokenizer config '{}': expected a JSON object", p));
+  if (j.contains("do_lower_case")) {
+    if (!j["do_lower_case"].is_boolean()) {
+      throw io_error(fmt::format("tokenizer config '{}': key 'do_lower_case' is {}, expected true or false", p, detail::json_excerpt(j["do_lower_case"])));
+    }
+    fallback.lower_case = j["do_lower_case"].get<bool>();
+  }
+  // HuggingFace writes a huge number (1e30) for "no limit": only a length that fits is a length.
+  if (j.contains("model_max_length") && j["model_max_length"].is_number_integer()) {
+    const auto length = j["model_max_length"].get<std::int64_t>();
+    if (length < 1) throw io_error(fmt::format("tokenizer config '{}': key 'model_max_length' is {}, expected at least 1", p, length));
+    if (length <= (std::int64_t{1} << 20)) fallback.max_length = static_cast<index_t>(length);
+  }
+  return fallback;
+}
+
+// Writes config.json, model.safetensors, vocab.txt and tokenizer_config.json into `directory` (created
+// if needed), each atomically. Without `tokenizer`, lower-casing follows the vocabulary
+// (vocabulary::looks_uncased) and the longest input is the model's max_positions.
 template <class Model>
-void save_checkpoint(const std::filesystem::path& directory, Model& model, const vocabulary& vocab) {
+void save_checkpoint(const std::filesystem::path& directory, Model& model, const vocabulary& vocab,
+                     std::optional<tokenizer_settings> tokenizer = std::nullopt) {
   std::error_code ec;
   std::filesystem::create_directories(directory, ec);
   if (ec || !std::filesystem::is_directory(directory)) {
@@ -325,12 +391,31 @@ void save_checkpoint(const std::filesystem::path& directory, Model& model, const
   tensors.write(directory / "model.safetensors");
   write_file_atomically(directory / "config.json", config_to_json(config, architecture_of<Model>()).dump(2) + "\n");
   vocab.save(directory / "vocab.txt");
+  write_tokenizer_config(directory, tokenizer.value_or(tokenizer_settings{vocab.looks_uncased(), config.max_positions}));
 }
 
 struct load_report {
   std::vector<std::string> initialised;  // parameters absent from the checkpoint, left as initialised
   std::vector<std::string> unused;       // tensors in the checkpoint that the model does not have
+  // Encoder layers the file holds beyond the model's (a config.json describing fewer layers than the
+  // weights, or a model kept shallower on purpose), ascending; their tensors are in `unused` too.
+  std::vector<int> unread_layers;
 };
+
+namespace detail {
+// The encoder layer a tensor name belongs to ("bert.encoder.layer.3.output.dense.weight" -> 3, also
+// without "bert."), or -1.
+inline int encoder_layer_of(std::string_view name) {
+  if (name.starts_with("bert.")) name.remove_prefix(5);
+  constexpr std::string_view prefix = "encoder.layer.";
+  if (!name.starts_with(prefix)) return -1;
+  name.remove_prefix(prefix.size());
+  int layer = 0;
+  std::size_t digits = 0;
+  for (; digits < name.size() && digits < 6 && name[digits] >= '0' && name[digits] <= '9'; ++digits) layer = layer * 10 + (name[digits] - '0');
+  return digits > 0 && digits < name.size() && name[digits] == '.' ? layer : -1;
+}
+}  // namespace detail
 
 namespace detail {
 // Every linear layer's unstructured mask from `file` (cleared where the file holds none, which masks
@@ -372,11 +457,14 @@ load_report load_weights(const std::filesystem::path& directory, Model& model) {
   const auto file = safetensors_reader::open(directory / "model.safetensors");
   load_report report;
   std::vector<std::string> used;
-  // The structure recorded beside the tensors must be the one the model was built with.
+  // The structure recorded beside the tensors, where the file records one (this library's checkpoints
+  // do; one pruned by HuggingFace records it in config.json alone), must be the one the model was
+  // built with. Either way every tensor's shape is checked as it is read.
   const bert_config built = model.bert.config();
   for (const auto& [key, kept] : {std::pair{"earlybert.kept_heads", &built.kept_heads}, std::pair{"earlybert.kept_ffn", &built.kept_ffn}}) {
     const auto it = file.metadata().find(key);
-    const std::string recorded = it == file.metadata().end() ? "" : it->second;
+    if (it == file.metadata().end()) continue;
+    const std::string& recorded = it->second;
     const std::string expected = kept->empty() ? "" : nlohmann::json(*kept).dump();
     if (recorded != expected) {
       throw io_error(fmt::format("safetensors '{}': metadata '{}' is '{}', but config.json describes '{}'", file.path(),
@@ -414,8 +502,14 @@ load_report load_weights(const std::filesystem::path& directory, Model& model) {
   const std::vector<std::string> masks = detail::read_weight_masks(file, model);
   used.insert(used.end(), masks.begin(), masks.end());
   for (const auto& t : file.tensors()) {
-    if (std::find(used.begin(), used.end(), t.name) == used.end()) report.unused.push_back(t.name);
+    if (std::find(used.begin(), used.end(), t.name) != used.end()) continue;
+    report.unused.push_back(t.name);
+    const int layer = detail::encoder_layer_of(t.name);
+    if (layer >= built.layers && std::find(report.unread_layers.begin(), report.unread_layers.end(), layer) == report.unread_layers.end()) {
+      report.unread_layers.push_back(layer);
+    }
   }
+  std::sort(report.unread_layers.begin(), report.unread_layers.end());
   return report;
 }
 

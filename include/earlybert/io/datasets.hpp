@@ -159,13 +159,20 @@ inline tsv_layout infer_tsv_layout(const std::string& path, std::span<const std:
     if (name == "label" || name == "Quality") layout.label = name;
     else if (std::find(text_names.begin(), text_names.end(), name) != text_names.end() && texts.size() < 2) texts.emplace_back(name);
   }
+  // What the header holds, quoted; at most 120 characters of it (a file of another kind may have a
+  // whole document on its first line).
+  const auto found = [&] {
+    std::string text = fmt::format("'{}'", fmt::join(header, "', '"));
+    if (text.size() > 120) text = text.substr(0, 117) + "...";
+    return text;
+  };
   if (texts.empty()) {
-    throw io_error(fmt::format("dataset '{}': line 1: the header has no text column (found '{}', expected one of sentence, "
-                               "sentence1, sentence2, question, text, #1 String, ...)", path, fmt::join(header, "', '")));
+    throw io_error(fmt::format("dataset '{}': line 1: the header has no text column (found {}, expected one of sentence, "
+                               "sentence1, sentence2, question, text, #1 String, ...)", path, found()));
   }
   if (require_labels && layout.label.empty()) {
-    throw io_error(fmt::format("dataset '{}': line 1: the header has no label column (found '{}', expected 'label' or 'Quality')",
-                               path, fmt::join(header, "', '")));
+    throw io_error(fmt::format("dataset '{}': line 1: the header has no label column (found {}, expected 'label' or 'Quality')",
+                               path, found()));
   }
   layout.text_a = texts[0];
   if (texts.size() == 2) layout.text_b = texts[1];

@@ -63,7 +63,12 @@ class metrics_log {
     return at;
   }
 
+  // The last event named "summary" written, or null: kept whether or not the log has a file, so that a
+  // program can save a run's summary beside its checkpoint.
+  const nlohmann::ordered_json& last_summary() const noexcept { return last_summary_; }
+
   void write(const nlohmann::ordered_json& event) {
+    if (event.is_object() && event.contains("event") && event["event"] == "summary") last_summary_ = event;
     if (file_ == nullptr) return;
     const std::string line = event.dump() + "\n";
     if (std::fwrite(line.data(), 1, line.size(), file_) != line.size() || std::fflush(file_) != 0) {
@@ -74,6 +79,7 @@ class metrics_log {
  private:
   std::string path_;
   std::FILE* file_ = nullptr;
+  nlohmann::ordered_json last_summary_;
 };
 
 }  // namespace earlybert

@@ -174,9 +174,12 @@ class safetensors_reader {
       }
       tensors_.push_back(parse_entry(key, value, data_size));
     }
-    // No two tensors may share bytes.
+    // No two tensors may share bytes. An empty tensor (a layer that lost every head or neuron) holds
+    // none, so it overlaps nothing wherever its offsets point.
     std::vector<const tensor_entry*> by_offset;
-    for (const auto& t : tensors_) by_offset.push_back(&t);
+    for (const auto& t : tensors_) {
+      if (t.end > t.begin) by_offset.push_back(&t);
+    }
     std::sort(by_offset.begin(), by_offset.end(), [](auto* a, auto* b) { return a->begin < b->begin; });
     for (std::size_t i = 1; i < by_offset.size(); ++i) {
       if (by_offset[i]->begin < by_offset[i - 1]->end) {

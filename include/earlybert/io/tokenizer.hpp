@@ -306,11 +306,13 @@ class wordpiece_tokenizer {
 
 // BERT's tokenizer for a vocabulary, as HuggingFace's BertTokenizer sets it up: lower-casing (and
 // accent stripping) when the vocabulary looks uncased, and the special tokens never split.
-inline wordpiece_tokenizer bert_tokenizer(const vocabulary& vocab) {
+// With `lower_case`, as a checkpoint's tokenizer_config.json says (io/checkpoint.hpp).
+inline wordpiece_tokenizer bert_tokenizer(const vocabulary& vocab, bool lower_case) {
   tokenizer_options options;
-  options.lower_case = vocab.looks_uncased();
+  options.lower_case = lower_case;
   options.never_split = {"[PAD]", "[UNK]", "[CLS]", "[SEP]", "[MASK]"};
   return wordpiece_tokenizer(vocab, options);
 }
+inline wordpiece_tokenizer bert_tokenizer(const vocabulary& vocab) { return bert_tokenizer(vocab, vocab.looks_uncased()); }
 
 }  // namespace earlybert

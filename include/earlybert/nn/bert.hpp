@@ -108,14 +108,15 @@ class bert_model {
     c.attention_dropout = training ? static_cast<Scalar>(config_.attention_dropout) : Scalar(0);
     c.dropout_key = dropout_key;
     c.attention = b.attention.data();
-    c.observer = observer_;
+    c.observer = observer_.get();
     return c;
   }
 
-  // Who sees the per-layer intermediates of every forward pass from now on (nn/encoder.hpp,
-  // forward_observer); null stops it. The model does not own the observer.
-  void set_observer(forward_observer<Scalar>* observer) noexcept { observer_ = observer; }
-  forward_observer<Scalar>* observer() const noexcept { return observer_; }
+  // Who sees the per-layer intermediates of every forward pass of this model object from now on
+  // (nn/encoder.hpp, forward_observer); null stops it. The model does not own the observer. A copy of
+  // the model starts without one; an assignment keeps the target's (observer_slot).
+  void set_observer(forward_observer<Scalar>* observer) noexcept { observer_.set(observer); }
+  forward_observer<Scalar>* observer() const noexcept { return observer_.get(); }
 
   // Hidden states [tokens, hidden] after the last layer.
   // In inference (the tape not recording) a layer's intermediate values die with it: its output is
@@ -261,7 +262,7 @@ class bert_model {
 
   bert_config config_;
   bool with_pooler_;
-  forward_observer<Scalar>* observer_ = nullptr;
+  observer_slot<Scalar> observer_;
 };
 
 // BertForMaskedLM: the encoder (no pooler) and the tied prediction head.

@@ -64,6 +64,26 @@ struct forward_observer {
                                const forward_context<Scalar>& /*context*/) {}
 };
 
+// Where a model holds its observer. The observer watches one model object, not its value: a copy (or a
+// model moved from it) starts without one, since it would otherwise report the copy's forward passes to
+// the original's observer, and an assignment leaves the target's observer as it was.
+template <class Scalar>
+class observer_slot {
+ public:
+  observer_slot() = default;
+  observer_slot(const observer_slot&) noexcept {}
+  observer_slot(observer_slot&&) noexcept {}
+  observer_slot& operator=(const observer_slot&) noexcept { return *this; }
+  observer_slot& operator=(observer_slot&&) noexcept { return *this; }
+  ~observer_slot() = default;
+
+  void set(forward_observer<Scalar>* observer) noexcept { observer_ = observer; }
+  forward_observer<Scalar>* get() const noexcept { return observer_; }
+
+ private:
+  forward_observer<Scalar>* observer_ = nullptr;
+};
+
 // What every block's forward needs besides its input: the batch layout, the padding mask, and the
 // dropout settings of this step.
 template <class Scalar>

@@ -33,6 +33,7 @@
 #include <cmath>
 #include <concepts>
 #include <cstdint>
+#include <type_traits>
 #include <vector>
 
 #include <nlohmann/json.hpp>
@@ -53,11 +54,26 @@ concept importance_criterion = requires(C& c, Model& model) {
 template <class C, class Model>
 concept gradient_observer = requires(C& c, Model& model) { c.observe(model); };
 
-// A criterion declares observe() (a plain member function) that the pipeline could not call with the
-// bert_model: one written for the task model, say. Caught at compile time by check_criterion, because
-// an observer never called scores every structure 0 and the ticket falls back to index order.
+namespace detail {
+// Whether C has a member named `observe` of any kind: a plain function, an overload set or a member
+// template. The probe inherits C and a class with an `observe` of its own, so that `&probe::observe`
+// is ambiguous, and so ill-formed, exactly when C declares one too (a final class cannot be inherited:
+// there only a plain member function is seen).
+struct observe_fallback {
+  int observe;
+};
+template <class C>
+struct observe_probe : C, observe_fallback {};
+template <class C>
+concept declares_observe = std::is_class_v<C> && (std::is_final_v<C> ? requires { &C::observe; } : !requires { &observe_probe<C>::observe; });
+}  // namespace detail
+
+// A criterion declares observe() that the pipeline could not call with the bert_model: one written for
+// the task model, say, as a plain function or as a template (observe(bert_for_sequence_classification<S,
+// Sh>&)). Caught at compile time by check_criterion, because an observer never called scores every
+// structure 0 and the ticket falls back to index order.
 template <class C, class Model>
-concept misdeclared_observer = requires { &C::observe; } && !gradient_observer<C, Model>;
+concept misdeclared_observer = detail::declares_observe<C> && !gradient_observer<C, Model>;
 
 // The compile-time checks a pipeline applies to a criterion for a bert_model type `Model`.
 template <class C, class Model>

@@ -16,8 +16,11 @@
 //   rte    train.tsv, dev.tsv                         sentence1, sentence2    entailment, not_entailment accuracy
 //
 // Text labels take HuggingFace's class order (its GLUE processors), so checkpoints agree on what
-// class i means. STS-B is a regression (one output, mean squared error), as BertForSequenceClassification
-// with num_labels 1.
+// class i means. Classes written as 0 / 1 in the files have names too (class_names: CoLA's
+// unacceptable / acceptable, SST-2's negative / positive, MRPC's not_equivalent / equivalent, QQP's
+// not_duplicate / duplicate, as the GLUE datasets' features name them), which checkpoints record in
+// id2label and predictions print. STS-B is a regression (one output, mean squared error), as
+// BertForSequenceClassification with num_labels 1.
 
 #include <span>
 #include <string>
@@ -47,6 +50,10 @@ struct sentence_task {
   std::string train_file;
   std::vector<dev_split> dev;        // the first is the one the main metric is read on
   std::vector<std::string> metrics;  // names as metric_values holds them; the first is the main metric
+  std::vector<std::string> numbered_class_names = {};  // names of classes the files write as 0, 1, ...
+
+  // The name of each class: the file's own text labels, or the names of its numbered classes.
+  const std::vector<std::string>& class_names() const { return layout.label_names.empty() ? numbered_class_names : layout.label_names; }
 };
 
 inline const std::vector<sentence_task>& glue_tasks() {
@@ -54,11 +61,14 @@ inline const std::vector<sentence_task>& glue_tasks() {
     const std::vector<dev_split> one_dev{{"", "dev.tsv"}};
     const std::vector<std::string> entailment{"entailment", "not_entailment"};
     std::vector<sentence_task> t;
-    t.push_back({"cola", "CoLA", {{"source", "label", "original_mark", "sentence"}, "sentence", "", "label", {}, 2}, "train.tsv", one_dev, {"mcc", "accuracy"}});
-    t.push_back({"sst2", "SST-2", {{}, "sentence", "", "label", {}, 2}, "train.tsv", one_dev, {"accuracy"}});
-    t.push_back({"mrpc", "MRPC", {{}, "#1 String", "#2 String", "Quality", {}, 2}, "train.tsv", one_dev, {"f1", "accuracy"}});
+    t.push_back({"cola", "CoLA", {{"source", "label", "original_mark", "sentence"}, "sentence", "", "label", {}, 2}, "train.tsv", one_dev, {"mcc", "accuracy"},
+                 {"unacceptable", "acceptable"}});
+    t.push_back({"sst2", "SST-2", {{}, "sentence", "", "label", {}, 2}, "train.tsv", one_dev, {"accuracy"}, {"negative", "positive"}});
+    t.push_back({"mrpc", "MRPC", {{}, "#1 String", "#2 String", "Quality", {}, 2}, "train.tsv", one_dev, {"f1", "accuracy"},
+                 {"not_equivalent", "equivalent"}});
     t.push_back({"stsb", "STS-B", {{}, "sentence1", "sentence2", "score", {}, 1}, "train.tsv", one_dev, {"pearson", "spearman"}});
-    t.push_back({"qqp", "QQP", {{}, "question1", "question2", "is_duplicate", {}, 2}, "train.tsv", one_dev, {"f1", "accuracy"}});
+    t.push_back({"qqp", "QQP", {{}, "question1", "question2", "is_duplicate", {}, 2}, "train.tsv", one_dev, {"f1", "accuracy"},
+                 {"not_duplicate", "duplicate"}});
     t.push_back({"mnli", "MNLI", {{}, "sentence1", "sentence2", "gold_label", {"contradiction", "entailment", "neutral"}, 3}, "train.tsv",
                  {{"", "dev_matched.tsv"}, {"mismatched", "dev_mismatched.tsv"}}, {"accuracy"}});
     t.push_back({"qnli", "QNLI", {{}, "question", "sentence", "label", entailment, 2}, "train.tsv", one_dev, {"accuracy"}});

@@ -19,13 +19,17 @@
 // Extraction (best_answers): per window the n_best highest start and end logits; a span counts when
 // both ends are context pieces, end >= start, it is at most max_answer pieces long and its start has
 // its max context here; the best span of a question is the highest start + end logit over all its
-// windows, and its text is the context between the span's character offsets. No valid span: "".
+// windows, and its text is the context between the span's character offsets. No valid span: "". The
+// extractor also keeps each question's n_best spans (a span proposed by several windows once, at its
+// highest score) with their probabilities, the softmax of their scores, as HuggingFace's run_qa writes
+// them to nbest_predictions.json.
 //
 // Scoring, as the official evaluate-v1.1.py: normalise (lower case; drop ASCII punctuation; drop the
 // words a, an, the; collapse whitespace), exact match = equal normalised strings, F1 over the bag of
 // whitespace tokens; the maximum over a question's gold answers, averaged and reported x 100.
 
 #include <algorithm>
+#include <cmath>
 #include <filesystem>
 #include <map>
 #include <numeric>
@@ -241,11 +245,20 @@ inline void make_batch(const qa_dataset& data, std::span<const std::size_t> indi
   }
 }
 
-// Collects every window's best span and keeps each question's best (see above).
+// One of a question's n best answers (HuggingFace's nbest_predictions.json): its text, the logits of
+// its two ends, and its probability, the softmax of start + end logit over the question's n best.
+struct scored_answer {
+  std::string text;
+  double start_logit = 0, end_logit = 0;
+  double probability = 0;
+};
+
+// Collects every window's candidate spans and keeps each question's n_best (see above); a span that
+// several windows propose counts once, with its highest score. The best answer is the highest score,
+// the first proposed among equals.
 class answer_extractor {
  public:
-  answer_extractor(const qa_dataset& data, const squad_options& o)
-      : data_(data), options_(o), best_(data.source.questions.size(), {-1e300, -1, -1}) {}
+  answer_extractor(const qa_dataset& data, const squad_options& o) : data_(data), options_(o), kept_(data.source.questions.size()) {}
 
   // One window's start and end logits, [positions] each (positions past the window's end are padding).
   void add(std::size_t feature, std::span<const float> start_logits, std::span<const float> end_logits) {
@@ -261,41 +274,61 @@ class answer_extractor {
       order.resize(k);
       return order;
     };
-    candidate& best = best_[f.question];
+    std::vector<candidate>& kept = kept_[f.question];
     for (index_t s : top(start_logits)) {
       for (index_t e : top(end_logits)) {
         const auto si = static_cast<std::size_t>(s), ei = static_cast<std::size_t>(e);
         if (f.spans[si].first < 0 || f.spans[ei].first < 0 || e < s || e - s + 1 > options_.max_answer || f.max_context[si] == 0) continue;
-        const double score = static_cast<double>(start_logits[si]) + static_cast<double>(end_logits[ei]);
-        if (score > best.score) best = {score, f.spans[si].first, f.spans[ei].second};
+        const candidate c{static_cast<double>(start_logits[si]), static_cast<double>(end_logits[ei]), f.spans[si].first, f.spans[ei].second, proposed_++};
+        const auto same = std::find_if(kept.begin(), kept.end(), [&](const candidate& k) { return k.begin == c.begin && k.end == c.end; });
+        if (same == kept.end()) kept.push_back(c);
+        else if (c.score() > same->score()) *same = c;
       }
     }
+    const auto better = [](const candidate& a, const candidate& b) { return a.score() > b.score() || (a.score() == b.score() && a.order < b.order); };
+    std::sort(kept.begin(), kept.end(), better);
+    if (kept.size() > static_cast<std::size_t>(options_.n_best)) kept.resize(static_cast<std::size_t>(options_.n_best));
   }
 
   // Each question's answer text, in question order ("" where no window gave a valid span).
   std::vector<std::string> answers() const {
     std::vector<std::string> out;
-    for (std::size_t q = 0; q < best_.size(); ++q) {
-      if (best_[q].begin < 0) {
-        out.emplace_back();
-        continue;
-      }
-      const std::u32string context = decode_utf8(data_.source.contexts[data_.source.questions[q].paragraph]);
-      std::string text;
-      for (index_t i = best_[q].begin; i < best_[q].end; ++i) append_utf8(text, context[static_cast<std::size_t>(i)]);
-      out.push_back(std::move(text));
+    for (std::size_t q = 0; q < kept_.size(); ++q) out.push_back(kept_[q].empty() ? std::string() : text_of(q, kept_[q].front()));
+    return out;
+  }
+
+  // Each question's n best answers, best first (empty where no window gave a valid span).
+  std::vector<std::vector<scored_answer>> n_best_answers() const {
+    std::vector<std::vector<scored_answer>> out(kept_.size());
+    for (std::size_t q = 0; q < kept_.size(); ++q) {
+      if (kept_[q].empty()) continue;
+      const double top = kept_[q].front().score();
+      double total = 0;
+      for (const candidate& c : kept_[q]) total += std::exp(c.score() - top);
+      for (const candidate& c : kept_[q]) out[q].push_back({text_of(q, c), c.start_logit, c.end_logit, std::exp(c.score() - top) / total});
     }
     return out;
   }
 
  private:
   struct candidate {
-    double score;
+    double start_logit, end_logit;
     index_t begin, end;  // code points of the context
+    std::size_t order;   // when it was proposed: the first among equal scores wins
+    double score() const noexcept { return start_logit + end_logit; }
   };
+
+  std::string text_of(std::size_t question, const candidate& c) const {
+    const std::u32string context = decode_utf8(data_.source.contexts[data_.source.questions[question].paragraph]);
+    std::string text;
+    for (index_t i = c.begin; i < c.end; ++i) append_utf8(text, context[static_cast<std::size_t>(i)]);
+    return text;
+  }
+
   const qa_dataset& data_;
   squad_options options_;
-  std::vector<candidate> best_;
+  std::vector<std::vector<candidate>> kept_;
+  std::size_t proposed_ = 0;
 };
 
 // ---- The official scoring ----------------------------------------------------------------------

@@ -117,6 +117,12 @@ inline std::vector<tagged_sentence> read_conll_ner(const std::filesystem::path& 
   const std::string p = path.string();
   return detail::read_word_lines(path, "NER file", "lines of a word and its tag", [&](std::size_t l, std::string_view line, tagged_sentence& sentence) {
     if (detail::blank(line)) return false;
+    // A CoNLL-U file read as NER: its "# key = value" comments and ten tab-separated columns are no
+    // word-and-tag lines (a lone "#" word tagged O is, and stays readable).
+    if ((line.starts_with("# ") && line.find(" = ") != std::string_view::npos) || std::count(line.begin(), line.end(), '\t') == 9) {
+      throw io_error(fmt::format("NER file '{}': line {}: this is CoNLL-U ({}), expected a word and its tag per line", p, l,
+                                 line.starts_with("#") ? "a '# key = value' comment" : "ten tab-separated columns"));
+    }
     const auto fields = detail::split_whitespace(line);
     if (fields.front() == "-DOCSTART-") return true;
     if (fields.size() < 2) {

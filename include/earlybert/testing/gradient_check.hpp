@@ -22,7 +22,10 @@
 #include <algorithm>
 #include <cmath>
 #include <cstdint>
+#include <initializer_list>
 #include <string>
+#include <type_traits>
+#include <utility>
 #include <vector>
 
 #include <fmt/format.h>
@@ -80,10 +83,18 @@ struct gradient_check_report {
 };
 
 // Checks the gradients of build's output with respect to every entry of `inputs` (see the top of this
-// file). Throws earlybert::error if the output does not depend on any input (nothing to check). The
-// inputs' values are restored; their gradients hold the last route's.
+// file). Throws config_error if there is nothing to check (no input, or only empty ones), and
+// earlybert::error if the output does not depend on any input. The inputs' values are restored; their
+// gradients hold the last route's. The inputs must be parameter<double> (a compile error otherwise).
 template <class Build>
 gradient_check_report gradient_check(Build&& build, const std::vector<parameter<double>*>& inputs, gradient_check_options options = {}) {
+  if (inputs.empty()) throw config_error("gradient_check: no inputs, expected at least one parameter whose gradient to check");
+  for (const parameter<double>* p : inputs) {
+    if (p == nullptr) throw config_error("gradient_check: an input is a null pointer, expected a parameter");
+  }
+  if (std::all_of(inputs.begin(), inputs.end(), [](const parameter<double>* p) { return p->size() == 0; })) {
+    throw config_error(fmt::format("gradient_check: all {} inputs are empty, expected at least one entry to check", inputs.size()));
+  }
   enum class route { parameter, first_writer, second_writer };
   constexpr route routes[] = {route::parameter, route::first_writer, route::second_writer};
   constexpr const char* route_names[] = {"as a parameter", "written first", "written second"};
@@ -150,6 +161,22 @@ gradient_check_report gradient_check(Build&& build, const std::vector<parameter<
   }
   t.rewind();
   return report;
+}
+
+// The same, for a braced list of parameters: gradient_check(build, {&x, &w}).
+template <class Build, class Scalar>
+gradient_check_report gradient_check(Build&& build, std::initializer_list<parameter<Scalar>*> inputs, gradient_check_options options = {}) {
+  return gradient_check(std::forward<Build>(build), std::vector<parameter<Scalar>*>(inputs), options);
+}
+
+// Parameters of another scalar type are refused at compile time, with the reason.
+template <class Build, class Scalar>
+  requires(!std::is_same_v<Scalar, double>)
+gradient_check_report gradient_check(Build&&, const std::vector<parameter<Scalar>*>&, gradient_check_options = {}) {
+  static_assert(std::is_same_v<Scalar, double>,
+                "earlybert::testing::gradient_check: the inputs must be parameter<double>: finite differences in float are "
+                "too coarse to check a gradient; build the op or layer with Scalar = double");
+  return {};
 }
 
 }  // namespace earlybert::testing

@@ -9,18 +9,23 @@
 //                                                  model is a regression head (one output)
 //   predict_tags(model, data, batch, pad)          each word's arg-max tag (a token classifier)
 //   predict_answers(model, data, batch, pad, o)    each question's best answer span's text (a span head)
+//   extract_answers(model, data, batch, pad, o)    the same as an answer_extractor: the best answers and
+//                                                  each question's n best with their probabilities
 //   classification_accuracy(model, data, batch, pad)   the fraction whose arg-max logit is the label
 //   mean_loss(model, data, batch, pad)             the task loss over the whole set: the mean
 //                                                  cross-entropy of every labelled row (sequences or
 //                                                  words), or a regression head's mean squared error
 //
-// Each takes an optional process group last (distributed/process_group.hpp): the processes then share
-// the forward passes, batch i running on process i mod N, and exchange the logits, so that f sees every
-// batch in dataset order on every process and every process gets the whole result.
+// Each takes an optional process group (distributed/process_group.hpp): the processes then share the
+// forward passes, batch i running on process i mod N, and exchange the logits, so that f sees every
+// batch in dataset order on every process and every process gets the whole result. for_each_logits and
+// the predict_* functions take an optional progress callback last, progress(done, total), called after
+// every batch with the examples done so far (sequences, sentences or SQuAD windows).
 
 #include <algorithm>
 #include <cmath>
 #include <cstdint>
+#include <functional>
 #include <span>
 #include <string>
 #include <vector>
@@ -35,8 +40,12 @@
 
 namespace earlybert {
 
+// progress(examples done, examples in all), after every batch.
+using evaluation_progress = std::function<void(std::size_t, std::size_t)>;
+
 template <class Model, class Dataset, class F>
-void for_each_logits(Model& model, const Dataset& data, index_t batch, token_id pad, F&& f, process_group* group = nullptr) {
+void for_each_logits(Model& model, const Dataset& data, index_t batch, token_id pad, F&& f, process_group* group = nullptr,
+                     const evaluation_progress& progress = {}) {
   using Scalar = typename Model::scalar_type;
   tape<Scalar> t;
   no_recording<Scalar> inference(t);
@@ -54,6 +63,7 @@ void for_each_logits(Model& model, const Dataset& data, index_t batch, token_id 
       make(start);
       t.rewind();
       f(start, model.logits(t, b, false, 0).value(), b);
+      if (progress) progress(std::min(data.examples.size(), start + step), data.examples.size());
     }
     return;
   }
@@ -85,13 +95,14 @@ void for_each_logits(Model& model, const Dataset& data, index_t batch, token_id 
       if (first >= data.examples.size()) break;
       make(first);
       f(first, matrix_map<Scalar>(all.data() + r * largest, shapes[2 * r], shapes[2 * r + 1]), b);
+      if (progress) progress(std::min(data.examples.size(), first + step), data.examples.size());
     }
   }
 }
 
 template <class Model>
 sentence_predictions predict_sentences(Model& model, const classification_dataset& data, index_t batch, token_id pad,
-                                       process_group* group = nullptr) {
+                                       process_group* group = nullptr, const evaluation_progress& progress = {}) {
   sentence_predictions out;
   const bool regression = model.bert.built_config().regression();
   for_each_logits(model, data, batch, pad, [&](std::size_t, const auto& logits, const token_batch&) {
@@ -104,14 +115,14 @@ sentence_predictions predict_sentences(Model& model, const classification_datase
       logits.row(r).maxCoeff(&best);
       out.classes.push_back(static_cast<int>(best));
     }
-  }, group);
+  }, group, progress);
   return out;
 }
 
 // Each sentence's predicted class per word (-1 for a word cut off by max_seq), from a token classifier.
 template <class Model>
 std::vector<std::vector<int>> predict_tags(Model& model, const tagging_dataset& data, index_t batch, token_id pad,
-                                           process_group* group = nullptr) {
+                                           process_group* group = nullptr, const evaluation_progress& progress = {}) {
   std::vector<std::vector<int>> out;
   out.reserve(data.examples.size());
   for_each_logits(model, data, batch, pad, [&](std::size_t first, const auto& logits, const token_batch& b) {
@@ -126,14 +137,15 @@ std::vector<std::vector<int>> predict_tags(Model& model, const tagging_dataset& 
       }
       out.push_back(std::move(tags));
     }
-  }, group);
+  }, group, progress);
   return out;
 }
 
-// Each question's answer text, from a span head's logits over all its windows (tasks/squad.hpp).
+// Every window of every question through a span head: the extractor holds each question's best answer
+// and its n best (tasks/squad.hpp). It refers to `data`, which must outlive it.
 template <class Model>
-std::vector<std::string> predict_answers(Model& model, const qa_dataset& data, index_t batch, token_id pad, const squad_options& options,
-                                         process_group* group = nullptr) {
+answer_extractor extract_answers(Model& model, const qa_dataset& data, index_t batch, token_id pad, const squad_options& options,
+                                 process_group* group = nullptr, const evaluation_progress& progress = {}) {
   answer_extractor extractor(data, options);
   std::vector<float> start, end;
   for_each_logits(model, data, batch, pad, [&](std::size_t first, const auto& logits, const token_batch& b) {
@@ -146,8 +158,15 @@ std::vector<std::string> predict_answers(Model& model, const qa_dataset& data, i
       }
       extractor.add(first + static_cast<std::size_t>(s), start, end);
     }
-  }, group);
-  return extractor.answers();
+  }, group, progress);
+  return extractor;
+}
+
+// Each question's answer text, from a span head's logits over all its windows (tasks/squad.hpp).
+template <class Model>
+std::vector<std::string> predict_answers(Model& model, const qa_dataset& data, index_t batch, token_id pad, const squad_options& options,
+                                         process_group* group = nullptr, const evaluation_progress& progress = {}) {
+  return extract_answers(model, data, batch, pad, options, group, progress).answers();
 }
 
 template <class Model>

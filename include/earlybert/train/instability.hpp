@@ -28,7 +28,12 @@
 //                                           before the second copy trains
 //
 // Models are anything with for_each_parameter, copyable; a, b and out must have the same parameters
-// in the same order and shapes (the same architecture, masks and compaction).
+// in the same order and shapes. A model with linear layers (for_each_linear) must also hold the same
+// structure in all three, checked layer by layer: the same original heads and neurons after compaction
+// (else equal shapes would average head 0 of one model with head 1 of the other), the same masked heads
+// and neurons, and the same unstructured weight masks (else weights pruned in one model would come out
+// non-zero and take part in the forward pass). Anything else is a shape_error naming the layer; the
+// line between two different tickets is not a path this analysis defines.
 //
 // Checkpoints and resume (run_instability): with tasks that model checkpointing_task, the training
 // state holds the copy in training, the state at k while the first copy trains ("instability.split.")
@@ -40,10 +45,12 @@
 
 #include <algorithm>
 #include <optional>
+#include <span>
 #include <string>
 #include <vector>
 
 #include <fmt/format.h>
+#include <fmt/ranges.h>
 
 #include "earlybert/core/error.hpp"
 #include "earlybert/core/parameter.hpp"
@@ -74,9 +81,57 @@ struct linear_path {
   }
 };
 
+namespace detail {
+// The three models' linear layers hold the same kept groups, the same active groups and the same
+// unstructured weight masks (interpolate_weights' precondition).
+template <class Model>
+void check_same_structure(Model& a, Model& b, Model& out) {
+  using scalar = typename Model::scalar_type;
+  std::vector<const linear<scalar>*> la, lb, lo;
+  a.for_each_linear([&](const linear<scalar>& l) { la.push_back(&l); });
+  b.for_each_linear([&](const linear<scalar>& l) { lb.push_back(&l); });
+  out.for_each_linear([&](const linear<scalar>& l) { lo.push_back(&l); });
+  if (la.size() != lb.size() || la.size() != lo.size()) {
+    throw shape_error(fmt::format("interpolate_weights: the models hold {}, {} and {} linear layers, expected the same", la.size(),
+                                  lb.size(), lo.size()));
+  }
+  const auto same = [](auto x, auto y) { return std::equal(x.begin(), x.end(), y.begin(), y.end()); };
+  for (std::size_t i = 0; i < la.size(); ++i) {
+    const std::string& name = la[i]->weight.name;
+    for (const auto& [other, which] : {std::pair{lb[i], "second model"}, std::pair{lo[i], "output model"}}) {
+      if (!same(la[i]->kept_groups(), other->kept_groups())) {
+        throw shape_error(fmt::format("interpolate_weights: '{}' holds the original groups (heads or neurons) [{}] in the first model "
+                                      "and [{}] in the {}; the same positions would mix different heads or neurons, so the models "
+                                      "must be compacted to the same structure",
+                                      name, fmt::join(la[i]->kept_groups(), ", "), fmt::join(other->kept_groups(), ", "), which));
+      }
+      if (!same(la[i]->active_groups(), other->active_groups())) {
+        throw shape_error(fmt::format("interpolate_weights: '{}' masks other heads or neurons in the first model than in the {} "
+                                      "(active [{}] and [{}]); interpolate models under the same masks",
+                                      name, which, fmt::join(la[i]->active_groups(), ", "), fmt::join(other->active_groups(), ", ")));
+      }
+      // A layer without a mask keeps every weight, as one whose mask is all ones.
+      const auto ma = la[i]->weight_mask(), mo = other->weight_mask();
+      const auto kept = [](std::span<const std::uint8_t> mask, std::size_t e) { return mask.empty() || mask[e] != 0; };
+      index_t differ = 0;
+      if (la[i]->weight.size() == other->weight.size()) {
+        for (std::size_t e = 0; e < static_cast<std::size_t>(la[i]->weight.size()); ++e) differ += kept(ma, e) != kept(mo, e);
+      }
+      if (differ != 0) {
+        throw shape_error(fmt::format("interpolate_weights: '{}' has another unstructured weight mask in the first model than in the {} "
+                                      "({} weights masked in one and not the other); the weights one mask prunes would come out "
+                                      "non-zero on the line, so interpolate models under the same mask",
+                                      name, which, differ));
+      }
+    }
+  }
+}
+}  // namespace detail
+
 template <class Model>
 void interpolate_weights(Model& a, Model& b, double alpha, Model& out) {
   using scalar = typename Model::scalar_type;
+  if constexpr (requires { a.for_each_linear([](const linear<scalar>&) {}); }) detail::check_same_structure(a, b, out);
   const auto pa = parameters_of(a), pb = parameters_of(b), po = parameters_of(out);
   if (pa.size() != pb.size() || pa.size() != po.size()) {
     throw shape_error(fmt::format("interpolate_weights: the models hold {}, {} and {} parameters, expected the same", pa.size(), pb.size(),

@@ -10,8 +10,12 @@
 // "fraction", "moved", "active", "grown_gradient"}.
 //
 // FLOPs follow the dense cost model (train/earlybert.hpp): unstructured sparsity saves none with
-// dense GEMMs, and the dense gradient of an update step costs what every step costs. Not built yet:
-// checkpoints and resuming.
+// dense GEMMs, and the dense gradient of an update step costs what every step costs.
+//
+// RigL draws its own masks: a model that already holds unstructured masks in the families it trains
+// (an IMP ticket, say) is refused with a config_error, since the random start would replace them
+// silently. Checkpoints and resume: with a checkpointing task the training state holds the weights,
+// their masks and the updates so far, and `resume` continues from it, bit for bit.
 
 #include <span>
 #include <vector>
@@ -24,7 +28,7 @@
 namespace earlybert {
 
 struct rigl_update_record {
-  long step = 0;
+  long step = 0;        // the step the update ran in, counted from 1 (as on_step's and the event's)
   double fraction = 0;  // of each family's active weights
   index_t moved = 0;    // weights dropped (= grown), over all families
   index_t active = 0;   // active weights, over all families
@@ -76,7 +80,21 @@ rigl_report run_rigl(Model& model, const rigl_options& rigl, const optimization_
     resume->read_model(model);
   }
   std::vector<weight_family<scalar>> families = weight_families(model, scope);
-  if (resume == nullptr) rigl_initial_masks(std::span(families), rigl, random);
+  if (resume == nullptr) {
+    index_t masked = 0, total = 0, holding = 0;
+    for (const auto& f : families) {
+      masked += f.size() - f.active_count();
+      total += f.size();
+      holding += f.active_count() != f.size();
+    }
+    if (masked != 0) {
+      throw config_error(fmt::format("run_rigl: the model already holds unstructured weight masks ({} of {} weights masked, in {} of {} "
+                                     "matrices); RigL starts from random masks of its own and would replace them: clear them "
+                                     "(weight_family::clear) to start RigL afresh, or train a ticket under its masks with run_dense",
+                                     masked, total, holding, families.size()));
+    }
+    rigl_initial_masks(std::span(families), rigl, random);
+  }
   std::vector<std::vector<std::uint8_t>> masks;
   struct hooks : detail::no_step_hooks {
     const rigl_options& rigl;
@@ -94,13 +112,13 @@ rigl_report run_rigl(Model& model, const rigl_options& rigl, const optimization_
     }
     void after_backward(long step) {
       if (!rigl.updates_at(step)) return;
-      rigl_update_record r{step, rigl.fraction_at(step), 0, 0, 0};
+      rigl_update_record r{step + 1, rigl.fraction_at(step), 0, 0, 0};
       const rigl_moves moves = rigl_update(std::span(families), masks, r.fraction);
       r.moved = moves.moved;
       r.grown_gradient = moves.moved == 0 ? 0.0 : moves.grown_gradient / static_cast<double>(moves.moved);
       for (const auto& f : families) r.active += f.active_count();
       report.updates.push_back(r);
-      task.on_event({{"event", "rigl_update"}, {"step", step + 1}, {"fraction", r.fraction}, {"moved", r.moved}, {"active", r.active},
+      task.on_event({{"event", "rigl_update"}, {"step", r.step}, {"fraction", r.fraction}, {"moved", r.moved}, {"active", r.active},
                      {"grown_gradient", r.grown_gradient}});
     }
     void save(training_state_writer&, detail::pipeline_position& position) { position.method = {{"updates", detail::rigl_updates_json(report.updates)}}; }

@@ -31,9 +31,13 @@
 // Which parameters: a trainer made from a model (trainer(model, ...)) reads the model's parameters
 // again at every step, so one that joins the model later (slimming coefficients after
 // set_slimming(true)) is trained and its gradient cleared from the next step on, and one that leaves is
-// no longer touched. A trainer made from a list trains exactly that list.
+// no longer touched. A trainer made from a list trains exactly that list, and a step whose forward pass
+// records a gradient for a parameter outside it (one that joined the model after the list was made,
+// whose gradient would accumulate unseen and never be applied) is a config_error naming it: make the
+// trainer from the model, or freeze the parameter (trainable = false).
 // After the first step nothing here touches the heap (a parameter joining later costs one allocation).
 
+#include <algorithm>
 #include <cmath>
 #include <span>
 #include <string>
@@ -96,9 +100,11 @@ class trainer {
   // Trains exactly these parameters.
   trainer(std::vector<parameter<Scalar>*> parameters, const optimization_options& options, long total_steps)
       : parameters_(std::move(parameters)),
+        listed_(parameters_.begin(), parameters_.end()),
         options_((options.check(), options)),
         optimizer_(adamw_options{.weight_decay = options.weight_decay}),
         schedule_(options.learning_rate, static_cast<long>(options.warmup_ratio * static_cast<double>(total_steps)), total_steps) {
+    std::sort(listed_.begin(), listed_.end());
     for (auto* p : parameters_) p->zero_gradient();
   }
   // Trains the model's parameters as they are at each step. The model must outlive the trainer.
@@ -106,6 +112,7 @@ class trainer {
   trainer(Model& model, const optimization_options& options, long total_steps)
       : trainer(std::vector<parameter<Scalar>*>{}, options, total_steps) {
     model_ = &model;
+    listed_.clear();
     collect_ = [](void* m, std::vector<parameter<Scalar>*>& out) {
       static_cast<Model*>(m)->for_each_parameter([&](parameter<Scalar>& p) { out.push_back(&p); });
     };
@@ -127,6 +134,7 @@ class trainer {
     for (int k = first; k < first + local; ++k) {
       tape_.rewind();
       const var<Scalar> loss = micro_batch_loss(tape_, k);
+      if (model_ == nullptr) check_watched_are_listed();
       loss_sum += static_cast<double>(loss.item());
       const var<Scalar> seed = micro_batches == 1 ? loss : scale(tape_, loss, Scalar(1) / static_cast<Scalar>(micro_batches));
       if (processes == 1 || k + 1 < first + local) {
@@ -195,7 +203,24 @@ class trainer {
     return "the gradient norm overflowed (every gradient entry is finite)";
   }
 
+  // A trainer made from a list: every parameter the step's forward pass watched for a gradient is in
+  // the list (a binary search per watch; no allocation).
+  void check_watched_are_listed() {
+    for (const auto& w : tape_.watches()) {
+      if (std::binary_search(listed_.begin(), listed_.end(), w.watched)) continue;
+      const std::string name = w.watched->name;
+      tape_.rewind();
+      for (auto* p : parameters_) p->zero_gradient();
+      throw config_error(fmt::format("trainer: parameter '{}' takes part in the step and gets a gradient, but the trainer was made "
+                                     "from a list of {} parameters without it (it joined the model later, as slimming coefficients "
+                                     "do after set_slimming(true)); make the trainer from the model, trainer(model, ...), which "
+                                     "follows the model's parameters, or freeze it (trainable = false)",
+                                     name, parameters_.size()));
+    }
+  }
+
   std::vector<parameter<Scalar>*> parameters_;
+  std::vector<const parameter<Scalar>*> listed_;  // a trainer made from a list: its parameters, sorted by address
   void* model_ = nullptr;  // with collect_, the model a trainer made from one reads its parameters from
   void (*collect_)(void*, std::vector<parameter<Scalar>*>&) = nullptr;
   optimization_options options_;
