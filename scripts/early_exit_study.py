@@ -1,4 +1,4 @@
-#!/usr/bin/env python3
+#!/usr/bin/python3
 # SPDX-License-Identifier: Apache-2.0
 """The early-exit study of docs/results.md: for every task and seed, fine-tune one pre-trained checkpoint
 with an exit after every layer (`earlybert finetune --early-exit`: joint epochs, then self-sampling) and,

@@ -12,6 +12,7 @@ packages=(
   libopenmpi-dev openmpi-bin              # data-parallel training across processes (optional for the library)
   clang libclang-rt-14-dev                # the fuzz targets (libFuzzer and the sanitizers' runtimes for clang)
   python3-matplotlib                      # the demo's pictures (scripts/plot_earlybert.py); C++ never needs it
+  python3-scipy python3-sklearn           # what scripts/*.py import (score_glue.py's metrics, the studies' statistics)
 )
 
 missing=()

@@ -1,4 +1,4 @@
-#!/usr/bin/env python3
+#!/usr/bin/python3
 # SPDX-License-Identifier: Apache-2.0
 """The lottery-ticket studies of docs/results.md: for every seed, fine-tune one pre-trained checkpoint on
 one task with the `earlybert` program's lottery methods (docs/lottery.md) and tabulate them.

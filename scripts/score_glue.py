@@ -1,4 +1,4 @@
-#!/usr/bin/env python3
+#!/usr/bin/python3
 """Scores `earlybert predict` output on a GLUE dev file the way the reference recipe does
 (HuggingFace's glue_compute_metrics: scikit-learn's matthews_corrcoef, f1_score and accuracy,
 scipy's pearsonr and spearmanr), independently of the library's own metrics.

@@ -1,4 +1,4 @@
-#!/usr/bin/env python3
+#!/usr/bin/python3
 """Scores a SQuAD v1.1 prediction file ({"question id": "answer"}) against the gold file with the
 official recipe of evaluate-v1.1.py: normalise (str.lower; drop string.punctuation; re.sub of
 \\b(a|an|the)\\b; ' '.join(split())), exact match, bag-of-tokens F1, the maximum over each question's

@@ -1,4 +1,4 @@
-#!/usr/bin/env python3
+#!/usr/bin/python3
 """Splits a SQuAD v1.1 file by article into a training and a dev file of the same format, for when the
 official training set is not at hand (SQuAD's train-v1.1.json is not among the shared data): every
 `--every`-th article (0, k, 2k, ...) goes to dev-v1.1.json, the others to train-v1.1.json. Articles

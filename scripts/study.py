@@ -1,4 +1,4 @@
-#!/usr/bin/env python3
+#!/usr/bin/python3
 # SPDX-License-Identifier: Apache-2.0
 """The multi-seed studies behind docs/results.md: for every seed, fine-tune one pre-trained checkpoint
 several ways with the `earlybert` program on one task (`--task NAME --data DIR`, or custom `--train`

@@ -1,4 +1,4 @@
-#!/usr/bin/env python3
+#!/usr/bin/python3
 # SPDX-License-Identifier: Apache-2.0
 """A pruning-ratio sweep behind docs/results.md: EarlyBERT's ticket against a random ticket as pruning
 deepens, on one task, over several seeds, with the `earlybert` program (scripts/study.py runs each arm).

@@ -11,15 +11,19 @@
 // Errors are one line on stderr, "earlybert <subcommand>: <what>", and exit status 1 (2 for usage);
 // a training run stopped by SIGINT or SIGTERM exits with 128 + the signal, its state saved. Status
 // lines and notes come before it, and --quiet silences them (messages.hpp).
+#include <cstdlib>
 #include <sstream>
 #include <string>
+#include <string_view>
 
 #include <CLI/CLI.hpp>
 
 #include "checkpoints.hpp"
 #include "common.hpp"
+#include "finetune.hpp"
 #include "flag_rules.hpp"
 #include "job.hpp"
+#include "pretrain.hpp"
 
 namespace {
 using namespace earlybert::cli;
@@ -312,6 +316,14 @@ int main(int argc, char** argv) {
   try {
     if (!job::startup_error().empty()) throw earlybert::config_error(job::startup_error());
     messages::configure(quiet || !job::lead());  // the other processes of a job keep quiet
+    // EARLYBERT_CHECK_ONLY=1: every check that runs before any file is read, and nothing else (the
+    // tests run each command of the documentation this way, so that none of them can rot).
+    if (const char* check = std::getenv("EARLYBERT_CHECK_ONLY"); check != nullptr && std::string_view(check) == "1") {
+      if (name == "finetune") check_finetune_options(finetune);
+      if (name == "pretrain") check_pretrain_options(pretrain);
+      messages::status(name, "the command line is valid (EARLYBERT_CHECK_ONLY=1: nothing was read or run)");
+      return 0;
+    }
     if (name == "pretrain") return run_pretrain(pretrain);
     if (name == "finetune") return run_finetune(finetune);
     job::require_single(name);
