@@ -28,25 +28,34 @@
 namespace {
 using namespace earlybert::cli;
 
+constexpr const char* run_group = "Running: threads, seeds, metrics, checkpoints";
+
 // --threads, and --seed where the subcommand draws random numbers (predict and inspect draw none).
 void add_common(CLI::App& command, common_options& o, bool metrics = true, bool seeded = true) {
-  command.add_option("--threads", o.threads, "Threads to use (0: every core)")->capture_default_str();
-  if (seeded) command.add_option("--seed", o.seed, "Seed for initialisation, shuffling, masking and dropout")->capture_default_str();
+  command.add_option("--threads", o.threads, "Threads to use (0: every core)")->capture_default_str()->group(run_group);
+  if (seeded) command.add_option("--seed", o.seed, "Seed for initialisation, shuffling, masking and dropout")->capture_default_str()->group(run_group);
   if (metrics) {
-    command.add_option("--metrics", o.metrics, "Write JSON-lines metrics to this file");
+    command.add_option("--metrics", o.metrics, "Write JSON-lines metrics to this file")->group(run_group);
     command.add_option("--on-nonfinite", o.on_nonfinite, "A non-finite loss or gradient: stop (an error naming the step and tensor) or skip the step")
-        ->capture_default_str();
+        ->capture_default_str()->group(run_group);
   }
 }
-// --checkpoint-every and --resume (pretrain and finetune; checkpoints.hpp), and --overlap: the options of
-// training runs that may change between a run and its continuation.
+// --checkpoint-every, --resume and --overwrite (pretrain and finetune; checkpoints.hpp), and --overlap:
+// the options of training runs that may change between a run and its continuation.
 void add_checkpointing(CLI::App& command, common_options& o) {
   command.add_option("--checkpoint-every", o.checkpoint_every,
-                     "Write the training state to --out every N steps of a stage (0: only on SIGINT/SIGTERM)")->capture_default_str();
-  command.add_flag("--resume", o.resume, "Continue from the training state in --out (same settings); start afresh if there is none");
-  command.add_flag("--overwrite", o.overwrite, "Replace the checkpoint or training state --out already holds (refused otherwise)");
+                     "Write the training state to --out every N steps of a stage (0: only on SIGINT/SIGTERM)")->capture_default_str()->group(run_group);
+  command.add_flag("--resume", o.resume, "Continue from the training state in --out (same settings); start afresh if there is none")->group(run_group);
+  command.add_flag("--overwrite", o.overwrite, "Replace the checkpoint or training state --out already holds (refused otherwise)")->group(run_group);
   command.add_option("--overlap", o.overlap, "Under mpirun: sum gradients during the backward pass (on) or after it (off); the same bits either way")
-      ->capture_default_str();
+      ->capture_default_str()->group(run_group);
+}
+
+// A subcommand's description: what it does, then examples to copy.
+std::string described(const char* what, std::initializer_list<const char*> examples) {
+  std::string text = std::string(what) + "\n\nExamples:";
+  for (const char* e : examples) text += std::string("\n  ") + e;
+  return text;
 }
 
 // The settings a training state must be resumed with: every option as CLI11 writes a config file,
@@ -67,7 +76,8 @@ std::string resumable_settings(const CLI::App& command) {
 // The EarlyBERT flags, shared by finetune and pretrain (their efficient-stage defaults differ).
 void add_earlybert(CLI::App& command, earlybert_cli_options& eb, const char* epochs_help, const char* steps_help, const char* lr_help) {
   const auto earlybert_group = "EarlyBERT (with --earlybert)";
-  command.add_flag("--earlybert", eb.enabled, "Train through the EarlyBERT pipeline: search, draw the ticket, efficient training");
+  command.add_flag("--earlybert", eb.enabled, "Train through the EarlyBERT pipeline: search, draw the ticket, efficient training")
+      ->group(earlybert_group);
   command.add_option("--prune-heads", eb.prune_heads, "Fraction of heads pruned")->capture_default_str()->group(earlybert_group);
   command.add_option("--prune-ffn", eb.prune_ffn, "Fraction of FFN neurons pruned")->capture_default_str()->group(earlybert_group);
   command.add_option("--heads-scope", eb.heads_scope, "layerwise or global")->capture_default_str()->group(earlybert_group);
@@ -100,53 +110,67 @@ int main(int argc, char** argv) {
   app.require_subcommand(1);
   app.set_version_flag("--version", "earlybert 0.1.0");
 
+  // Each subcommand's flags in groups, by what they belong to; its help opens with examples.
+  const auto data_group = "Data and model";
+  const auto training_group = "Training";
+
   pretrain_options pretrain;
-  auto* p = app.add_subcommand("pretrain", "Pre-train a BERT with the masked-LM objective on a raw-text corpus");
-  p->add_option("--corpus", pretrain.corpus, "Training text, one paragraph per line (WikiText layout)")->required();
-  p->add_option("--eval-corpus", pretrain.eval_corpus, "Held-out text for evaluation (default: the last sequences of --corpus)");
-  p->add_option("--vocab", pretrain.vocab, "WordPiece vocabulary (vocab.txt)")->required();
-  p->add_option("--shape", pretrain.shape, "Model shape: tiny, mini, small, medium or base")->required();
-  p->add_option("--out", pretrain.out, "Checkpoint directory to write")->required();
-  p->add_option("--steps", pretrain.steps, "Optimizer steps")->capture_default_str();
-  p->add_option("--batch", pretrain.batch, "Sequences per step")->capture_default_str();
-  p->add_option("--seq", pretrain.seq, "Tokens per sequence, [CLS] and [SEP] included")->capture_default_str();
-  p->add_option("--lr", pretrain.lr, "Peak learning rate")->capture_default_str();
-  p->add_option("--warmup-ratio", pretrain.warmup_ratio, "Warm-up as a fraction of the steps")->capture_default_str();
-  p->add_option("--weight-decay", pretrain.weight_decay, "AdamW's decoupled weight decay")->capture_default_str();
-  p->add_option("--max-grad-norm", pretrain.max_grad_norm, "Gradient-norm clipping (0: none)")->capture_default_str();
-  p->add_option("--accumulation", pretrain.accumulation, "Micro-batches per step")->capture_default_str();
-  p->add_option("--eval-every", pretrain.eval_every, "Evaluate every N steps (0: only at the end)")->capture_default_str();
-  p->add_option("--eval-sequences", pretrain.eval_sequences, "Held-out sequences to evaluate on")->capture_default_str();
+  auto* p = app.add_subcommand(
+      "pretrain", described("Pre-train a BERT with the masked-LM objective on a raw-text corpus (docs/cli.md)",
+                            {"earlybert pretrain --corpus data/wikitext2/train_head.txt --vocab data/vocab/bert-base-uncased-vocab.txt --shape tiny --out runs/tiny",
+                             "earlybert pretrain --corpus train.txt --eval-corpus valid.txt --vocab vocab.txt --shape mini --steps 2000 --out runs/mini",
+                             "earlybert pretrain ... --earlybert --prune-heads 0.5 --prune-ffn 0.4 --out runs/mini_eb   (EarlyBERT in pre-training)"}));
+  p->add_option("--corpus", pretrain.corpus, "Training text, one paragraph per line (WikiText layout)")->required()->group(data_group);
+  p->add_option("--eval-corpus", pretrain.eval_corpus, "Held-out text for evaluation (default: the last sequences of --corpus)")->group(data_group);
+  p->add_option("--vocab", pretrain.vocab, "WordPiece vocabulary (vocab.txt)")->required()->group(data_group);
+  p->add_option("--shape", pretrain.shape, "Model shape: tiny, mini, small, medium or base")->required()->group(data_group);
+  p->add_option("--out", pretrain.out, "Checkpoint directory to write")->required()->group(data_group);
+  p->add_option("--steps", pretrain.steps, "Optimizer steps")->capture_default_str()->group(training_group);
+  p->add_option("--batch", pretrain.batch, "Sequences per step")->capture_default_str()->group(training_group);
+  p->add_option("--seq", pretrain.seq, "Tokens per sequence, [CLS] and [SEP] included")->capture_default_str()->group(training_group);
+  p->add_option("--lr", pretrain.lr, "Peak learning rate")->capture_default_str()->group(training_group);
+  p->add_option("--warmup-ratio", pretrain.warmup_ratio, "Warm-up as a fraction of the steps")->capture_default_str()->group(training_group);
+  p->add_option("--weight-decay", pretrain.weight_decay, "AdamW's decoupled weight decay")->capture_default_str()->group(training_group);
+  p->add_option("--max-grad-norm", pretrain.max_grad_norm, "Gradient-norm clipping (0: none)")->capture_default_str()->group(training_group);
+  p->add_option("--accumulation", pretrain.accumulation, "Micro-batches per step")->capture_default_str()->group(training_group);
+  p->add_option("--eval-every", pretrain.eval_every, "Evaluate every N steps (0: only at the end)")->capture_default_str()->group(training_group);
+  p->add_option("--eval-sequences", pretrain.eval_sequences, "Held-out sequences to evaluate on")->capture_default_str()->group(training_group);
   add_common(*p, pretrain.common);
   add_checkpointing(*p, pretrain.common);
   add_earlybert(*p, pretrain.earlybert, "Efficient-stage passes over the corpus (instead of --efficient-steps)",
                 "Efficient-stage steps (default two thirds of --steps)", "Efficient-stage peak learning rate (default --lr)");
 
   finetune_options finetune;
-  auto* f = app.add_subcommand("finetune", "Fine-tune on a task: a GLUE task by name, or custom TSV files");
+  auto* f = app.add_subcommand(
+      "finetune",
+      described("Fine-tune on a task (GLUE, SQuAD v1.1, UPOS or NER by name, or custom TSV files), densely, with EarlyBERT or a "
+                "lottery-ticket method (docs/cli.md)",
+                {"earlybert finetune --task rte --data data/tasks/rte --vocab data/vocab/bert-base-uncased-vocab.txt --shape tiny --out runs/rte",
+                 "earlybert finetune --task sst2 --data DIR --vocab vocab.txt --init runs/pretrained --earlybert --out runs/sst2_eb",
+                 "earlybert finetune --train train.tsv --dev dev.tsv --vocab vocab.txt --init runs/pretrained --imp --imp-levels 4 --out runs/imp"}));
   f->add_option("--task", finetune.task,
-                "A task by name (its files, labels, head and metrics): cola, sst2, mrpc, stsb, qqp, mnli, qnli, rte, squad, upos or ner");
-  f->add_option("--data", finetune.data, "The --task's directory, holding its files under their GLUE names");
-  f->add_option("--train", finetune.train, "Training TSV: the --task's layout, or (without --task) a header naming text column(s) and 'label'");
-  f->add_option("--dev", finetune.dev, "Dev TSV, same layout");
-  f->add_option("--vocab", finetune.vocab, "WordPiece vocabulary (vocab.txt)")->required();
-  f->add_option("--shape", finetune.shape, "Model shape: tiny, mini, small, medium or base (from --init if given)");
-  f->add_option("--out", finetune.out, "Checkpoint directory to write")->required();
-  f->add_option("--init", finetune.init, "Start from this checkpoint directory instead of random weights");
-  f->add_option("--epochs", finetune.epochs, "Passes over the training set")->capture_default_str();
-  f->add_option("--steps", finetune.steps, "Optimizer steps instead of --epochs passes (a reduced-budget baseline)");
-  f->add_option("--batch", finetune.batch, "Examples per step")->capture_default_str();
-  f->add_option("--max-seq", finetune.max_seq, "Longest encoded example; longer ones are truncated")->capture_default_str();
-  f->add_option("--lr", finetune.lr, "Peak learning rate (default 1e-3 from scratch, 3e-4 with --init)");
-  f->add_option("--warmup-ratio", finetune.warmup_ratio, "Warm-up as a fraction of the steps")->capture_default_str();
-  f->add_option("--weight-decay", finetune.weight_decay, "AdamW's decoupled weight decay")->capture_default_str();
-  f->add_option("--max-grad-norm", finetune.max_grad_norm, "Gradient-norm clipping (0: none)")->capture_default_str();
-  f->add_option("--accumulation", finetune.accumulation, "Micro-batches per step")->capture_default_str();
+                "A task by name (its files, labels, head and metrics): cola, sst2, mrpc, stsb, qqp, mnli, qnli, rte, squad, upos or ner")->group(data_group);
+  f->add_option("--data", finetune.data, "The --task's directory, holding its files under their GLUE names")->group(data_group);
+  f->add_option("--train", finetune.train, "Training TSV: the --task's layout, or (without --task) a header naming text column(s) and 'label'")->group(data_group);
+  f->add_option("--dev", finetune.dev, "Dev TSV, same layout")->group(data_group);
+  f->add_option("--vocab", finetune.vocab, "WordPiece vocabulary (vocab.txt)")->required()->group(data_group);
+  f->add_option("--shape", finetune.shape, "Model shape: tiny, mini, small, medium or base (from --init if given)")->group(data_group);
+  f->add_option("--out", finetune.out, "Checkpoint directory to write")->required()->group(data_group);
+  f->add_option("--init", finetune.init, "Start from this checkpoint directory instead of random weights")->group(data_group);
+  f->add_option("--epochs", finetune.epochs, "Passes over the training set")->capture_default_str()->group(training_group);
+  f->add_option("--steps", finetune.steps, "Optimizer steps instead of --epochs passes (a reduced-budget baseline)")->group(training_group);
+  f->add_option("--batch", finetune.batch, "Examples per step")->capture_default_str()->group(training_group);
+  f->add_option("--max-seq", finetune.max_seq, "Longest encoded example; longer ones are truncated")->capture_default_str()->group(data_group);
+  f->add_option("--lr", finetune.lr, "Peak learning rate (default 1e-3 from scratch, 3e-4 with --init)")->group(training_group);
+  f->add_option("--warmup-ratio", finetune.warmup_ratio, "Warm-up as a fraction of the steps")->capture_default_str()->group(training_group);
+  f->add_option("--weight-decay", finetune.weight_decay, "AdamW's decoupled weight decay")->capture_default_str()->group(training_group);
+  f->add_option("--max-grad-norm", finetune.max_grad_norm, "Gradient-norm clipping (0: none)")->capture_default_str()->group(training_group);
+  f->add_option("--accumulation", finetune.accumulation, "Micro-batches per step")->capture_default_str()->group(training_group);
   f->add_option("--num-labels", finetune.num_labels, "Classes of custom files (1: a regression on real-valued scores); a --task knows its own")
-      ->capture_default_str();
-  f->add_option("--eval-every", finetune.eval_every, "Evaluate every N steps (0: after every epoch)")->capture_default_str();
-  f->add_option("--doc-stride", finetune.doc_stride, "SQuAD: pieces between the starts of a context's windows")->capture_default_str();
-  f->add_option("--max-query", finetune.max_query, "SQuAD: the question's pieces kept")->capture_default_str();
+      ->capture_default_str()->group(data_group);
+  f->add_option("--eval-every", finetune.eval_every, "Evaluate every N steps (0: after every epoch)")->capture_default_str()->group(training_group);
+  f->add_option("--doc-stride", finetune.doc_stride, "SQuAD: pieces between the starts of a context's windows")->capture_default_str()->group("SQuAD (--task squad)");
+  f->add_option("--max-query", finetune.max_query, "SQuAD: the question's pieces kept")->capture_default_str()->group("SQuAD (--task squad)");
   add_common(*f, finetune.common);
   add_checkpointing(*f, finetune.common);
   add_earlybert(*f, finetune.earlybert, "Efficient-stage epochs (default two thirds of --epochs)",
@@ -209,17 +233,29 @@ int main(int argc, char** argv) {
   add_exit_policy(*f, finetune.early_exit.exit);
 
   predict_options predict;
-  auto* r = app.add_subcommand("predict", "Classify or score every row of a TSV file with a fine-tuned checkpoint");
-  r->add_option("--checkpoint", predict.checkpoint, "Checkpoint directory (config.json, model.safetensors, vocab.txt)")->required();
-  r->add_option("--input", predict.input, "TSV in the layout of the checkpoint's task (or with a header naming its text column(s)); labels optional")
-      ->required();
-  r->add_option("--out", predict.out, "JSON-lines output, one {\"index\", \"logits\", \"label\", \"label_name\"} (or {\"index\", \"score\"}) per row")
-      ->required();
-  r->add_option("--batch", predict.batch, "Rows per forward pass")->capture_default_str();
-  r->add_option("--max-seq", predict.max_seq, "Longest encoded row; longer ones are truncated (question answering: 384 unless given)")
-      ->capture_default_str();
-  r->add_option("--doc-stride", predict.doc_stride, "Question answering: pieces between the starts of a context's windows")->capture_default_str();
-  r->add_option("--max-query", predict.max_query, "Question answering: the question's pieces kept")->capture_default_str();
+  auto* r = app.add_subcommand(
+      "predict",
+      described("Run a fine-tuned checkpoint on an input in its task's format (a TSV, CoNLL-U, CoNLL NER or SQuAD JSON file): predictions in "
+                "--out, the task's formats beside it, and the official metrics when the input holds the answers",
+                {"earlybert predict --checkpoint runs/rte --input data/tasks/rte/dev.tsv --out runs/rte_dev.jsonl",
+                 "earlybert predict --checkpoint runs/squad --input dev-v1.1.json --out predictions.json   (also predictions.nbest.json)",
+                 "earlybert predict --checkpoint runs/upos_ee --input test.conllu --out tags.jsonl --exit-mode token --exit-threshold 0.2"}));
+  r->add_option("--checkpoint", predict.checkpoint, "Checkpoint directory (config.json, model.safetensors, vocab.txt, tokenizer_config.json)")
+      ->required()->group(data_group);
+  r->add_option("--input", predict.input,
+                "The input in the layout of the checkpoint's task: a GLUE task's TSV (or a custom TSV whose header names its text "
+                "column(s)), CoNLL-U (upos), a CoNLL NER file (ner) or a SQuAD v1.1 JSON file; answers optional (given: scored)")
+      ->required()->group(data_group);
+  r->add_option("--out", predict.out,
+                "Predictions: JSON lines per row or sentence, or SQuAD's {\"id\": \"answer\"} file; beside it <stem>.submission.tsv, "
+                "<stem>.conll or <stem>.nbest.json, and <stem>.metrics.json when the input is scored")
+      ->required()->group(data_group);
+  r->add_option("--batch", predict.batch, "Rows, sentences or windows per forward pass")->capture_default_str()->group(data_group);
+  r->add_option("--max-seq", predict.max_seq, "Longest encoded input (default: the checkpoint's, from its tokenizer_config.json)")->group(data_group);
+  r->add_option("--doc-stride", predict.doc_stride, "Question answering: pieces between the starts of a context's windows")
+      ->capture_default_str()->group("SQuAD (a question-answering checkpoint)");
+  r->add_option("--max-query", predict.max_query, "Question answering: the question's pieces kept")
+      ->capture_default_str()->group("SQuAD (a question-answering checkpoint)");
   predict.exit.mode = "none";
   add_exit_policy(*r, predict.exit);
   r->add_option("--exit-report", predict.exit_report, "A model with exits: write the work done and the tagging metrics (with gold tags) as JSON here")
@@ -227,7 +263,9 @@ int main(int argc, char** argv) {
   add_common(*r, predict.common, false, false);
 
   demo_options demo;
-  auto* d = app.add_subcommand("demo", "The main job: dense BERT, EarlyBERT and a random ticket on bundled SST-2, side by side, at two pruning depths");
+  auto* d = app.add_subcommand(
+      "demo", described("The main job: dense BERT, EarlyBERT and a random ticket on bundled SST-2, side by side, at two pruning depths",
+                        {"earlybert demo", "earlybert demo --out runs/demo2 --seeds 5 --no-deeper", "earlybert demo --init runs/pretrained --shape mini"}));
   d->add_option("--out", demo.out, "Directory for summary.json, metrics, checkpoints and pictures")->capture_default_str();
   d->add_option("--data", demo.data, "The bundled data directory")->capture_default_str();
   d->add_option("--shape", demo.shape, "Model shape (of the pre-trained model)")->capture_default_str();
@@ -246,7 +284,10 @@ int main(int argc, char** argv) {
   add_common(*d, demo.common, false);
 
   bench_options bench;
-  auto* b = app.add_subcommand("bench", "Time training steps (or forward passes) of a BERT on random data");
+  auto* b = app.add_subcommand(
+      "bench", described("Time training steps (or forward passes) of a BERT on random data",
+                         {"earlybert bench --shape mini", "earlybert bench --shape base --batch 8 --seq 128 --inference --json",
+                          "earlybert bench --shape mini --prune-heads 0.5 --prune-ffn 0.4   (a compacted model)"}));
   b->add_option("--shape", bench.shape, "Model shape: tiny, mini, small, medium or base")->capture_default_str();
   b->add_option("--task", bench.task, "mlm (15% masked, tied decoder) or cls (two-class sequence classifier)")->capture_default_str();
   b->add_option("--batch", bench.batch, "Sequences per step")->capture_default_str();
@@ -260,7 +301,9 @@ int main(int argc, char** argv) {
   add_common(*b, bench.common, false);
 
   inspect_options inspect;
-  auto* i = app.add_subcommand("inspect", "Describe a checkpoint: shape, parameters, FLOPs, kept structure");
+  auto* i = app.add_subcommand(
+      "inspect", described("Describe a checkpoint: its shape, task, parameters, FLOPs, kept structure, ticket, weight masks and exits",
+                           {"earlybert inspect runs/rte", "earlybert inspect runs/imp/level_04 --json", "earlybert inspect runs/sst2_eb --seq 64"}));
   i->add_option("directory", inspect.directory, "Checkpoint directory")->required();
   i->add_flag("--json", inspect.json, "Print one JSON object instead of text");
   i->add_option("--seq", inspect.seq, "Sequence length for the FLOPs count")->capture_default_str();
@@ -268,7 +311,7 @@ int main(int argc, char** argv) {
   // --quiet on every subcommand (messages.hpp): no status lines or notes, only an error.
   bool quiet = false;
   for (CLI::App* command : {p, f, r, d, b, i}) {
-    command->add_flag("-q,--quiet", quiet, "Print no status lines or notes on stderr, only an error (also EARLYBERT_QUIET=1)");
+    command->add_flag("-q,--quiet", quiet, "Print no status lines or notes on stderr, only an error (also EARLYBERT_QUIET=1)")->group(run_group);
   }
 
   try {
