@@ -265,7 +265,7 @@ struct bench_options {
 struct inspect_options {
   std::string directory;
   bool json = false;
-  index_t seq = 128;
+  index_t seq = 0;  // 0: the length the model was trained at (tokenizer_config.json), else 128
 };
 
 int run_pretrain(const pretrain_options& o);
@@ -383,6 +383,36 @@ class progress_display {
   long first_;
   bool terminal_;
   double last_line_s_ = 0;
+};
+
+// Progress through a long pass over data (an evaluation, a prediction), "<subcommand>: <what> 300/872
+// rows": on a terminal redrawn in place; otherwise a line at each tenth once the pass has taken 5 s, so
+// that short passes stay silent in logs. Call it as progress(done, total) after every batch.
+class pass_progress {
+ public:
+  pass_progress(std::string label, std::string unit) : label_(std::move(label)), unit_(std::move(unit)), terminal_(::isatty(2) != 0) {}
+
+  void operator()(std::size_t done, std::size_t total) {
+    const double elapsed = std::chrono::duration<double>(std::chrono::steady_clock::now() - start_).count();
+    if (terminal_) {
+      if (done < total && elapsed - last_s_ < 0.1) return;
+      last_s_ = elapsed;
+      messages::progress(fmt::format("{} {}/{} {}  elapsed {:.1f} s   ", label_, done, total, unit_, elapsed), true);
+      if (done == total) messages::end_line();
+      return;
+    }
+    const std::size_t tenth = total == 0 ? 10 : done * 10 / total;
+    if (elapsed < 5 || tenth == last_tenth_) return;
+    last_tenth_ = tenth;
+    messages::progress(fmt::format("{} {}/{} {}  elapsed {:.1f} s", label_, done, total, unit_, elapsed), false);
+  }
+
+ private:
+  std::string label_, unit_;
+  bool terminal_;
+  std::size_t last_tenth_ = 0;
+  double last_s_ = -1;
+  std::chrono::steady_clock::time_point start_ = std::chrono::steady_clock::now();
 };
 
 class stopwatch {

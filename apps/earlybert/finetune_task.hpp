@@ -45,18 +45,23 @@ struct training_data_for<exit_tagger, tagging_dataset> {
   using type = self_sampling_task<exit_tagger>;
 };
 
-// The task's metrics on every dev set (the first set's unsuffixed, the main metric first).
+// The task's metrics on every dev set (the first set's unsuffixed, the main metric first); a long
+// evaluation shows its progress (pass_progress).
 template <class Model>
 metric_values evaluate_task(Model& model, const sentence_task_data& task, token_id pad) {
   metric_values all;
-  for (const auto& [suffix, set] : task.dev) all.append(sentence_metrics(task.metrics, predict_sentences(model, set, 64, pad, &job::group()), set, suffix));
+  for (const auto& [suffix, set] : task.dev) {
+    pass_progress progress(suffix.empty() ? "finetune: evaluating" : "finetune: evaluating " + suffix, "dev examples");
+    all.append(sentence_metrics(task.metrics, predict_sentences(model, set, 64, pad, &job::group(), std::ref(progress)), set, suffix));
+  }
   return all;
 }
 template <class Model>
 metric_values evaluate_task(Model& model, const tagging_task_data& task, token_id pad) {
   metric_values all;
   for (const auto& [suffix, set] : task.dev) {
-    all.append(tagging_metrics(set, predict_tags(model, set, 64, pad, &job::group()), task.entities, suffix));
+    pass_progress progress("finetune: evaluating", "dev sentences");
+    all.append(tagging_metrics(set, predict_tags(model, set, 64, pad, &job::group(), std::ref(progress)), task.entities, suffix));
   }
   return all;
 }
@@ -65,7 +70,8 @@ template <class Model>
 metric_values evaluate_task(Model& model, const squad_task_data& task, token_id pad) {
   metric_values all;
   for (const auto& [suffix, set] : task.dev) {
-    all.append(squad_metrics(set.source, predict_answers(model, set, 32, pad, task.options, &job::group()), suffix));
+    pass_progress progress("finetune: evaluating", "dev windows");
+    all.append(squad_metrics(set.source, predict_answers(model, set, 32, pad, task.options, &job::group(), std::ref(progress)), suffix));
   }
   return all;
 }
@@ -106,6 +112,8 @@ class finetune_task {
   // last evaluation is no longer the model's.
   void on_event(const json& event) {
     if (event["event"] == "imp_level_start" || event["event"] == "instability_second_copy") last_evaluated_ = -1;
+    if (event["event"] == "imp_level_start") place_ = fmt::format("IMP level {} ", event["level"].get<int>());
+    if (event["event"] == "instability_second_copy") place_ = "second copy ";
     report_.event(event);
   }
 
@@ -139,7 +147,9 @@ class finetune_task {
     last_metrics_ = report_.evaluation([&] { return evaluate_task(*model_, task_, pad_); });
     last_evaluated_ = step;
     const auto& [main, value] = last_metrics_.items().front();
-    messages::status("finetune", "step {} dev {} {:.4f}", step, main, value);
+    // The step as the run counts it: EarlyBERT's efficient stage, an IMP level and an instability run's
+    // second copy each count their steps from 1.
+    messages::status("finetune", "{}{}step {} dev {} {:.4f}", place_, o_.earlybert.enabled ? "efficient " : "", step, main, value);
     json event{{"event", "eval"}, {"step", step}};
     json metrics = json::object();
     for (const auto& [name, v] : last_metrics_.items()) {
@@ -182,6 +192,7 @@ class finetune_task {
   stage_reporter report_;
   metric_values last_metrics_;
   long last_evaluated_ = -1;
+  std::string place_;  // where the steps count from, for the eval line ("IMP level 2 ", "second copy ")
   const run_checkpoints* checkpoints_ = nullptr;
   const finetune_task* first_copy_ = nullptr;
 };

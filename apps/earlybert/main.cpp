@@ -306,7 +306,7 @@ int main(int argc, char** argv) {
                            {"earlybert inspect runs/rte", "earlybert inspect runs/imp/level_04 --json", "earlybert inspect runs/sst2_eb --seq 64"}));
   i->add_option("directory", inspect.directory, "Checkpoint directory")->required();
   i->add_flag("--json", inspect.json, "Print one JSON object instead of text");
-  i->add_option("--seq", inspect.seq, "Sequence length for the FLOPs count")->capture_default_str();
+  i->add_option("--seq", inspect.seq, "Sequence length for the FLOPs count (default: the length it was trained at, else 128)");
 
   // --quiet on every subcommand (messages.hpp): no status lines or notes, only an error.
   bool quiet = false;

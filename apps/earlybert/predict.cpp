@@ -72,34 +72,6 @@ auto read_input(const predict_options& o, const input_kind& kind, Read&& read) {
   }
 }
 
-// Progress of a long prediction: on a terminal a line redrawn in place; otherwise a line at every tenth,
-// for inputs of at least ten batches.
-class prediction_progress {
- public:
-  prediction_progress(std::string unit, index_t batch) : unit_(std::move(unit)), batch_(static_cast<std::size_t>(batch)), terminal_(::isatty(2) != 0) {}
-
-  void operator()(std::size_t done, std::size_t total) {
-    const double elapsed = clock_.seconds();
-    if (terminal_) {
-      messages::progress(fmt::format("predict: {}/{} {}  {:.0f}/s   ", done, total, unit_, static_cast<double>(done) / std::max(elapsed, 1e-9)), true);
-      if (done == total) messages::end_line();
-      return;
-    }
-    if (total < 10 * batch_) return;
-    const std::size_t tenth = (done * 10) / total;
-    if (tenth == last_tenth_) return;
-    last_tenth_ = tenth;
-    messages::progress(fmt::format("predict: {}/{} {}  elapsed {:.1f} s", done, total, unit_, elapsed), false);
-  }
-
- private:
-  std::string unit_;
-  std::size_t batch_;
-  bool terminal_;
-  std::size_t last_tenth_ = 0;
-  stopwatch clock_;
-};
-
 // Prints the metrics and writes them beside --out.
 void report_metrics(const predict_options& o, const input_kind& kind, const metric_values& metrics, std::size_t scored, const char* unit) {
   ordered_json values = ordered_json::object();
@@ -126,7 +98,7 @@ int predict_squad(const predict_options& o, const checkpoint_config& config, con
                                    "max-query + 4 and positive sizes", o.max_seq, config.model.max_positions, o.max_query, o.doc_stride));
   }
   const qa_dataset data = read_input(o, kind, [&] { return make_qa_features(read_squad(o.input), tokenizer, options); });
-  prediction_progress progress("windows", o.batch);
+  pass_progress progress("predict:", "windows");
   const answer_extractor extracted = extract_answers(model, data, o.batch, pad, options, nullptr, std::ref(progress));
   const std::vector<std::string> answers = extracted.answers();
   const std::vector<std::vector<scored_answer>> n_best = extracted.n_best_answers();
@@ -176,7 +148,7 @@ int predict_tags_of(const predict_options& o, const checkpoint_config& config, c
   // What the forward passes computed, for --exit-report: a model without exits is its own full model.
   ordered_json report{{"mode", o.exit.mode}, {"measure", o.exit.measure}, {"threshold", policy.threshold}, {"window", policy.window},
                       {"batch", o.batch}, {"exits", exits}};
-  prediction_progress progress("sentences", o.batch);
+  pass_progress progress("predict:", "sentences");
   std::vector<std::vector<int>> predicted;
   if (exits) {
     bert_for_token_classification_with_exits<float, shapes::any> model(config.model);
@@ -246,7 +218,7 @@ int predict_sentences_of(const predict_options& o, const checkpoint_config& conf
     return task != nullptr ? read_sentence_tsv(o.input, task->layout, tokenizer, o.max_seq, false)
                            : read_classification_tsv(o.input, tokenizer, o.max_seq, config.model.num_labels, false);
   });
-  prediction_progress progress("rows", o.batch);
+  pass_progress progress("predict:", "rows");
   std::string lines, submission = "index\tprediction\n";
   sentence_predictions predicted;
   for_each_logits(model, data, o.batch, pad, [&](std::size_t first, const auto& logits, const token_batch&) {
