@@ -132,9 +132,30 @@ inline void check_earlybert_options(const earlybert_cli_options& e) {
   make_selector(e);
 }
 
+inline nlohmann::ordered_json earlybert_stage_summary(const earlybert_report& report, const std::string& importance, long steps_per_epoch,
+                                                      double eval_seconds);
+
 // The "summary" metrics event of an EarlyBERT run (accounting per stage), without the task's result.
+// Against the dense run of `dense_steps` steps it replaces: that run's FLOPs and wall time estimated
+// from the search stage, which trains the unpruned model (its FLOPs per step exactly, as the cost
+// model counts them; its time per step with the slimming coefficients' small extra cost included).
 inline nlohmann::ordered_json earlybert_summary(const earlybert_report& report, const std::string& importance, long steps_per_epoch,
-                                                double eval_seconds) {
+                                                double eval_seconds, long dense_steps) {
+  nlohmann::ordered_json summary = earlybert_stage_summary(report, importance, steps_per_epoch, eval_seconds);
+  if (report.ticket_step > 0 && dense_steps > 0) {
+    const double per_step = static_cast<double>(dense_steps) / static_cast<double>(report.ticket_step);
+    const double dense_flops = report.search_flops * per_step, dense_wall = report.search_wall_s * per_step;
+    summary["dense_steps"] = dense_steps;
+    summary["dense_flops_estimate"] = dense_flops;
+    summary["flops_vs_dense"] = report.total_flops() / dense_flops;
+    summary["dense_wall_s_estimate"] = dense_wall;
+    summary["wall_vs_dense_estimate"] = (report.total_wall_s() - eval_seconds) / dense_wall;
+  }
+  return summary;
+}
+
+inline nlohmann::ordered_json earlybert_stage_summary(const earlybert_report& report, const std::string& importance, long steps_per_epoch,
+                                                      double eval_seconds) {
   return {{"event", "summary"},
           {"mode", "earlybert"},
           {"importance", importance},

@@ -187,7 +187,7 @@ finetune_result finetune_model(const finetune_options& o, const vocabulary& voca
     result.heads_kept = report.ticket.heads_kept();
     result.ffn_kept = report.ticket.neurons_kept();
     result.flops_ratio = report.encoder_flops_ratio;
-    json summary = earlybert_summary(report, e.importance, steps_per_epoch, task.eval_seconds());
+    json summary = earlybert_summary(report, e.importance, steps_per_epoch, task.eval_seconds(), dense_steps);
     add_task_summary(summary, data, result);
     metrics.write(summary);
     result.ticket_record = ticket_record(report, steps_per_epoch);
@@ -199,6 +199,7 @@ finetune_result finetune_model(const finetune_options& o, const vocabulary& voca
     checkpoints.finished();
   }
   result.tokens = task.tokens();
+  result.summary = metrics.last_summary();
   return result;
 }
 
@@ -431,14 +432,32 @@ int run_finetune(const finetune_options& o) {
                e["full_dev_metrics"].begin()->get<double>(), e["mean_layers"].get<double>(), e["layers"].get<int>(), e["flops_ratio"].get<double>(),
                e["wall_speed_up"].get<double>(), e["exit_wall_s"].get<double>(), e["full_wall_s"].get<double>());
   }
-  if (o.earlybert.enabled) {
-    fmt::print("finetune (EarlyBERT, {} ticket): ticket at step {}, {} steps in all, {:.1f} s training, {:.3g} FLOPs; dev {} {:.4f}{}; "
-               "checkpoint in '{}'\n", o.earlybert.importance, r.ticket_step, r.total_steps, r.train_wall_s, r.train_flops, r.main_metric, r.dev_main,
-               others, o.out);
-  } else {
-    fmt::print("finetune: {} steps in {:.1f} s ({:.0f} tokens/s), {:.3g} FLOPs; dev {} {:.4f}{}; checkpoint in '{}'\n", r.total_steps,
-               r.train_wall_s, r.tokens / r.train_wall_s, r.train_flops, r.main_metric, r.dev_main, others, o.out);
+  // One line: the run's length and cost, what its method did, the dev result and where it went.
+  const json& s = r.summary;
+  const std::string mode = s.is_object() ? s.value("mode", std::string("dense")) : std::string("dense");
+  std::string method;
+  if (mode == "earlybert") {
+    method = fmt::format(" (EarlyBERT, {} ticket at step {}; encoder FLOPs ratio {:.3f} at --max-seq {})", o.earlybert.importance, r.ticket_step,
+                         r.flops_ratio, o.max_seq);
+  } else if (mode == "imp" || mode == "structured_imp") {
+    method = fmt::format(" ({}IMP, {} levels, the dense one first; the last {:.1f}% pruned)", mode == "imp" ? "" : "structured ", s.value("levels", 0L),
+                         100 * s.value("sparsity", 0.0));
+  } else if (mode == "rigl" || mode == "static_sparse" || mode == "ticket" || mode.starts_with("control_")) {
+    method = fmt::format(" ({}, {:.1f}% of the weights pruned; unstructured masks save no FLOPs with dense GEMMs)",
+                         mode == "rigl" ? fmt::format("RigL, {} mask updates", s.value("updates", 0L)) : mode == "static_sparse" ? std::string("static sparsity")
+                         : mode == "ticket" ? std::string("the ticket of --mask-from") : "--control " + mode.substr(8),
+                         100 * s.value("sparsity", 0.0));
+  } else if (mode == "lmc") {
+    method = fmt::format(" (instability from step {}: error barrier {:.4f}, loss barrier {:.4f})", o.lottery.lmc_step.value_or(0), s.value("error_barrier", 0.0),
+                         s.value("loss_barrier", 0.0));
   }
+  std::string against_dense;
+  if (s.is_object() && s.contains("flops_vs_dense")) {
+    against_dense = fmt::format("; against the {}-step dense run it replaces: {:.3f} of its FLOPs, about {:.2f} of its time (estimated from the search stage)",
+                                s["dense_steps"].get<long>(), s["flops_vs_dense"].get<double>(), s["wall_vs_dense_estimate"].get<double>());
+  }
+  fmt::print("finetune{}: {} steps in all in {:.1f} s ({:.0f} tokens/s), {:.3g} FLOPs{}; dev {} {:.4f}{}; checkpoint in '{}'\n", method, r.total_steps,
+             r.train_wall_s, r.tokens / r.train_wall_s, r.train_flops, against_dense, r.main_metric, r.dev_main, others, o.out);
   return 0;
 }
 

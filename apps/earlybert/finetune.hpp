@@ -73,6 +73,7 @@ struct finetune_result {
   double flops_ratio = 1;   // pruned / dense encoder FLOPs per token
   nlohmann::ordered_json ticket_record;  // the recorded masks (EarlyBERT), written beside the checkpoint
   nlohmann::ordered_json early_exit;     // --early-exit: the dev set under the exit policy, beside the full model
+  nlohmann::ordered_json summary;        // the run's summary event: the method's own figures
 };
 
 // The metrics as a JSON object {"name": value, ...}, the main metric first.

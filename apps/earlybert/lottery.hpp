@@ -195,9 +195,12 @@ finetune_result run_lottery_method(Model& model, const finetune_options& o, cons
     } else {
       levels = run_imp(model, imp, task, on_level, resume);
     }
+    // Every level's steps: the run's length is their sum, the dense level's included.
+    result.total_steps = 0;
     for (const auto& r : levels) {
       result.train_flops += r.flops;
       result.train_wall_s += r.wall_s;
+      result.total_steps += r.steps;
     }
     result.train_wall_s -= task.eval_seconds();
     summary["mode"] = l.imp_structures ? "structured_imp" : "imp";
@@ -301,7 +304,7 @@ finetune_result run_lottery_method(Model& model, const finetune_options& o, cons
   summary["train_flops"] = result.train_flops;
   summary["flops_note"] = l.imp_structures ? "the structures kept: masked heads and neurons still run in the GEMMs until compacted"
                                            : "the dense model's: unstructured masks save no FLOPs with dense GEMMs";
-  summary["total_steps"] = steps;
+  summary["total_steps"] = result.total_steps;
   metrics.write(summary);
   return result;
 }

@@ -200,14 +200,14 @@ pretrain_result pretrain(const pretrain_options& o, const vocabulary& vocab) {
     flops = report.total_flops();
     total_steps = report.ticket_step + report.efficient_steps;
     final = task.evaluate(report.efficient_steps);
-    nlohmann::ordered_json summary = earlybert_summary(report, e.importance, task.steps_per_pass(), task.eval_seconds());
+    nlohmann::ordered_json summary = earlybert_summary(report, e.importance, task.steps_per_pass(), task.eval_seconds(), o.steps);
     summary["mlm_accuracy"] = final.accuracy;
     summary["loss"] = final.loss;
     metrics.write(summary);
     record = ticket_record(report, task.steps_per_pass());
   }
   if (job::lead()) {
-    save_checkpoint(o.out, model, vocab);
+    save_checkpoint(o.out, model, vocab, tokenizer_settings{vocab.looks_uncased(), o.seq});
     if (!record.is_null()) write_file_atomically(fs::path(o.out) / "earlybert_ticket.json", record.dump() + "\n");
   }
   checkpoints.finished();
