@@ -107,7 +107,8 @@ def main():
         for seed in a.seeds:
             seed_dir = os.path.join(a.out, f"seed{seed}")
             os.makedirs(seed_dir, exist_ok=True)
-            base = common + ["--seed", str(seed), "--epochs", str(a.epochs)]
+            seeded = common + ["--seed", str(seed)]
+            base = seeded + ["--epochs", str(a.epochs)]
             done = {arm: r for (s, arm), r in finished.items() if s == seed}
             for arm in a.arms:
                 if arm in done:
@@ -126,7 +127,7 @@ def main():
                     if dense is None or eb is None:
                         raise SystemExit("study: reduced_dense needs the dense and earlybert arms")
                     steps = max(1, round(dense["total_steps"] * eb["train_wall_s"] / dense["train_wall_s"]))
-                    args = base + ["--steps", str(steps)]
+                    args = seeded + ["--steps", str(steps)]  # the run's length in steps, instead of --epochs
                 done[arm] = run(a.earlybert, args, seed_dir, arm, log)
                 results["runs"].append({"seed": seed, "arm": arm, **done[arm]})
                 s = done[arm]

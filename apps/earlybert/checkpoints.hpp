@@ -100,8 +100,19 @@ inline std::optional<training_state_reader> open_training_state(const char* comm
     const auto then = lines(recorded), now = lines(o.settings);
     std::size_t i = 0;
     while (i < then.size() && i < now.size() && then[i] == now[i]) ++i;
-    throw config_error(fmt::format("--resume: the training state '{}' was written with other settings: '{}' then, '{}' now", path.string(),
-                                   i < then.size() ? then[i] : "", i < now.size() ? now[i] : ""));
+    // A setting as the command line gives it: "key=value" as "--key value", an option not given (no
+    // default of its own, as CLI11 writes it: key="") as "--key not given".
+    const auto shown = [](const std::vector<std::string>& settings, std::size_t at) -> std::string {
+      if (at >= settings.size()) return "nothing";
+      const std::string& line = settings[at];
+      const auto equals = line.find('=');
+      if (equals == std::string::npos) return "'" + line + "'";
+      const std::string key = line.substr(0, equals), value = line.substr(equals + 1);
+      if (value.empty() || value == "\"\"") return fmt::format("--{} not given", key);
+      return fmt::format("--{} {}", key, value);
+    };
+    throw config_error(fmt::format("--resume: the training state '{}' was written with other settings: {} then, {} now (resume with the "
+                                   "settings it was written with)", path.string(), shown(then, i), shown(now, i)));
   }
   messages::status(command, "resuming from '{}' at {}", path.string(), run_position(state.record("pipeline")));
   return state;

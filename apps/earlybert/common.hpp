@@ -304,6 +304,33 @@ inline void check_shape_name(const std::string& shape) {
   throw config_error(fmt::format("--shape is '{}', expected one of {}", shape, named_shape_list()));
 }
 
+// Says on stderr what loading the checkpoint in `directory` left unread, as HuggingFace warns: encoder
+// layers beyond the model's (a note, unless `kept_layers` says the model keeps the first layers on
+// purpose: --layers), and any other tensor the model does not use (a status line naming them by their
+// first two name parts: "cls.predictions (5 tensors)").
+inline void tell_unread(const char* command, const std::string& directory, const load_report& report, std::optional<int> kept_layers = std::nullopt) {
+  if (!report.unread_layers.empty()) {
+    const int first = report.unread_layers.front(), last = report.unread_layers.back();
+    if (kept_layers) {
+      messages::status(command, "kept the first {} encoder layers of '{}' (--layers); layers {} to {} are not used", *kept_layers, directory, first, last);
+    } else {
+      messages::note(command, "'{}' holds encoder layers {} to {} beyond the {} its config.json describes: they are not used", directory, first, last, first);
+    }
+  }
+  std::vector<std::pair<std::string, int>> groups;
+  for (const std::string& name : report.unused) {
+    if (detail::encoder_layer_of(name) >= 0) continue;
+    const auto dot = name.find('.', name.find('.') + 1);
+    const std::string group = name.substr(0, std::min(dot, name.rfind('.')));
+    if (groups.empty() || groups.back().first != group) groups.emplace_back(group, 0);
+    ++groups.back().second;
+  }
+  if (groups.empty()) return;
+  std::string list;
+  for (const auto& [group, count] : groups) list += fmt::format("{}{} ({} tensor{})", list.empty() ? "" : ", ", group, count, count == 1 ? "" : "s");
+  messages::status(command, "not used from '{}': {}", directory, list);
+}
+
 // Sets the thread count, and notes (once per process) when OpenBLAS's kernels are weaker than the CPU.
 inline void apply_threads(const char* command, int threads) {
   if (threads < 0) throw config_error(fmt::format("--threads is {}, expected at least 1 (or 0 for every core)", threads));

@@ -275,10 +275,11 @@ class stage_reporter {
 
 // The "ticket" event, told on stderr.
 inline void print_ticket_event(const char* command, const nlohmann::ordered_json& event) {
-  messages::status(command, "ticket drawn at search step {} ({}); heads kept per layer [{}], FFN kept [{}]; encoder FLOPs ratio {:.3f}",
+  // The FLOPs ratio depends on the sequence length (attention's share grows with it): said with it.
+  messages::status(command, "ticket drawn at search step {} ({}); heads kept per layer [{}], FFN kept [{}]; encoder FLOPs ratio {:.3f} at sequence length {}",
                    event["step"].get<long>(), event["detected"].get<bool>() ? "early bird detected" : "search budget reached",
                    fmt::join(event["heads_kept"].get<std::vector<long>>(), ", "),
-                   fmt::join(event["ffn_kept"].get<std::vector<long>>(), ", "), event["flops_ratio"].get<double>());
+                   fmt::join(event["ffn_kept"].get<std::vector<long>>(), ", "), event["flops_ratio"].get<double>(), event["flops_seq"].get<long>());
 }
 
 inline void stage_reporter::event(const nlohmann::ordered_json& e) {

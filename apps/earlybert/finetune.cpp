@@ -123,6 +123,7 @@ finetune_result finetune_model(const finetune_options& o, const vocabulary& voca
     if (!report.initialised.empty()) {
       messages::status("finetune", "initialised from '{}'; freshly initialised: {}", o.init, fmt::join(report.initialised, ", "));
     }
+    tell_unread("finetune", o.init, report, o.layers);
   }
 
   const auto batch = static_cast<std::size_t>(o.batch);

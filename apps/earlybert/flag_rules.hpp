@@ -71,8 +71,12 @@ inline flag_owner earlybert_flags(const earlybert_cli_options& e) {
            "--efficient-epochs", "--efficient-steps", "--efficient-lr"}};
 }
 
-// --overwrite starts the run afresh in a directory that holds one; --resume continues it.
+// --overwrite starts the run afresh in a directory that holds one; --resume continues it. --overlap
+// chooses how the processes of an mpirun job sum their gradients: alone, a process sums nothing.
 inline void check_out_flags(const CLI::App& command) {
+  if (given(command, "--overlap") && job::processes() < 2) {
+    throw usage_error("--overlap applies only under mpirun with two or more processes, which this run is not: leave --overlap out");
+  }
   if (given(command, "--overwrite") && given(command, "--resume")) {
     throw usage_error("--overwrite replaces what --out holds, --resume continues the run it holds: give one");
   }

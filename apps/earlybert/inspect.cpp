@@ -28,6 +28,7 @@ template <class Model>
 int describe(const inspect_options& o, const checkpoint_config& config) {
   Model model(config.model);
   const load_report loaded = load_weights(o.directory, model);
+  tell_unread("inspect", o.directory, load_report{{}, {}, loaded.unread_layers});  // the exits are counted below
   // Exits (finetune --early-exit) are tensors a plain token classifier does not read: counted here.
   int exits = 0;
   for (const std::string& name : loaded.unused) exits += name.starts_with("exits.") && name.ends_with(".weight");

@@ -136,14 +136,7 @@ finetune_result run_lottery_method(Model& model, const finetune_options& o, cons
   finetune_result result;
   result.total_steps = steps;
   json summary{{"event", "summary"}};
-  const auto sparsity_now = [&] {
-    index_t kept = 0, total = 0;
-    for (const auto& f : weight_families(model, scope)) {
-      kept += f.active_count();
-      total += f.size();
-    }
-    return total == 0 ? 0.0 : 1.0 - static_cast<double>(kept) / static_cast<double>(total);
-  };
+  const auto sparsity_now = [&] { return unstructured_sparsity(model, scope).overall(); };
 
   if (l.imp) {
     imp_options imp;

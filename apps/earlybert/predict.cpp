@@ -88,7 +88,7 @@ void report_metrics(const predict_options& o, const input_kind& kind, const metr
 int predict_squad(const predict_options& o, const checkpoint_config& config, const wordpiece_tokenizer& tokenizer, token_id pad) {
   const input_kind kind = input_kind_of(config);
   bert_for_question_answering<float, shapes::any> model(config.model);
-  load_weights(o.checkpoint, model);
+  tell_unread("predict", o.checkpoint, load_weights(o.checkpoint, model));
   squad_options options;
   options.max_seq = o.max_seq;
   options.stride = o.doc_stride;
@@ -152,7 +152,7 @@ int predict_tags_of(const predict_options& o, const checkpoint_config& config, c
   std::vector<std::vector<int>> predicted;
   if (exits) {
     bert_for_token_classification_with_exits<float, shapes::any> model(config.model);
-    load_weights(o.checkpoint, model);
+    tell_unread("predict", o.checkpoint, load_weights(o.checkpoint, model));
     model.set_exit_policy(policy);
     const stopwatch clock;  // the forward passes alone
     predicted = predict_tags(model, data, o.batch, pad, nullptr, std::ref(progress));
@@ -168,7 +168,7 @@ int predict_tags_of(const predict_options& o, const checkpoint_config& config, c
                      model.layers(), st.flops_ratio(), report["wall_s"].get<double>());
   } else {
     bert_for_token_classification<float, shapes::any> model(config.model);
-    load_weights(o.checkpoint, model);
+    tell_unread("predict", o.checkpoint, load_weights(o.checkpoint, model));
     const stopwatch clock;
     predicted = predict_tags(model, data, o.batch, pad, nullptr, std::ref(progress));
     report["wall_s"] = clock.seconds();
@@ -212,7 +212,7 @@ int predict_tags_of(const predict_options& o, const checkpoint_config& config, c
 int predict_sentences_of(const predict_options& o, const checkpoint_config& config, const wordpiece_tokenizer& tokenizer, token_id pad) {
   const input_kind kind = input_kind_of(config);
   bert_for_sequence_classification<float, shapes::any> model(config.model);
-  load_weights(o.checkpoint, model);
+  tell_unread("predict", o.checkpoint, load_weights(o.checkpoint, model));
   const sentence_task* task = find_glue_task(config.model.finetuning_task);
   const classification_dataset data = read_input(o, kind, [&] {
     return task != nullptr ? read_sentence_tsv(o.input, task->layout, tokenizer, o.max_seq, false)

@@ -596,7 +596,7 @@ resume)
     [[ $(ls stopped_$signal) == training_state.safetensors ]] || fail "SIG$signal: more than the training state was written: $(ls stopped_$signal)"
   done
   # Resuming with other settings names the first that differs; without a state, the run starts afresh.
-  expect_error "--resume: the training state 'stopped_TERM/training_state.safetensors' was written with other settings: 'lr=\"\"' then, 'lr=0.002' now" \
+  expect_error "--resume: the training state 'stopped_TERM/training_state.safetensors' was written with other settings: --lr not given then, --lr 0.002 now" \
     "${long[@]}" --out stopped_TERM --metrics stopped_TERM.jsonl --resume --lr 0.002
   "${long[@]}" --out stopped_TERM --metrics stopped_TERM.jsonl --resume 2> continued.log || fail "the resumed run failed: $(tail -n 2 continued.log)"
   grep -q "^finetune: resuming from 'stopped_TERM/training_state.safetensors' at step [1-9]" continued.log || fail "no resume note"
@@ -656,10 +656,11 @@ bad-input)
   touch notdir
   expect_error "--out 'notdir' exists and is not a directory" "${finetune[@]}" --out notdir
   expect_error "--on-nonfinite is 'ignore', expected stop or skip" "${finetune[@]}" --out x --on-nonfinite ignore
-  expect_error "--overlap is 'maybe', expected on or off" "${finetune[@]}" --out x --overlap maybe
+  expect_usage "--overlap applies only under mpirun with two or more processes" "${finetune[@]}" --out x --overlap off
   expect_error "--checkpoint-every is -1, expected at least 1 (or 0 for only on SIGINT/SIGTERM)" "${finetune[@]}" --out x --checkpoint-every -1
   [[ ! -e x ]] || fail "finetune created its output despite the error"
   # A diverging run (a learning rate of 1e30) stops at the first non-finite loss, or skips such steps.
+  finetune=("$earlybert" finetune --train train.tsv --dev dev.tsv --vocab "$vocab" --batch 16 --threads 2 --shape tiny --seed 7)  # --steps, not --epochs
   status=0
   "${finetune[@]}" --out diverged --lr 1e30 --steps 4 2> diverged.txt || status=$?
   [[ $status -eq 1 ]] || fail "a diverged run exited with $status, expected 1"
@@ -670,6 +671,18 @@ bad-input)
     || fail "--on-nonfinite skip did not finish: $(cat skipped.txt)"
   grep -q "note: step 2 skipped (--on-nonfinite skip)" skipped.txt || fail "no note for the skipped step: $(cat skipped.txt)"
   grep -q '"step":2,"loss":null,.*"skipped":true' skipped.jsonl || fail "the skipped step is not marked in the metrics"
+  # --out holds a finished run: another run is refused (the checkpoint untouched) unless --overwrite
+  # says so; --overwrite and --resume together are a usage error. The run leaves its dev metrics and
+  # summary beside the checkpoint.
+  [[ -e skipped/eval_results.json && -e skipped/summary.json && -e skipped/tokenizer_config.json ]] || fail "no eval_results.json, summary.json or tokenizer_config.json: $(ls skipped)"
+  grep -q '"eval_accuracy":' skipped/eval_results.json || fail "eval_results.json: $(cat skipped/eval_results.json)"
+  before=$(md5sum < skipped/model.safetensors)
+  expect_error "--out 'skipped' already holds a run's checkpoint ('model.safetensors'); give --overwrite to replace it, --resume to continue that run, or another --out" \
+    "${finetune[@]}" --out skipped --steps 2
+  [[ $(md5sum < skipped/model.safetensors) == "$before" ]] || fail "a refused run changed the checkpoint"
+  expect_usage "--overwrite replaces what --out holds, --resume continues the run it holds: give one" "${finetune[@]}" --out skipped --overwrite --resume
+  "${finetune[@]}" --out skipped --steps 2 --overwrite 2> /dev/null || fail "--overwrite did not replace the checkpoint"
+  [[ $(md5sum < skipped/model.safetensors) != "$before" ]] || fail "--overwrite left the old checkpoint"
   ;;
 notes)
   # Notes are lines of their own, "<subcommand>: note: ...", each printed once per process; they never

@@ -446,3 +446,27 @@ TEST_CASE("checkpoint: a config.json describing fewer layers than the weights lo
   CHECK(detail::encoder_layer_of("bert.encoder.layer.x.output") == -1);
   CHECK(detail::encoder_layer_of("bert.pooler.dense.weight") == -1);
 }
+
+TEST_CASE("checkpoint: tokenizer_config.json keeps lower-casing and the longest input, as BertTokenizer reads them") {
+  scratch_directory dir("checkpoint_tokenizer");
+  bert_for_sequence_classification<float, test_shape> model(test_config());
+  save_checkpoint(dir.path, model, test_vocabulary());  // defaults: the vocabulary's casing, max_positions
+  const auto j = nlohmann::json::parse(read_file(dir.path / "tokenizer_config.json", "tokenizer config"));
+  CHECK(j["tokenizer_class"] == "BertTokenizer");
+  CHECK(j["do_lower_case"] == test_vocabulary().looks_uncased());
+  CHECK(j["model_max_length"] == 6);
+  save_checkpoint(dir.path, model, test_vocabulary(), tokenizer_settings{false, 5});
+  const std::optional<tokenizer_settings> read = read_tokenizer_config(dir.path, {true, 128});
+  REQUIRE(read.has_value());
+  CHECK_FALSE(read->lower_case);
+  CHECK(read->max_length == 5);
+  // Absent: nothing; HuggingFace's "no limit" (1e30 as an integer it cannot be; a huge one) keeps the fallback length.
+  CHECK_FALSE(read_tokenizer_config(dir.path / "elsewhere", {true, 128}).has_value());
+  write_file_atomically(dir.path / "tokenizer_config.json", R"({"do_lower_case": true, "model_max_length": 1000000000000000019})");
+  CHECK(read_tokenizer_config(dir.path, {false, 128})->max_length == 128);
+  write_file_atomically(dir.path / "tokenizer_config.json", R"({"do_lower_case": "yes"})");
+  CHECK_THROWS_WITH_AS(read_tokenizer_config(dir.path, {true, 128}),
+                       fmt::format("tokenizer config '{}': key 'do_lower_case' is \"yes\", expected true or false",
+                                   (dir.path / "tokenizer_config.json").string()).c_str(),
+                       io_error);
+}

@@ -210,3 +210,19 @@ TEST_CASE("weight_family: the single weights of the encoder's linear layers, mas
   family.clear();
   CHECK(unstructured_sparsity(m).overall() == 0.0);
 }
+
+TEST_CASE("unstructured_sparsity: takes a task model as weight_families does (either scope) or its bert_model (the encoder's)") {
+  bert_config c = bert_config::for_shape<bert_shape<2, 8, 2, 4>>(10);
+  c.max_positions = 8;
+  bert_for_sequence_classification<double, shapes::any> task(c);
+  std::vector<std::uint8_t> mask(static_cast<std::size_t>(task.classifier.weight.size()), 1);
+  mask[0] = 0;
+  task.classifier.set_weight_mask(mask);  // outside the encoder
+  CHECK(unstructured_sparsity(task).overall() == 0.0);
+  CHECK(unstructured_sparsity(task, weight_scope::encoder).families.size() == 12);
+  const sparsity_report every = unstructured_sparsity(task, weight_scope::every_linear);
+  CHECK(every.families.size() == 14);  // the pooler and the classifier too
+  CHECK(every.families.back().active == every.families.back().size - 1);
+  CHECK(unstructured_sparsity(task.bert).families.size() == 12);
+  CHECK_THROWS_AS(unstructured_sparsity(task.bert, weight_scope::every_linear), config_error);
+}

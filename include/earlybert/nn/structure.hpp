@@ -306,14 +306,6 @@ struct sparsity_report {
   }
 };
 
-// The sparsity of every family `model.for_each_weight_family` visits.
-template <class Model>
-sparsity_report unstructured_sparsity(Model& model) {
-  sparsity_report report;
-  model.for_each_weight_family([&](const auto& family) { report.families.push_back({family.name(), family.size(), family.active_count()}); });
-  return report;
-}
-
 // Which single weights unstructured methods (IMP, RigL) work on: the encoder's linear layers (Chen et
 // al. 2020's scope: embeddings, pooler and task head excluded), or every linear layer of a task model
 // (the pooler and the task head's too). The embeddings have no weight masks.
@@ -330,6 +322,23 @@ auto weight_families(Model& model, weight_scope scope) {
     model.for_each_linear([&](linear<scalar>& l) { families.push_back(weight_family<scalar>(l)); });
   }
   return families;
+}
+
+// The sparsity of every weight family of `model` in `scope`: a task model (bert_for_*), as
+// weight_families takes it, or its bert_model (whose families are the encoder's: scope encoder only).
+template <class Model>
+sparsity_report unstructured_sparsity(Model& model, weight_scope scope = weight_scope::encoder) {
+  sparsity_report report;
+  const auto add = [&](const auto& family) { report.families.push_back({family.name(), family.size(), family.active_count()}); };
+  if constexpr (requires { model.bert; }) {
+    for (const auto& family : weight_families(model, scope)) add(family);
+  } else {
+    if (scope != weight_scope::encoder) {
+      throw config_error("unstructured_sparsity: a bert_model holds the encoder's weight families only; give the task model for every_linear");
+    }
+    model.for_each_weight_family(add);
+  }
+  return report;
 }
 
 }  // namespace earlybert

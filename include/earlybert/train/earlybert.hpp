@@ -342,7 +342,8 @@ earlybert_report run_earlybert(Model& model, Criterion& criterion, const Selecto
                    {"detected", report.detected},
                    {"heads_kept", report.ticket.heads_kept()},
                    {"ffn_kept", report.ticket.neurons_kept()},
-                   {"flops_ratio", report.encoder_flops_ratio}});
+                   {"flops_ratio", report.encoder_flops_ratio},
+                   {"flops_seq", reference_seq}});
     report.draw_wall_s = detail::seconds_since(start);
     position.stage = pipeline_stage::efficient;
     position.steps_done = 0;
