@@ -102,12 +102,15 @@ inline std::optional<training_state_reader> open_training_state(const char* comm
     while (i < then.size() && i < now.size() && then[i] == now[i]) ++i;
     // A setting as the command line gives it: "key=value" as "--key value", an option not given (no
     // default of its own, as CLI11 writes it: key="") as "--key not given".
+    // The job's size is a setting too, the last line of an mpirun job's ("processes=2"), and the only
+    // one that may be absent (one process).
     const auto shown = [](const std::vector<std::string>& settings, std::size_t at) -> std::string {
-      if (at >= settings.size()) return "nothing";
+      if (at >= settings.size()) return "one process";
       const std::string& line = settings[at];
       const auto equals = line.find('=');
       if (equals == std::string::npos) return "'" + line + "'";
       const std::string key = line.substr(0, equals), value = line.substr(equals + 1);
+      if (key == "processes") return fmt::format("{} processes (mpirun -np {})", value, value);
       if (value.empty() || value == "\"\"") return fmt::format("--{} not given", key);
       return fmt::format("--{} {}", key, value);
     };

@@ -453,6 +453,10 @@ int run_finetune(const finetune_options& o) {
                          s.value("loss_barrier", 0.0));
   }
   std::string against_dense;
+  if (s.is_object() && s.contains("last_level_flops_vs_dense")) {
+    against_dense = fmt::format("; the last level against the dense one (level 0): {:.3f} of its FLOPs, {:.2f} of its time",
+                                s["last_level_flops_vs_dense"].get<double>(), s["last_level_wall_vs_dense"].get<double>());
+  }
   if (s.is_object() && s.contains("flops_vs_dense")) {
     against_dense = fmt::format("; against the {}-step dense run it replaces: {:.3f} of its FLOPs, about {:.2f} of its time (estimated from the search stage)",
                                 s["dense_steps"].get<long>(), s["flops_vs_dense"].get<double>(), s["wall_vs_dense_estimate"].get<double>());

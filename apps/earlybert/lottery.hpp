@@ -199,6 +199,12 @@ finetune_result run_lottery_method(Model& model, const finetune_options& o, cons
     summary["mode"] = l.imp_structures ? "structured_imp" : "imp";
     summary["levels"] = static_cast<long>(levels.size());
     summary["sparsity"] = levels.back().sparsity;
+    // Level 0 trains the dense model: the last level's cost against it (equal FLOPs for unstructured
+    // masks, fewer for structured ones; the time follows the FLOPs once the model is compacted).
+    if (levels.size() > 1 && levels.front().flops > 0 && levels.front().wall_s > 0) {
+      summary["last_level_flops_vs_dense"] = levels.back().flops / levels.front().flops;
+      summary["last_level_wall_vs_dense"] = levels.back().wall_s / levels.front().wall_s;
+    }
   } else if (l.sparsity && l.rigl) {
     rigl_options rigl;
     rigl.sparsity = *l.sparsity;

@@ -122,21 +122,11 @@ int predict_squad(const predict_options& o, const checkpoint_config& config, con
   return 0;
 }
 
-int predict_tags_of(const predict_options& o, const checkpoint_config& config, const wordpiece_tokenizer& tokenizer, token_id pad) {
+int predict_tags_of(const predict_options& o, const checkpoint_config& config, bool exits, const wordpiece_tokenizer& tokenizer, token_id pad) {
   const input_kind kind = input_kind_of(config);
   const std::string& task = config.model.finetuning_task;
   if (task != "upos" && task != "ner") {
     throw config_error(fmt::format("--checkpoint '{}' is a token classifier for task '{}', expected upos or ner (its input format)", o.checkpoint, task));
-  }
-  // A model with exits (its checkpoint holds "exits.0.weight") predicts under the exit policy; the
-  // policy's flags belong to it (--exit-mode none and --exit-report go with any token classifier).
-  const bool exits = config.model.layers > 1 && safetensors_reader::open(fs::path(o.checkpoint) / "model.safetensors").find("exits.0.weight") != nullptr;
-  if (!exits) {
-    for (const char* flag : {"--exit-mode", "--exit-measure", "--exit-threshold", "--exit-window"}) {
-      if (o.given.contains(flag) && !(std::string_view(flag) == "--exit-mode" && o.exit.mode == "none")) {
-        throw usage_error(fmt::format("{} applies only with a checkpoint with exits (finetune --early-exit), and '{}' has none", flag, o.checkpoint));
-      }
-    }
   }
   const exit_policy policy = o.exit.policy();
   std::vector<std::string> names;
@@ -256,7 +246,6 @@ int predict_sentences_of(const predict_options& o, const checkpoint_config& conf
 }  // namespace
 
 int run_predict(const predict_options& o) {
-  apply_threads("predict", o.common.threads);
   if (o.batch < 1) throw config_error(fmt::format("--batch is {}, expected at least 1", o.batch));
   const fs::path directory(o.checkpoint);
   const checkpoint_config config = read_config(directory / "config.json");
@@ -283,6 +272,18 @@ int run_predict(const predict_options& o) {
       }
     }
   }
+  // A token classifier with exits (its checkpoint holds "exits.0.weight") predicts under the exit
+  // policy; the policy's flags belong to it (--exit-mode none and --exit-report go with any).
+  const bool exits = tagging && config.model.layers > 1 &&
+                     safetensors_reader::open(directory / "model.safetensors").find("exits.0.weight") != nullptr;
+  if (tagging && !exits) {
+    for (const char* flag : {"--exit-mode", "--exit-measure", "--exit-threshold", "--exit-window"}) {
+      if (o.given.contains(flag) && !(std::string_view(flag) == "--exit-mode" && o.exit.mode == "none")) {
+        throw usage_error(fmt::format("{} applies only with a checkpoint with exits (finetune --early-exit), and '{}' has none", flag, o.checkpoint));
+      }
+    }
+  }
+  apply_threads("predict", o.common.threads);  // the flags are checked: the work begins
   const vocabulary vocab = vocabulary::load(directory / "vocab.txt");
   // As the checkpoint was trained: lower-casing, and the longest input unless --max-seq says otherwise
   // (a checkpoint without tokenizer_config.json: the vocabulary's casing, 384 pieces for question
@@ -295,7 +296,7 @@ int run_predict(const predict_options& o) {
   resolved.max_seq = std::min(resolved.max_seq, config.model.max_positions);
   const wordpiece_tokenizer tokenizer = bert_tokenizer(vocab, kept.lower_case);
   const token_id pad = special_tokens::of(vocab).pad;
-  if (tagging) return predict_tags_of(resolved, config, tokenizer, pad);
+  if (tagging) return predict_tags_of(resolved, config, exits, tokenizer, pad);
   return answering ? predict_squad(resolved, config, tokenizer, pad) : predict_sentences_of(resolved, config, tokenizer, pad);
 }
 
