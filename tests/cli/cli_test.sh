@@ -108,8 +108,21 @@ glue)
   grep -Eq '"event":"eval","step":4,"accuracy":[-0-9.e]+,"metrics":\{"mcc":[-0-9.e]+,"accuracy":[-0-9.e]+\}' cola.jsonl || fail "CoLA's eval event"
   grep -q '"task":"cola","main_metric":"mcc","dev_main":' cola.jsonl || fail "CoLA's summary does not name its main metric"
   grep -q '"finetuning_task": "cola"' cola/config.json || fail "the checkpoint does not name its task"
-  "$earlybert" predict --checkpoint cola --input "$tasks/cola/dev.tsv" --out cola_dev.jsonl  # headerless, as the task reads it
+  "$earlybert" predict --checkpoint cola --input "$tasks/cola/dev.tsv" --out cola_dev.jsonl > cola_dev.out  # headerless, as the task reads it
   [[ $(wc -l < cola_dev.jsonl) -eq 100 ]] || fail "expected 100 CoLA predictions"
+  # The checkpoint keeps GLUE's class names and the --max-seq it was trained with, which predict uses;
+  # predict writes GLUE's submission layout and scores the labelled dev file with CoLA's metrics.
+  grep -q '"1": "acceptable"' cola/config.json || fail "CoLA's class names are not in the checkpoint"
+  grep -q '"model_max_length": 48' cola/tokenizer_config.json || fail "the checkpoint does not keep its --max-seq"
+  "$earlybert" predict --checkpoint cola --input "$tasks/cola/dev.tsv" --out cola_48.jsonl --max-seq 48 > /dev/null
+  cmp cola_dev.jsonl cola_48.jsonl || fail "predict does not run at the checkpoint's --max-seq"
+  head -n 1 cola_dev.jsonl | grep -Eq '"label_name":"(un)?acceptable"\}$' || fail "bad CoLA prediction: $(head -n 1 cola_dev.jsonl)"
+  [[ $(head -n 1 cola_dev.submission.tsv) == $'index\tprediction' && $(sed -n 2p cola_dev.submission.tsv) =~ ^0$'\t'(un)?acceptable$ ]] \
+    || fail "bad GLUE submission file: $(head -n 2 cola_dev.submission.tsv)"
+  grep -Eq "^predict: cola on 100 rows of '.*cola/dev.tsv': mcc [-0-9.]+, accuracy [0-9.]+ \(in 'cola_dev.metrics.json'\)$" cola_dev.out \
+    || fail "predict does not print CoLA's metrics: $(cat cola_dev.out)"
+  grep -q '"mcc":' cola_dev.metrics.json && grep -q '"rows": 100' cola_dev.metrics.json || fail "bad metrics file: $(cat cola_dev.metrics.json)"
+  grep -q '"eval_mcc":' cola/eval_results.json || fail "no eval_results.json beside the checkpoint"
   "${glue[@]}" --task stsb --data "$tasks/stsb" --out stsb --metrics stsb.jsonl
   grep -Eq '"metrics":\{"pearson":[-0-9.e]+,"spearman":[-0-9.e]+\}' stsb.jsonl || fail "STS-B's eval event"
   grep -q '"problem_type": "regression"' stsb/config.json || fail "STS-B's head is not a regression"
@@ -173,6 +186,9 @@ tagging)
   grep -Eq '"dev_metrics":\{"f1":[-0-9.e]+,"precision":[-0-9.e]+,"recall":[-0-9.e]+,"accuracy":[-0-9.e]+\}' ner.jsonl || fail "NER's metrics"
   "$earlybert" predict --checkpoint upos --input "$tasks/upos/en_ewt-ud-dev.conllu" --out upos_dev.jsonl
   [[ $(wc -l < upos_dev.jsonl) -eq 100 ]] || fail "expected 100 tagged sentences"
+  head -n 1 upos_dev.conll | grep -Eq '^From [A-Z]+$' || fail "bad CoNLL tag file: $(head -n 2 upos_dev.conll)"
+  [[ $(grep -c '^$' upos_dev.conll) -eq 100 ]] || fail "the CoNLL tag file does not end each of the 100 sentences with a blank line"
+  grep -q '"accuracy":' upos_dev.metrics.json || fail "the gold tags are not scored: $(ls)"
   head -n 1 upos_dev.jsonl | grep -Eq '^\{"index":0,"words":\["From","the","AP","comes","this","story",":"\],"tags":\[("[A-Z]+",?){7}\]\}$' \
     || fail "bad UPOS prediction: $(head -n 1 upos_dev.jsonl)"
   printf 'Hello\nParis\n\nBob\n' > raw.txt  # words without tags
@@ -201,6 +217,23 @@ squad)
   [[ $("$earlybert" inspect squad --json | grep -o '"parameters":[0-9]*') == '"parameters":4369666' ]] || fail "inspect counts another model's parameters"
   "$earlybert" predict --checkpoint squad --input "$tasks/squad/dev-v1.1.json" --out answers.json
   [[ $(grep -o '"56be4db0acb8001400a502ec":' answers.json | wc -l) -eq 1 ]] || fail "no answer for the first question"
+  # The n best answers (best first, the best one the answer, probabilities a distribution) and the
+  # metrics predict scored, the same as the run's own evaluation.
+  python3 - answers.json answers.nbest.json answers.metrics.json squad.jsonl <<'PY' || fail "the n-best or metrics files are not as documented"
+import json, sys
+answers, nbest, scored = (json.load(open(f)) for f in sys.argv[1:4])
+assert set(nbest) == set(answers), "questions differ"
+for qid, best in nbest.items():
+    if not best:
+        assert answers[qid] == "", qid
+        continue
+    assert best[0]["text"] == answers[qid], (qid, best[0], answers[qid])
+    assert abs(sum(b["probability"] for b in best) - 1) < 1e-9, qid
+    assert all(a["probability"] >= b["probability"] for a, b in zip(best, best[1:])), qid
+    assert len(best) <= 20
+ours = [json.loads(line) for line in open(sys.argv[4]) if '"event":"summary"' in line][-1]["dev_metrics"]
+assert all(abs(scored["metrics"][k] - ours[k]) < 1e-9 for k in ("f1", "exact_match")), (scored, ours)
+PY
   if command -v python3 > /dev/null; then
     scored=$(python3 "$(dirname "$reference")/../scripts/score_squad.py" "$tasks/squad/dev-v1.1.json" answers.json)
     ours=$(grep '"event":"summary"' squad.jsonl | grep -o '"dev_metrics":{[^}]*}')
@@ -252,6 +285,9 @@ earlybert)
   grep -q '"event":"step","stage":"efficient","step":5,' eb.jsonl || fail "no efficient steps"
   grep '"event":"summary","mode":"earlybert","importance":"slimming",' eb.jsonl | grep -q '"dev_accuracy":' || fail "no summary"
   [[ -s eb/earlybert_ticket.json ]] || fail "the recorded masks were not saved"
+  # The run's cost against the dense run it replaces, in its summary and its result line; inspect shows the ticket.
+  grep -q '"flops_vs_dense":' eb/summary.json && grep -q '"wall_vs_dense_estimate":' eb/summary.json || fail "no cost against dense: $(cat eb/summary.json)"
+  "$earlybert" inspect eb | grep -q "^EarlyBERT ticket: drawn at search step 6, " || fail "inspect does not show the ticket: $("$earlybert" inspect eb)"
   "$earlybert" inspect eb --json | grep -q '"heads_kept":\[1,1\]' || fail "the pruned checkpoint does not reload with its heads"
   "$earlybert" predict --checkpoint eb --input dev.tsv --out eb.jsonl.out
   [[ $(wc -l < eb.jsonl.out) -eq 100 ]] || fail "the pruned checkpoint does not predict"
@@ -339,7 +375,12 @@ lottery)
   done
   # (from level 0's trained weights, so that a control that did not change the weights would show)
   "${finetune[@]}" --sparsity 0.8 --out static > /dev/null 2>&1
-  "${finetune[@]}" --sparsity 0.8 --rigl --rigl-interval 4 --out rigl --metrics rigl.jsonl > /dev/null 2>&1
+  "${finetune[@]}" --sparsity 0.8 --rigl --rigl-interval 4 --out rigl --metrics rigl.jsonl > rigl.out 2> /dev/null
+  grep -Eq "^finetune \(RigL, [0-9]+ mask updates, 80\.0% of the weights pruned; unstructured masks save no FLOPs with dense GEMMs\): 19 steps in all" rigl.out \
+    || fail "RigL's result line does not state its sparsity: $(cat rigl.out)"
+  # IMP's run is every level's steps: 3 levels of 19.
+  grep -q '"total_steps": 57' imp/summary.json && grep -q '"last_level_flops_vs_dense": 1.0' imp/summary.json \
+    || fail "IMP's summary does not count every level's steps: $(cat imp/summary.json)"
   "${finetune[@]}" --lmc-step 5 --lmc-points 6 --out lmc --metrics lmc.jsonl > /dev/null 2>&1
   "${finetune[@]}" --imp --imp-structures --imp-levels 2 --imp-rate 0.5 --out simp > /dev/null 2>&1
   # Greedy forward selection at rate 0.95 (about 27 of a layer's 512 neurons ranked, on 2 examples),
@@ -495,7 +536,9 @@ early-exit)
   tasks=$data/tasks
   ee=("$earlybert" finetune --task upos --data "$tasks/upos" --vocab "$vocab" --shape tiny --steps 5 --self-sampling-steps 5 --batch 16 --max-seq 64
       --threads 2 --seed 3 --early-exit)
-  "${ee[@]}" --out ee --metrics ee.jsonl
+  "${ee[@]}" --out ee --metrics ee.jsonl > ee.out
+  grep -q "^finetune: early exit (token, entropy below 0.15, window 2): dev accuracy" ee.out || fail "the early-exit result line: $(cat ee.out)"
+  "$earlybert" inspect ee | grep -q "^exits: 1 exit classifiers beside the final one" || fail "inspect does not count the exits: $("$earlybert" inspect ee)"
   grep -q '"event":"early_exit","mode":"token","measure":"entropy","threshold":0.15,"window":2,"dev_metrics":{"accuracy":' ee.jsonl || fail "no early_exit event"
   grep -q '"mode":"early_exit",.*"joint_steps":5,"self_sampling_steps":5,"early_exit":{' ee.jsonl || fail "the summary lacks the stages or the early exit"
   python3 -c 'import json, struct, sys; f = open(sys.argv[1], "rb"); n = struct.unpack("<Q", f.read(8))[0]; assert "exits.0.weight" in json.loads(f.read(n))' \
@@ -832,6 +875,19 @@ misuse)
   usage "--exit-threshold applies only with a checkpoint with exits (finetune --early-exit), and 'ner' has none" "$earlybert" predict --checkpoint ner --input "$tasks/ner/emerging.dev.conll" --out p.jsonl --exit-threshold 0.3
   [[ ! -e x && ! -e p.jsonl ]] || fail "a refused command left an output behind"
   (( cases >= 40 )) || fail "only $cases misuse cases"
+  # Help opens with examples and groups the flags by what they belong to.
+  for sub in pretrain finetune predict inspect demo bench; do
+    "$earlybert" $sub --help > help.txt || fail "$sub --help failed"
+    [[ $(sed -n 3p help.txt) == "Examples:" && $(sed -n 4p help.txt) == "  earlybert $sub"* ]] || fail "$sub --help does not open with examples: $(head -n 5 help.txt)"
+  done
+  "$earlybert" finetune --help > help.txt
+  for group in "Data and model:" "Training:" "SQuAD (--task squad):" "Running: threads, seeds, metrics, checkpoints:" "EarlyBERT (with --earlybert):" \
+               "Lottery tickets (instead of --earlybert; docs/lottery.md):" "Early exit (UPOS and NER; docs/early_exit.md):"; do
+    grep -qxF "$group" help.txt || fail "finetune --help has no group '$group'"
+  done
+  # On a terminal (script(1) gives the program one), a prediction shows its progress in place.
+  script -qec "EARLYBERT_BLAS_NOTE=never '$earlybert' predict --checkpoint cola --input '$tasks/cola/dev.tsv' --out tty.jsonl --batch 16" /dev/null > tty.txt
+  grep -q "predict: 100/100 rows" tty.txt || fail "no progress on a terminal: $(cat -v tty.txt)"
   echo "misuse: $cases cases refused as documented"
   ;;
 *) fail "unknown case $case_name" ;;
