@@ -404,6 +404,20 @@ TEST_CASE("checkpoint: config.json errors name the file and the key") {
   write_file_atomically(path, R"({"hidden_size": 8, "num_hidden_layers": 2, "num_attention_heads": 2, "intermediate_size": 12, "vocab_size": 5,
                                   "pruned_heads": {"1": "0"}})");
   CHECK_THROWS_WITH_AS(read_config(path), doctest::Contains("pruned_heads['1'] is \"0\", expected a list of whole numbers"), io_error);
+  // pruned_heads naming a layer or a head the model does not have (HuggingFace's own key, read alone).
+  const std::string shape = R"("hidden_size": 8, "num_hidden_layers": 2, "num_attention_heads": 2, "intermediate_size": 12, "vocab_size": 5)";
+  write_file_atomically(path, "{" + shape + R"(, "pruned_heads": {"2": [0]}})");
+  CHECK_THROWS_WITH_AS(read_config(path), fmt::format("config '{}': pruned_heads names layer '2', expected a layer index in [0, 2)", p).c_str(), io_error);
+  write_file_atomically(path, "{" + shape + R"(, "pruned_heads": {"01": [0]}})");
+  CHECK_THROWS_WITH_AS(read_config(path), doctest::Contains("pruned_heads names layer '01'"), io_error);
+  write_file_atomically(path, "{" + shape + R"(, "pruned_heads": {"1": [2]}})");
+  CHECK_THROWS_WITH_AS(read_config(path), fmt::format("config '{}': pruned_heads['1'] removes head 2, expected a head in [0, 2)", p).c_str(), io_error);
+  write_file_atomically(path, "{" + shape + R"(, "pruned_heads": [[0]]})");
+  CHECK_THROWS_WITH_AS(read_config(path), doctest::Contains("key 'pruned_heads' is [[0]], expected an object {\"layer\": [removed heads]}"), io_error);
+  write_file_atomically(path, "{" + shape + R"(, "pruned_heads": {"1": [0, 1]}})");
+  CHECK(read_config(path).model.kept_heads == std::vector<std::vector<index_t>>{{0, 1}, {}});
+  write_file_atomically(path, "{" + shape + R"(, "pruned_heads": {}})");
+  CHECK(read_config(path).model.kept_heads.empty());
   write_file_atomically(path, R"({"hidden_size": 8, "num_hidden_layers": 2, "num_attention_heads": 2, "intermediate_size": 12, "vocab_size": 5,
                                   "earlybert_kept_ffn": [[0, 1], [0, 1.5]]})");
   CHECK_THROWS_WITH_AS(read_config(path), doctest::Contains("key 'earlybert_kept_ffn'[1][1] is 1.5, expected a whole number"), io_error);

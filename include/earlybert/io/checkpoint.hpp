@@ -86,6 +86,30 @@ inline std::vector<std::vector<index_t>> kept_lists(const nlohmann::json& j, con
   for (std::size_t l = 0; l < lists.size(); ++l) out.push_back(read_whole_numbers<index_t>(lists[l], fmt::format("{}[{}]", what, l)));
   return out;
 }
+
+// HuggingFace's "pruned_heads", {"layer": [removed heads]} in the original numbering (a layer may lose
+// every head), as the removed heads of each of `layers` layers; empty when it prunes nothing (absent,
+// null or {}). A layer or head the model does not have is an io_error naming the file.
+inline std::vector<std::vector<index_t>> removed_heads(const nlohmann::json& pruned, const std::string& path, int layers, int heads) {
+  if (pruned.is_null() || (pruned.is_object() && pruned.empty())) return {};
+  if (!pruned.is_object()) {
+    throw io_error(fmt::format("config '{}': key 'pruned_heads' is {}, expected an object {{\"layer\": [removed heads]}}", path,
+                               json_excerpt(pruned)));
+  }
+  std::vector<std::vector<index_t>> removed(static_cast<std::size_t>(layers));
+  for (const auto& [layer, list] : pruned.items()) {
+    const bool digits = !layer.empty() && layer.size() <= 9 && std::all_of(layer.begin(), layer.end(), [](char ch) { return ch >= '0' && ch <= '9'; });
+    const long index = digits ? std::stol(layer) : -1;
+    if (!digits || index >= layers || std::to_string(index) != layer) {
+      throw io_error(fmt::format("config '{}': pruned_heads names layer '{}', expected a layer index in [0, {})", path, layer, layers));
+    }
+    for (const index_t h : read_whole_numbers<index_t>(list, fmt::format("config '{}': pruned_heads['{}']", path, layer))) {
+      if (h < 0 || h >= heads) throw io_error(fmt::format("config '{}': pruned_heads['{}'] removes head {}, expected a head in [0, {})", path, layer, h, heads));
+      removed[static_cast<std::size_t>(index)].push_back(h);
+    }
+  }
+  return removed;
+}
 }  // namespace detail
 
 inline nlohmann::ordered_json config_to_json(const bert_config& c, const std::string& architecture) {
@@ -223,34 +247,13 @@ inline checkpoint_config read_config(const std::filesystem::path& path) {
   }
   c.kept_heads = detail::kept_lists(j, p, "earlybert_kept_heads");
   c.kept_ffn = detail::kept_lists(j, p, "earlybert_kept_ffn");
-  // A checkpoint pruned by HuggingFace (PreTrainedModel.prune_heads) records only the removed heads,
-  // {"layer": [heads]}, in the original numbering; a layer may lose every head.
-  if (c.kept_heads.empty() && j.contains("pruned_heads") && !j["pruned_heads"].is_null() &&
-      !(j["pruned_heads"].is_object() && j["pruned_heads"].empty())) {
-    const auto& pruned = j["pruned_heads"];
-    if (!pruned.is_object()) {
-      throw io_error(fmt::format("config '{}': key 'pruned_heads' is {}, expected an object {{\"layer\": [removed heads]}}", p,
-                                 detail::json_excerpt(pruned)));
-    }
-    for (const auto& [layer, heads] : pruned.items()) {
-      const bool known = !layer.empty() && layer.size() <= 9 && std::all_of(layer.begin(), layer.end(), [](char ch) { return ch >= '0' && ch <= '9'; }) &&
-                         std::stol(layer) < c.layers && std::to_string(std::stol(layer)) == layer;
-      if (!known) {
-        throw io_error(fmt::format("config '{}': pruned_heads names layer '{}', expected a layer index in [0, {})", p, layer, c.layers));
-      }
-      for (const index_t h : read_whole_numbers<index_t>(heads, fmt::format("config '{}': pruned_heads['{}']", p, layer))) {
-        if (h < 0 || h >= c.heads) {
-          throw io_error(fmt::format("config '{}': pruned_heads['{}'] removes head {}, expected a head in [0, {})", p, layer, h, c.heads));
-        }
-      }
-    }
-    for (int l = 0; l < c.layers; ++l) {
-      std::vector<index_t> removed;
-      const std::string layer = std::to_string(l);
-      if (pruned.contains(layer)) removed = read_whole_numbers<index_t>(pruned[layer], fmt::format("config '{}': pruned_heads['{}']", p, layer));
+  // A checkpoint pruned by HuggingFace (PreTrainedModel.prune_heads) records only the removed heads.
+  if (c.kept_heads.empty() && j.contains("pruned_heads")) {
+    const std::vector<std::vector<index_t>> removed = detail::removed_heads(j["pruned_heads"], p, c.layers, c.heads);
+    for (const std::vector<index_t>& gone : removed) {
       std::vector<index_t> kept;
       for (index_t h = 0; h < c.heads; ++h) {
-        if (std::find(removed.begin(), removed.end(), h) == removed.end()) kept.push_back(h);
+        if (std::find(gone.begin(), gone.end(), h) == gone.end()) kept.push_back(h);
       }
       c.kept_heads.push_back(kept);
     }
@@ -415,9 +418,7 @@ inline int encoder_layer_of(std::string_view name) {
   for (; digits < name.size() && digits < 6 && name[digits] >= '0' && name[digits] <= '9'; ++digits) layer = layer * 10 + (name[digits] - '0');
   return digits > 0 && digits < name.size() && name[digits] == '.' ? layer : -1;
 }
-}  // namespace detail
 
-namespace detail {
 // Every linear layer's unstructured mask from `file` (cleared where the file holds none, which masks
 // nothing); returns the names of the mask tensors read.
 template <class Model>
