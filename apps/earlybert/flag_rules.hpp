@@ -9,6 +9,7 @@
 #include <functional>
 #include <span>
 #include <string>
+#include <string_view>
 #include <vector>
 
 #include <CLI/CLI.hpp>
@@ -62,48 +63,45 @@ inline void check_flag_owners(const CLI::App& command, std::span<const flag_owne
   }
 }
 
-// The EarlyBERT flags (finetune and pretrain).
-inline flag_owner earlybert_flags(const earlybert_cli_options& e) {
-  return {"--earlybert",
-          [&e] { return e.enabled; },
-          {"--prune-heads", "--prune-ffn", "--heads-scope", "--ffn-scope", "--counting", "--min-kept", "--l1-heads", "--l1-ffn", "--importance",
-           "--absolute", "--detector", "--eb-window", "--eb-eps", "--eb-joint", "--eb-interval", "--draw-step", "--restart-from",
-           "--efficient-epochs", "--efficient-steps", "--efficient-lr"}};
+// The EarlyBERT flags (finetune and pretrain): the method's own, and those of one detector or criterion.
+inline std::vector<flag_owner> earlybert_owners(const earlybert_cli_options& e) {
+  return {{"--earlybert",
+           [&e] { return e.enabled; },
+           {"--prune-heads", "--prune-ffn", "--heads-scope", "--ffn-scope", "--counting", "--min-kept", "--l1-heads", "--l1-ffn", "--importance",
+            "--absolute", "--detector", "--eb-window", "--eb-eps", "--eb-joint", "--eb-interval", "--draw-step", "--restart-from",
+            "--efficient-epochs", "--efficient-steps", "--efficient-lr"}},
+          {"--earlybert --detector fixed or fraction", [&e] { return e.detector == "fixed" || e.detector == "fraction"; }, {"--draw-step"}},
+          {"--earlybert --detector mask-distance", [&e] { return e.detector == "mask-distance"; }, {"--eb-window", "--eb-eps", "--eb-joint"}},
+          {"--earlybert --importance slimming", [&e] { return e.importance == "slimming"; }, {"--absolute"}}};
 }
 
-// --overwrite starts the run afresh in a directory that holds one; --resume continues it. --overlap
-// chooses how the processes of an mpirun job sum their gradients: alone, a process sums nothing.
-inline void check_out_flags(const CLI::App& command) {
+// Two flags that set the same thing (`what`): one at most.
+inline void check_not_both(const CLI::App& command, const char* a, const char* b, const char* what) {
+  if (given(command, a) && given(command, b)) throw usage_error(fmt::format("{} and {} both set {}: give one", a, b, what));
+}
+
+// What every training run checks: --overwrite starts the run afresh in a directory that holds one,
+// --resume continues it; --overlap chooses how the processes of an mpirun job sum their gradients
+// (alone, a process sums nothing); the efficient stage's length is given once.
+inline void check_training_flags(const CLI::App& command) {
   if (given(command, "--overlap") && job::processes() < 2) {
     throw usage_error("--overlap applies only under mpirun with two or more processes, which this run is not: leave --overlap out");
   }
   if (given(command, "--overwrite") && given(command, "--resume")) {
     throw usage_error("--overwrite replaces what --out holds, --resume continues the run it holds: give one");
   }
+  check_not_both(command, "--efficient-epochs", "--efficient-steps", "the efficient stage's length");
 }
 
 inline void check_pretrain_flags(const CLI::App& command, const pretrain_options& o) {
-  check_out_flags(command);
-  const flag_owner owners[] = {
-      earlybert_flags(o.earlybert),
-      {"--earlybert --detector fixed or fraction", [&] { return o.earlybert.detector == "fixed" || o.earlybert.detector == "fraction"; }, {"--draw-step"}},
-      {"--earlybert --detector mask-distance", [&] { return o.earlybert.detector == "mask-distance"; }, {"--eb-window", "--eb-eps", "--eb-joint"}},
-      {"--earlybert --importance slimming", [&] { return o.earlybert.importance == "slimming"; }, {"--absolute"}},
-  };
-  check_flag_owners(command, owners);
-  if (given(command, "--efficient-epochs") && given(command, "--efficient-steps")) {
-    throw usage_error("--efficient-epochs and --efficient-steps both set the efficient stage's length: give one");
-  }
+  check_flag_owners(command, earlybert_owners(o.earlybert));
+  check_training_flags(command);
 }
 
 inline void check_finetune_flags(const CLI::App& command, const finetune_options& o) {
   const lottery_cli_options& l = o.lottery;
-  const auto squad = [&] { return o.task == "squad"; };
-  const flag_owner owners[] = {
-      earlybert_flags(o.earlybert),
-      {"--earlybert --detector fixed or fraction", [&] { return o.earlybert.detector == "fixed" || o.earlybert.detector == "fraction"; }, {"--draw-step"}},
-      {"--earlybert --detector mask-distance", [&] { return o.earlybert.detector == "mask-distance"; }, {"--eb-window", "--eb-eps", "--eb-joint"}},
-      {"--earlybert --importance slimming", [&] { return o.earlybert.importance == "slimming"; }, {"--absolute"}},
+  std::vector<flag_owner> owners = earlybert_owners(o.earlybert);
+  owners.insert(owners.end(), {
       {"--imp", [&] { return l.imp; }, {"--imp-levels", "--imp-rate", "--rewind-step", "--rewind-optimizer", "--imp-structures"}},
       {"unstructured --imp (without --imp-structures)", [&] { return l.imp && !l.imp_structures; }, {"--imp-ranking"}},
       {"--imp --imp-structures", [&] { return l.imp && l.imp_structures; }, {"--imp-criterion"}},
@@ -117,10 +115,10 @@ inline void check_finetune_flags(const CLI::App& command, const finetune_options
        {"--weights"}},
       {"--early-exit", [&] { return o.early_exit.enabled; },
        {"--self-sampling-epochs", "--self-sampling-steps", "--exit-mode", "--exit-measure", "--exit-threshold", "--exit-window"}},
-      {"--task squad", squad, {"--doc-stride", "--max-query"}},
+      {"--task squad", [&] { return o.task == "squad"; }, {"--doc-stride", "--max-query"}},
       {"custom files (--train and --dev without --task)", [&] { return o.task.empty(); }, {"--num-labels"}},
       {"--task", [&] { return !o.task.empty(); }, {"--data"}},
-  };
+  });
   const exclusive_method methods[] = {
       {"--earlybert", [&] { return o.earlybert.enabled; }},
       {"--imp", [&] { return l.imp; }},
@@ -133,15 +131,10 @@ inline void check_finetune_flags(const CLI::App& command, const finetune_options
   const auto combinable = [](const char* a, const char* b) {
     return std::string_view(a) == "--mask-from" && std::string_view(b) == "--lmc-step";
   };
-  check_out_flags(command);
   check_flag_owners(command, owners, methods, combinable);
-  if (given(command, "--efficient-epochs") && given(command, "--efficient-steps")) {
-    throw usage_error("--efficient-epochs and --efficient-steps both set the efficient stage's length: give one");
-  }
-  if (given(command, "--self-sampling-epochs") && given(command, "--self-sampling-steps")) {
-    throw usage_error("--self-sampling-epochs and --self-sampling-steps both set self-sampling's length: give one");
-  }
-  if (given(command, "--epochs") && given(command, "--steps")) throw usage_error("--epochs and --steps both set the run's length: give one");
+  check_training_flags(command);
+  check_not_both(command, "--self-sampling-epochs", "--self-sampling-steps", "self-sampling's length");
+  check_not_both(command, "--epochs", "--steps", "the run's length");
   if (!o.data.empty() && (!o.train.empty() || !o.dev.empty())) {
     throw usage_error("--data names the task's directory, --train and --dev its files: give --data, or --train and --dev");
   }
