@@ -124,7 +124,7 @@ int main(int argc, char** argv) {
   p->add_option("--eval-corpus", pretrain.eval_corpus, "Held-out text for evaluation (default: the last sequences of --corpus)")->group(data_group);
   p->add_option("--vocab", pretrain.vocab, "WordPiece vocabulary (vocab.txt)")->required()->group(data_group);
   p->add_option("--shape", pretrain.shape, "Model shape: tiny, mini, small, medium or base")->required()->group(data_group);
-  p->add_option("--out", pretrain.out, "Checkpoint directory to write")->required()->group(data_group);
+  p->add_option("--out", pretrain.out, "Checkpoint directory to write (another run's: --overwrite)")->required()->group(data_group);
   p->add_option("--steps", pretrain.steps, "Optimizer steps")->capture_default_str()->group(training_group);
   p->add_option("--batch", pretrain.batch, "Sequences per step")->capture_default_str()->group(training_group);
   p->add_option("--seq", pretrain.seq, "Tokens per sequence, [CLS] and [SEP] included")->capture_default_str()->group(training_group);
@@ -155,12 +155,12 @@ int main(int argc, char** argv) {
   f->add_option("--dev", finetune.dev, "Dev TSV, same layout")->group(data_group);
   f->add_option("--vocab", finetune.vocab, "WordPiece vocabulary (vocab.txt)")->required()->group(data_group);
   f->add_option("--shape", finetune.shape, "Model shape: tiny, mini, small, medium or base (from --init if given)")->group(data_group);
-  f->add_option("--out", finetune.out, "Checkpoint directory to write")->required()->group(data_group);
+  f->add_option("--out", finetune.out, "Checkpoint directory to write, with eval_results.json and summary.json (another run's: --overwrite)")->required()->group(data_group);
   f->add_option("--init", finetune.init, "Start from this checkpoint directory instead of random weights")->group(data_group);
   f->add_option("--epochs", finetune.epochs, "Passes over the training set")->capture_default_str()->group(training_group);
   f->add_option("--steps", finetune.steps, "Optimizer steps instead of --epochs passes (a reduced-budget baseline)")->group(training_group);
   f->add_option("--batch", finetune.batch, "Examples per step")->capture_default_str()->group(training_group);
-  f->add_option("--max-seq", finetune.max_seq, "Longest encoded example; longer ones are truncated")->capture_default_str()->group(data_group);
+  f->add_option("--max-seq", finetune.max_seq, "Longest encoded example; longer ones are truncated (kept in the checkpoint for predict)")->capture_default_str()->group(data_group);
   f->add_option("--lr", finetune.lr, "Peak learning rate (default 1e-3 from scratch, 3e-4 with --init)")->group(training_group);
   f->add_option("--warmup-ratio", finetune.warmup_ratio, "Warm-up as a fraction of the steps")->capture_default_str()->group(training_group);
   f->add_option("--weight-decay", finetune.weight_decay, "AdamW's decoupled weight decay")->capture_default_str()->group(training_group);
