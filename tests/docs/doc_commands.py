@@ -12,8 +12,9 @@ commands it names standing in for themselves:
             parsed and every check that runs before a file is read runs (flags without their method,
             values out of range, methods that exclude each other), and it must pass
   a script  (scripts/*.py, benchmarks/*.py, with or without /usr/bin/python3 in front)
-            must exist, be executable, start with #!/usr/bin/python3, compile, and know every --flag
-            the command gives it (argparse's add_argument of that name)
+            must exist, be executable, start with #!/usr/bin/python3, compile, know every --flag
+            the command gives it (argparse's add_argument of that name), and import nothing that
+            scripts/install-deps.sh does not install (every script in scripts/ is checked so too)
   cmake --workflow --preset NAME   the preset must exist in CMakePresets.json
   scripts/install-deps.sh          must exist and be executable (CI runs it)
 
@@ -84,6 +85,14 @@ def check_script(path, args):
     if not source.startswith("#!/usr/bin/python3\n"):
         sys.exit(f"FAILED: {path} does not start with #!/usr/bin/python3 (the Python that has its packages)")
     compile(source, path, "exec")
+    # What it imports beyond Python's standard library, Debian packages it: scripts/install-deps.sh
+    # must install each (matplotlib, scipy, scikit-learn, numpy; torch is for the reference only).
+    with open("scripts/install-deps.sh") as f:  # the stand-ins run in the repository
+        installer = f.read()
+    packages = {"matplotlib": "python3-matplotlib", "scipy": "python3-scipy", "sklearn": "python3-sklearn", "numpy": "python3-numpy"}
+    for module in sorted(set(re.findall(r"^\s*(?:import|from) (\w+)", source, re.M)) & set(packages)):
+        if not re.search(r"\b" + re.escape(packages[module]) + r"\b", installer):
+            sys.exit(f"FAILED: {path} imports {module}, which scripts/install-deps.sh does not install ({packages[module]})")
     for flag in (a.split("=")[0] for a in args if re.fullmatch(r"--[A-Za-z0-9][-A-Za-z0-9_]*(=.*)?", a)):
         if not re.search(r"""add_argument\([^)]*["']""" + re.escape(flag) + r"""["']""", source):
             sys.exit(f"FAILED: {path} has no option {flag}")
@@ -116,7 +125,12 @@ def main():
                 print(f"{page} block {number}: FAILED\n{err.strip() or 'no command of the block was checked'}")
             else:
                 print(f"{page} block {number}: {len(lines)} command(s) checked: {', '.join(lines)}")
-    print(f"{commands} commands checked, {skipped} blocks skipped, {failures} blocks failed")
+    # Every script, whether or not a page runs it: executable, /usr/bin/python3, its imports installed.
+    os.chdir(REPOSITORY)
+    for name in sorted(os.listdir("scripts")):
+        if name.endswith(".py"):
+            check_script(os.path.join("scripts", name), [])
+    print(f"{commands} commands checked, {skipped} blocks skipped, {failures} blocks failed; every script in scripts/ checked")
     sys.exit(1 if failures else 0)
 
 
