@@ -504,8 +504,8 @@ lottery-resume)
   # SIGTERM during the path, after the second copy's last step: the state of both trained copies is
   # written and the run stops with 143; --resume evaluates the path again without training a step
   # and ends as an uninterrupted run does. The signal goes once the second copy's last evaluation is
-  # in the metrics; the path's 501 points then take seconds.
-  path=("${base[@]}" --lmc-step 10 --lmc-points 500 --epochs 2 --checkpoint-every 0)
+  # in the metrics; the path's 201 points then take seconds.
+  path=("${base[@]}" --lmc-step 10 --lmc-points 200 --epochs 2 --checkpoint-every 0)
   "${path[@]}" --out path_reference --metrics path_reference.jsonl > /dev/null 2>&1
   last=$(grep -o '"event":"eval","step":[0-9]*' path_reference.jsonl | tail -n 1)
   "${path[@]}" --out path_stopped --metrics path_stopped.jsonl 2> path_stopped.log & pid=$!
