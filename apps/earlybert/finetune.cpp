@@ -215,9 +215,7 @@ finetune_result finetune_any(const finetune_options& o, const vocabulary& vocab,
                                      o.shape, o.init, c.layers, c.hidden, c.heads, c.ffn,
                                      shape_name_of(c).empty() ? "" : fmt::format(" ('{}')", shape_name_of(c))));
     }
-  } else if (o.shape.empty()) {
-    throw config_error("--shape is required when not initialising from a checkpoint (--init)");
-  }
+  }  // without --init, --shape is given (check_finetune_options)
   if constexpr (std::is_same_v<TaskData, tagging_task_data>) {
     if (o.early_exit.enabled) return finetune_model<exit_tagger>(o, vocab, init, data);
   }

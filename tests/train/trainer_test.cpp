@@ -137,12 +137,17 @@ TEST_CASE("trainer: with on_nonfinite = skip, a non-finite step updates nothing,
   CHECK((l.weight.value.array() != weight.array()).all());
 }
 
-TEST_CASE("trainer: made from a model, it trains parameters that join later (slimming coefficients) and clears their gradients") {
+namespace {
+// A one-layer classifier of hidden size 4 and two heads, initialised, and a batch of two sequences.
+bert_for_sequence_classification<float, shapes::any> small_classifier() {
   bert_config c = bert_config::for_shape<bert_shape<1, 4, 2, 6>>(9);
   c.max_positions = 4;
   bert_for_sequence_classification<float, shapes::any> model(c);
   rng random(1);
   model.initialise(random);
+  return model;
+}
+token_batch two_sequences() {
   token_batch b;
   b.batch = 2;
   b.seq = 3;
@@ -150,6 +155,13 @@ TEST_CASE("trainer: made from a model, it trains parameters that join later (sli
   b.type_ids.assign(6, 0);
   b.attention.assign(6, 1);
   b.labels = {0, 1};
+  return b;
+}
+}  // namespace
+
+TEST_CASE("trainer: made from a model, it trains parameters that join later (slimming coefficients) and clears their gradients") {
+  auto model = small_classifier();
+  const token_batch b = two_sequences();
   optimization_options options;
   options.warmup_ratio = 0;
   options.learning_rate = 1e-2;
@@ -173,18 +185,8 @@ TEST_CASE("trainer: made from a model, it trains parameters that join later (sli
 }
 
 TEST_CASE("trainer: made from a list, a parameter outside the list that gets a gradient is an error naming it, not a silent leak") {
-  bert_config c = bert_config::for_shape<bert_shape<1, 4, 2, 6>>(9);
-  c.max_positions = 4;
-  bert_for_sequence_classification<float, shapes::any> model(c);
-  rng random(1);
-  model.initialise(random);
-  token_batch b;
-  b.batch = 2;
-  b.seq = 3;
-  b.ids = {2, 5, 3, 2, 7, 3};
-  b.type_ids.assign(6, 0);
-  b.attention.assign(6, 1);
-  b.labels = {0, 1};
+  auto model = small_classifier();
+  const token_batch b = two_sequences();
   optimization_options options;
   options.warmup_ratio = 0;
   trainer<float> from_list(parameters_of(model), options, 10);
