@@ -1,6 +1,8 @@
 #!/usr/bin/env bash
 # Installs the Debian packages earlybert needs to build, test and run, and only those missing.
 # Idempotent: a second run installs nothing. Runs apt-get as root, or through sudo.
+#   scripts/install-deps.sh            what building, testing and the demo need
+#   scripts/install-deps.sh --corpus   and the text packages scripts/make_corpus.py reads
 set -euo pipefail
 
 packages=(
@@ -14,6 +16,11 @@ packages=(
   python3-matplotlib                      # the demo's pictures (scripts/plot_earlybert.py); C++ never needs it
   python3-scipy python3-sklearn           # what scripts/*.py import (score_glue.py's metrics, the studies' statistics)
 )
+case "${1:-}" in
+  "") ;;
+  --corpus) packages+=(dict-gcide wordnet-base bible-kjv) ;;  # the pre-training corpus's texts
+  *) echo "install-deps: unknown argument '$1', expected none or --corpus" >&2; exit 2 ;;
+esac
 
 missing=()
 for package in "${packages[@]}"; do

@@ -102,7 +102,8 @@ inline earlybert_cli_options continuing_from_draw() {
 
 struct pretrain_options {
   common_options common;
-  std::string corpus, eval_corpus, vocab, shape, out;
+  std::vector<std::string> corpus;  // files and folders of .txt files, read in order
+  std::string eval_corpus, vocab, shape, out;
   long steps = 2000;
   index_t batch = 32;
   index_t seq = 128;

@@ -219,7 +219,7 @@ int run_demo(const demo_options& o) {
     p.common = o.common;
     p.common.checkpoints = false;
     p.common.metrics = (out / "pretrain.jsonl").string();
-    p.corpus = (data / "wikitext2" / "train_head.txt").string();
+    p.corpus = {(data / "wikitext2" / "train_head.txt").string()};
     p.eval_corpus = (data / "wikitext2" / "valid_head.txt").string();
     p.vocab = vocab_file.string();
     p.shape = o.shape;

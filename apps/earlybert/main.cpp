@@ -1,7 +1,7 @@
 // SPDX-License-Identifier: Apache-2.0
 // `earlybert`: the command-line program. Every subcommand has --help.
 //
-//   earlybert pretrain  --corpus FILE --vocab FILE --shape NAME --out DIR [...]   masked-LM pre-training
+//   earlybert pretrain  --corpus FILE... --vocab FILE --shape NAME --out DIR [...]   masked-LM pre-training
 //   earlybert finetune  --task NAME --data DIR | --train FILE --dev FILE, --vocab FILE --shape NAME --out DIR [...]
 //   earlybert predict   --checkpoint DIR --input FILE.tsv --out FILE.jsonl
 //   earlybert inspect   DIR [--json]
@@ -120,8 +120,12 @@ int main(int argc, char** argv) {
                             {"earlybert pretrain --corpus data/wikitext2/train_head.txt --vocab data/vocab/bert-base-uncased-vocab.txt --shape tiny --out runs/tiny",
                              "earlybert pretrain --corpus train.txt --eval-corpus valid.txt --vocab vocab.txt --shape mini --steps 2000 --out runs/mini",
                              "earlybert pretrain ... --earlybert --prune-heads 0.5 --prune-ffn 0.4 --out runs/mini_eb   (EarlyBERT in pre-training)"}));
-  p->add_option("--corpus", pretrain.corpus, "Training text, one paragraph per line (WikiText layout)")->required()->group(data_group);
-  p->add_option("--eval-corpus", pretrain.eval_corpus, "Held-out text for evaluation (default: the last sequences of --corpus)")->group(data_group);
+  p->add_option("--corpus", pretrain.corpus,
+                "Training text, one paragraph per line (WikiText layout): one or more files, or folders of .txt files, read in order")
+      ->required()
+      ->group(data_group);
+  p->add_option("--eval-corpus", pretrain.eval_corpus, "Held-out text for evaluation, never among --corpus (default: the last sequences of --corpus)")
+      ->group(data_group);
   p->add_option("--vocab", pretrain.vocab, "WordPiece vocabulary (vocab.txt)")->required()->group(data_group);
   p->add_option("--shape", pretrain.shape, "Model shape: tiny, mini, small, medium or base")->required()->group(data_group);
   p->add_option("--out", pretrain.out, "Checkpoint directory to write (another run's: --overwrite)")->required()->group(data_group);

@@ -127,6 +127,27 @@ class mlm_task {
   const run_checkpoints* checkpoints_ = nullptr;
 };
 
+// The training files --corpus names, in reading order; config_error where --eval-corpus is one of
+// them (its "held-out" sequences would be trained on).
+std::vector<fs::path> training_files(const pretrain_options& o) {
+  std::vector<fs::path> files;
+  for (const std::string& argument : o.corpus) {
+    const std::vector<fs::path> named = corpus_files(argument);
+    files.insert(files.end(), named.begin(), named.end());
+  }
+  if (!o.eval_corpus.empty()) {
+    std::error_code ec;
+    const fs::path held_out = fs::weakly_canonical(o.eval_corpus, ec);
+    for (const fs::path& file : files) {
+      if (fs::weakly_canonical(file, ec) == held_out) {
+        throw config_error(fmt::format("--eval-corpus '{}' is also a training file of --corpus ('{}'), expected held-out text",
+                                       o.eval_corpus, file.string()));
+      }
+    }
+  }
+  return files;
+}
+
 pretrain_result pretrain(const pretrain_options& o, const vocabulary& vocab) {
   using model_type = bert_for_masked_lm<float, shapes::any>;
   const wordpiece_tokenizer tokenizer = bert_tokenizer(vocab);
@@ -137,7 +158,10 @@ pretrain_result pretrain(const pretrain_options& o, const vocabulary& vocab) {
   }
 
   const stopwatch reading;
-  const text_corpus corpus = read_corpus(o.corpus, tokenizer);
+  const text_corpus corpus = read_corpora(training_files(o), tokenizer);
+  for (const corpus_source& source : corpus.sources) {
+    messages::status("pretrain", "corpus '{}': {} lines, {} tokens", source.path.string(), source.lines, source.tokens);
+  }
   const index_t available = corpus.sequences(o.seq);
   // Held-out sequences: another corpus, or the last ones of this one (never trained on).
   const std::optional<text_corpus> eval_corpus = o.eval_corpus.empty() ? std::nullopt : std::optional(read_corpus(o.eval_corpus, tokenizer));
@@ -145,13 +169,12 @@ pretrain_result pretrain(const pretrain_options& o, const vocabulary& vocab) {
   const index_t held = std::min(o.eval_sequences, eval_corpus ? eval_corpus->sequences(o.seq) : available / 10);
   const index_t train_sequences = eval_corpus ? available : available - held;
   if (train_sequences < o.batch) {
-    throw config_error(fmt::format("--corpus '{}' holds {} training sequences of {} tokens, fewer than --batch {}", o.corpus,
-                                   train_sequences, o.seq, o.batch));
+    throw config_error(fmt::format("--corpus holds {} training sequences of {} tokens, fewer than --batch {}", train_sequences, o.seq, o.batch));
   }
   std::vector<std::size_t> eval_indices(static_cast<std::size_t>(held));
   std::iota(eval_indices.begin(), eval_indices.end(), static_cast<std::size_t>(eval_corpus ? 0 : train_sequences));
-  messages::status("pretrain", "{} tokens from {} lines; {} training and {} held-out sequences of {}; tokenised in {:.1f} s",
-             corpus.tokens.size(), corpus.lines, train_sequences, held, o.seq, reading.seconds());
+  messages::status("pretrain", "{} tokens from {} lines of {} files; {} training and {} held-out sequences of {}; tokenised in {:.1f} s",
+                   corpus.tokens.size(), corpus.lines, corpus.sources.size(), train_sequences, held, o.seq, reading.seconds());
 
   model_type model(config);
   rng random(o.common.seed);

@@ -254,8 +254,12 @@ PY
   ;;
 pretrain-then-finetune)
   # A masked-LM checkpoint initialises a classifier (pooler and classifier start fresh).
-  "$earlybert" pretrain --corpus "$data/wikitext2/train_head.txt" --vocab "$vocab" --shape tiny --out mlm --steps 4 \
-    --batch 8 --seq 32 --eval-every 2 --eval-sequences 16 --metrics mlm.jsonl --threads 2
+  # Two corpora, a file and a folder, each named with what it holds.
+  mkdir -p more && head -c 20000 "$data/wikitext2/valid_head.txt" > more/valid_part.txt
+  "$earlybert" pretrain --corpus "$data/wikitext2/train_head.txt" more --vocab "$vocab" --shape tiny --out mlm --steps 4 \
+    --batch 8 --seq 32 --eval-every 2 --eval-sequences 16 --metrics mlm.jsonl --threads 2 2> mlm.log
+  grep -Eq "^pretrain: corpus 'more/valid_part.txt': [0-9]+ lines, [0-9]+ tokens$" mlm.log || fail "the second corpus was not named: $(cat mlm.log)"
+  grep -Eq "^pretrain: [0-9]+ tokens from [0-9]+ lines of 2 files;" mlm.log || fail "the corpus total: $(cat mlm.log)"
   [[ $(grep -c '"event":"eval"' mlm.jsonl) -eq 3 ]] || fail "expected evaluations at steps 0, 2 and 4"
   grep -q '"event":"eval","step":4,"mlm_accuracy":' mlm.jsonl || fail "no masked-LM evaluation"
   "$earlybert" inspect mlm | grep -q "BertForMaskedLM of shape tiny" || fail "inspect of the masked-LM checkpoint"
@@ -668,7 +672,9 @@ bad-input)
   expect_error "vocabulary 'adir': is a directory, expected a file" \
     "$earlybert" finetune --train train.tsv --dev dev.tsv --vocab adir --shape tiny --out x
   expect_error "dataset 'adir': is a directory, expected a file" "$earlybert" finetune --train adir "${common[@]}" --shape tiny --out x
-  expect_error "corpus 'adir': is a directory, expected a file" "$earlybert" pretrain --corpus adir --vocab "$vocab" --shape tiny --out x
+  expect_error "corpus 'adir': a folder without a .txt file, expected text files" "$earlybert" pretrain --corpus adir --vocab "$vocab" --shape tiny --out x
+  expect_error "--eval-corpus '$data/wikitext2/valid_head.txt' is also a training file of --corpus ('$data/wikitext2/valid_head.txt'), expected held-out text" \
+    "$earlybert" pretrain --corpus "$data/wikitext2" --eval-corpus "$data/wikitext2/valid_head.txt" --vocab "$vocab" --shape tiny --out x
   # 'nobody' may not be able to reach this folder: the program and its other inputs go to a
   # world-readable one under /tmp.
   open=$(mktemp -d /tmp/earlybert-unreadable.XXXXXX)

@@ -140,6 +140,45 @@ TEST_CASE("datasets: the corpus reader maps WikiText's <unk> to the UNK token an
   CHECK(b.ids == std::vector<token_id>{101, expected[3], expected[4], expected[5], 102});
 }
 
+TEST_CASE("datasets: several corpus files read in order into one corpus; a folder lists its .txt files by name") {
+  const fs::path folder = fs::temp_directory_path() / "earlybert_test_corpus_folder";
+  fs::remove_all(folder);
+  fs::create_directories(folder);
+  write_file_atomically(folder / "b.txt", "dog ran\n");
+  write_file_atomically(folder / "a.txt", "\n the cat \n sat \n");
+  write_file_atomically(folder / "notes.md", "never read\n");
+  const std::vector<fs::path> listed = corpus_files(folder);
+  CHECK(listed == std::vector<fs::path>{folder / "a.txt", folder / "b.txt"});
+  const scratch_file extra("corpus_extra.txt", "bird <unk>\n");
+  std::vector<fs::path> files = listed;
+  files.push_back(extra.path);
+  const text_corpus corpus = read_corpora(files, uncased());
+  std::vector<token_id> expected = ids_of("the cat sat dog ran bird");
+  expected.push_back(100);
+  CHECK(corpus.tokens == expected);
+  CHECK(corpus.lines == 4);
+  REQUIRE(corpus.sources.size() == 3);
+  CHECK(corpus.sources[0].path == folder / "a.txt");
+  CHECK(corpus.sources[0].lines == 2);
+  CHECK(corpus.sources[0].tokens == ids_of("the cat sat").size());
+  CHECK(corpus.sources[2].tokens == 2);
+  // A single file is itself; read_corpus is read_corpora of one file.
+  CHECK(corpus_files(extra.path) == std::vector<fs::path>{extra.path});
+  CHECK(read_corpus(extra.path, uncased()).tokens == read_corpora(std::vector<fs::path>{extra.path}, uncased()).tokens);
+
+  // What is refused, naming the path.
+  files.push_back(folder / "." / "a.txt");
+  CHECK_THROWS_WITH_AS(read_corpora(files, uncased()), fmt::format("corpus '{}': listed twice, expected each file once", (folder / "." / "a.txt").string()).c_str(), io_error);
+  CHECK_THROWS_WITH_AS(read_corpora(std::vector<fs::path>{}, uncased()), "corpus: no file given, expected at least one", io_error);
+  write_file_atomically(folder / "c.txt", " \n\n");
+  CHECK_THROWS_WITH_AS(read_corpora(corpus_files(folder), uncased()), fmt::format("corpus '{}': no text, expected lines of text", (folder / "c.txt").string()).c_str(), io_error);
+  const fs::path empty_folder = folder / "empty";
+  fs::create_directories(empty_folder);
+  CHECK_THROWS_WITH_AS(corpus_files(empty_folder), fmt::format("corpus '{}': a folder without a .txt file, expected text files", empty_folder.string()).c_str(), io_error);
+  CHECK_THROWS_WITH_AS(corpus_files(folder / "missing.txt"), fmt::format("corpus '{}': no such file or folder", (folder / "missing.txt").string()).c_str(), io_error);
+  fs::remove_all(folder);
+}
+
 TEST_CASE("datasets: masking picks 15% of real tokens, 80% MASK, 10% random, 10% unchanged, never specials") {
   const special_tokens special = special_tokens::of(uncased().vocab());
   token_batch b;

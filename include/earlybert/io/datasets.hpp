@@ -19,7 +19,9 @@
 //
 // Raw-text corpus (read_corpus, WikiText-2's layout): every non-blank line is tokenised and the
 // tokens of all lines are concatenated; the literal WikiText token "<unk>" becomes [UNK]. Sequence i
-// of length L is [CLS] tokens[i(L-2), (i+1)(L-2)) [SEP].
+// of length L is [CLS] tokens[i(L-2), (i+1)(L-2)) [SEP]. Several files (read_corpora; corpus_files
+// lists a folder's) are read in order into one corpus, their tokens concatenated: a sequence can
+// span the end of one file and the start of the next, as it spans paragraphs within a file.
 // Masked-LM masking (mask_tokens), as BERT and HuggingFace's data collator: every real, non-special
 // token is chosen with probability 0.15; a chosen token becomes [MASK] with probability 0.8, a
 // uniformly random id with probability 0.1, and stays itself otherwise; its label is the original id
@@ -330,20 +332,30 @@ inline void make_batch(const classification_dataset& data, std::span<const std::
   make_classification_batch(data, indices, pad, out);
 }
 
+// Where a corpus's tokens came from: one entry per file, in reading order.
+struct corpus_source {
+  std::filesystem::path path;
+  index_t lines = 0;       // non-blank lines
+  std::size_t tokens = 0;  // WordPiece tokens
+};
+
 // A tokenised raw-text corpus (see above).
 struct text_corpus {
   std::vector<token_id> tokens;
   index_t lines = 0;
+  std::vector<corpus_source> sources;
 
   // Sequences of length `seq` (with [CLS] and [SEP]) the corpus holds.
   index_t sequences(index_t seq) const { return static_cast<index_t>(tokens.size()) / std::max<index_t>(seq - 2, 1); }
 };
 
-inline text_corpus read_corpus(const std::filesystem::path& path, const wordpiece_tokenizer& tokenizer) {
-  const std::string p = path.string();
+namespace detail {
+// Appends one file's text to `corpus` (see above); io_error names the file and line.
+inline void append_corpus_text(text_corpus& corpus, const std::filesystem::path& path, const wordpiece_tokenizer& tokenizer) {
   const std::string text = read_file(path, "corpus");
   const token_id unk = tokenizer.vocab().require("[UNK]");
-  text_corpus corpus;
+  corpus_source source{path, 0, 0};
+  const std::size_t before = corpus.tokens.size();
   const auto lines = detail::split_lines(text);
   for (std::size_t l = 0; l < lines.size(); ++l) {
     std::string_view line = lines[l];
@@ -358,11 +370,57 @@ inline text_corpus read_corpus(const std::filesystem::path& path, const wordpiec
         line.remove_prefix(marker + 5);
       }
     } catch (const io_error& error) {
-      throw io_error(fmt::format("corpus '{}': line {}: {}", p, l + 1, error.what()));
+      throw io_error(fmt::format("corpus '{}': line {}: {}", path.string(), l + 1, error.what()));
     }
-    ++corpus.lines;
+    ++source.lines;
   }
-  if (corpus.tokens.empty()) throw io_error(fmt::format("corpus '{}': no text, expected lines of text", p));
+  source.tokens = corpus.tokens.size() - before;
+  if (source.tokens == 0) throw io_error(fmt::format("corpus '{}': no text, expected lines of text", path.string()));
+  corpus.lines += source.lines;
+  corpus.sources.push_back(std::move(source));
+}
+}  // namespace detail
+
+inline text_corpus read_corpus(const std::filesystem::path& path, const wordpiece_tokenizer& tokenizer) {
+  text_corpus corpus;
+  detail::append_corpus_text(corpus, path, tokenizer);
+  return corpus;
+}
+
+// The files a corpus argument names: a file is itself; a folder is every regular file directly in it
+// whose name ends in ".txt", sorted by name (so the reading order, and with it the corpus, does not
+// depend on the file system). io_error for a path that does not exist or a folder without such a file.
+inline std::vector<std::filesystem::path> corpus_files(const std::filesystem::path& path) {
+  namespace fs = std::filesystem;
+  std::error_code ec;
+  if (!fs::exists(path, ec)) throw io_error(fmt::format("corpus '{}': no such file or folder", path.string()));
+  if (!fs::is_directory(path, ec)) return {path};
+  std::vector<fs::path> files;
+  for (const fs::directory_entry& entry : fs::directory_iterator(path, ec)) {
+    if (entry.is_regular_file() && entry.path().extension() == ".txt") files.push_back(entry.path());
+  }
+  if (ec) throw io_error(fmt::format("corpus '{}': cannot list the folder ({})", path.string(), ec.message()));
+  if (files.empty()) throw io_error(fmt::format("corpus '{}': a folder without a .txt file, expected text files", path.string()));
+  std::sort(files.begin(), files.end());
+  return files;
+}
+
+// The files, in order, read into one corpus (see above); `sources` lists them. io_error for an empty
+// list, for a file without text (naming it), and for a file listed twice (twice the weight is then
+// more likely a mistake than a plan: copy the file to mean it).
+inline text_corpus read_corpora(std::span<const std::filesystem::path> paths, const wordpiece_tokenizer& tokenizer) {
+  if (paths.empty()) throw io_error("corpus: no file given, expected at least one");
+  std::vector<std::filesystem::path> seen;
+  text_corpus corpus;
+  for (const std::filesystem::path& path : paths) {
+    std::error_code ec;
+    const std::filesystem::path canonical = std::filesystem::weakly_canonical(path, ec);
+    if (std::find(seen.begin(), seen.end(), canonical) != seen.end()) {
+      throw io_error(fmt::format("corpus '{}': listed twice, expected each file once", path.string()));
+    }
+    seen.push_back(canonical);
+    detail::append_corpus_text(corpus, path, tokenizer);
+  }
   return corpus;
 }
 
