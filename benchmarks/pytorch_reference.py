@@ -118,7 +118,7 @@ def random_batch(batch, seq, task, generator):
 
 
 def forward_flops(shape, heads_kept, ffn_kept, batch, seq, task, labelled):
-    """The cost model of ../shared/earlybert-method.md, as earlybert's forward_flops counts it."""
+    """The cost model of docs/earlybert.md §0, as earlybert's forward_flops counts it."""
     layers, hidden, heads, _ = shape
     head_dim = hidden // heads
     inner = heads_kept * head_dim

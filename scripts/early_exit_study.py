@@ -47,7 +47,7 @@ def main():
     p = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     p.add_argument("--earlybert", required=True, help="the earlybert program")
     p.add_argument("--init", required=True, help="pre-trained checkpoint directory")
-    p.add_argument("--shared", default="../shared/data", help="the shared data directory")
+    p.add_argument("--data", required=True, help="the folder of the full datasets (data/README.md: full datasets)")
     p.add_argument("--vocab", required=True)
     p.add_argument("--out", required=True)
     p.add_argument("--tasks", nargs="+", default=list(TASKS), choices=list(TASKS))
@@ -73,7 +73,7 @@ def main():
     with open(os.path.join(a.out, "study.log"), "a") as log:
         for task in a.tasks:
             info = TASKS[task]
-            data = os.path.join(a.shared, info["data"])
+            data = os.path.join(a.data, info["data"])
             dev = os.path.join(data, info["dev"])
             for seed in a.seeds:
                 base = [a.earlybert, "finetune", "--task", task, "--data", data, "--vocab", a.vocab, "--init", a.init, "--max-seq", str(a.max_seq),

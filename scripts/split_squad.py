@@ -4,7 +4,7 @@ official training set is not at hand (SQuAD's train-v1.1.json is not among the s
 `--every`-th article (0, k, 2k, ...) goes to dev-v1.1.json, the others to train-v1.1.json. Articles
 stay whole, so no paragraph is in both.
 
-    scripts/split_squad.py ../shared/data/squad/dev-v1.1.json OUT_DIR [--every 4] [--articles N] [--paragraphs P]
+    scripts/split_squad.py $DATA/squad/dev-v1.1.json OUT_DIR [--every 4] [--articles N] [--paragraphs P]
 
 --articles keeps only the first N articles, --paragraphs the first P paragraphs of each (small excerpts).
 """

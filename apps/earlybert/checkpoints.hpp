@@ -54,6 +54,9 @@ inline void check_checkpoint_options(const common_options& o) {
   if (o.checkpoint_every < 0) {
     throw config_error(fmt::format("--checkpoint-every is {}, expected at least 1 (or 0 for only on SIGINT/SIGTERM)", o.checkpoint_every));
   }
+  if (o.save_dtype != "f32" && o.save_dtype != "f16" && o.save_dtype != "bf16") {
+    throw config_error(fmt::format("--save-dtype is '{}', expected f32, f16 or bf16", o.save_dtype));
+  }
 }
 
 inline fs::path training_state_path(const std::string& out) { return fs::path(out) / "training_state.safetensors"; }

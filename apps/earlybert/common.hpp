@@ -37,7 +37,8 @@ struct common_options {
   bool resume = false;           // continue from the training state in --out
   bool overwrite = false;        // replace a checkpoint or training state already in --out
   bool checkpoints = true;       // false: no training state at all (the demo's runs)
-  std::string settings;          // every option but --resume, --checkpoint-every, --threads and --overlap, one per line
+  std::string settings;          // every option but --resume, --checkpoint-every, --threads, --overlap and --save-dtype, one per line
+  std::string save_dtype = "f32";  // the final checkpoint's weights: f32 | f16 | bf16
   // Under mpirun: sum gradients while backward runs (on) or after it (off); the same bits either way.
   std::string overlap = "on";
 };
@@ -111,6 +112,7 @@ struct pretrain_options {
   double warmup_ratio = 0.05;
   double weight_decay = 0.01;
   double max_grad_norm = 1.0;
+  double dropout = 0.1;  // hidden and attention dropout while pre-training; the checkpoint keeps BERT's 0.1
   int accumulation = 1;
   long eval_every = 250;
   index_t eval_sequences = 256;

@@ -194,7 +194,7 @@ finetune_result finetune_model(const finetune_options& o, const vocabulary& voca
     result.ticket_record = ticket_record(report, steps_per_epoch);
   }
   if (!o.out.empty() && job::lead()) {
-    save_checkpoint(o.out, model, vocab, tokenizer_settings_of(o, vocab));
+    save_checkpoint(o.out, model, vocab, tokenizer_settings_of(o, vocab), weight_dtype_of(o.common.save_dtype));
     if (!result.ticket_record.is_null()) write_file_atomically(fs::path(o.out) / "earlybert_ticket.json", result.ticket_record.dump() + "\n");
     write_run_results(o.out, result, metrics.last_summary());
     checkpoints.finished();

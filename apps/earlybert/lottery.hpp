@@ -164,7 +164,7 @@ finetune_result run_lottery_method(Model& model, const finetune_options& o, cons
                        dev.items().front().first, dev.items().front().second);
       if (!o.out.empty() && job::lead()) {
         const fs::path directory = fs::path(o.out) / fmt::format("level_{:02}", r.level);
-        save_checkpoint(directory, m, vocab, tokenizer_settings{vocab.looks_uncased(), o.max_seq});
+        save_checkpoint(directory, m, vocab, tokenizer_settings{vocab.looks_uncased(), o.max_seq}, weight_dtype_of(o.common.save_dtype));
         record.erase("event");
         write_file_atomically(directory / "level.json", record.dump(2) + "\n");
       }

@@ -49,6 +49,8 @@ void add_checkpointing(CLI::App& command, common_options& o) {
   command.add_flag("--overwrite", o.overwrite, "Replace the checkpoint or training state --out already holds (refused otherwise)")->group(run_group);
   command.add_option("--overlap", o.overlap, "Under mpirun: sum gradients during the backward pass (on) or after it (off); the same bits either way")
       ->capture_default_str()->group(run_group);
+  command.add_option("--save-dtype", o.save_dtype, "The saved checkpoint's weights: f32, or f16 or bf16 at half the size (training states stay exact)")
+      ->capture_default_str()->group(run_group);
 }
 
 // A subcommand's description: what it does, then examples to copy.
@@ -65,7 +67,7 @@ std::string resumable_settings(const CLI::App& command) {
   std::istringstream lines(command.config_to_str(true, false));
   for (std::string line; std::getline(lines, line);) {
     if (line.starts_with("resume=") || line.starts_with("overwrite=") || line.starts_with("quiet=") || line.starts_with("checkpoint-every=") || line.starts_with("threads=") ||
-        line.starts_with("overlap=")) {
+        line.starts_with("overlap=") || line.starts_with("save-dtype=")) {
       continue;
     }
     kept += line + "\n";
@@ -136,6 +138,8 @@ int main(int argc, char** argv) {
   p->add_option("--warmup-ratio", pretrain.warmup_ratio, "Warm-up as a fraction of the steps")->capture_default_str()->group(training_group);
   p->add_option("--weight-decay", pretrain.weight_decay, "AdamW's decoupled weight decay")->capture_default_str()->group(training_group);
   p->add_option("--max-grad-norm", pretrain.max_grad_norm, "Gradient-norm clipping (0: none)")->capture_default_str()->group(training_group);
+  p->add_option("--dropout", pretrain.dropout, "Hidden and attention dropout while pre-training (the checkpoint's config.json keeps BERT's 0.1 for fine-tuning)")
+      ->capture_default_str()->group(training_group);
   p->add_option("--accumulation", pretrain.accumulation, "Micro-batches per step")->capture_default_str()->group(training_group);
   p->add_option("--eval-every", pretrain.eval_every, "Evaluate every N steps (0: only at the end)")->capture_default_str()->group(training_group);
   p->add_option("--eval-sequences", pretrain.eval_sequences, "Held-out sequences to evaluate on")->capture_default_str()->group(training_group);
@@ -240,19 +244,22 @@ int main(int argc, char** argv) {
   auto* r = app.add_subcommand(
       "predict",
       described("Run a fine-tuned checkpoint on an input in its task's format (a TSV, CoNLL-U, CoNLL NER or SQuAD JSON file): predictions in "
-                "--out, the task's formats beside it, and the official metrics when the input holds the answers",
+                "--out, the task's formats beside it, and the official metrics when the input holds the answers; a pre-trained (masked-LM) "
+                "checkpoint on raw text: its held-out masked-LM loss and accuracy",
                 {"earlybert predict --checkpoint runs/rte --input data/tasks/rte/dev.tsv --out runs/rte_dev.jsonl",
                  "earlybert predict --checkpoint runs/squad --input dev-v1.1.json --out predictions.json   (also predictions.nbest.json)",
-                 "earlybert predict --checkpoint runs/upos_ee --input test.conllu --out tags.jsonl --exit-mode token --exit-threshold 0.2"}));
+                 "earlybert predict --checkpoint runs/upos_ee --input test.conllu --out tags.jsonl --exit-mode token --exit-threshold 0.2",
+                 "earlybert predict --checkpoint runs/mini --input valid.txt --out mlm.json   (a pre-trained checkpoint: masked-LM loss and accuracy)"}));
   r->add_option("--checkpoint", predict.checkpoint, "Checkpoint directory (config.json, model.safetensors, vocab.txt, tokenizer_config.json)")
       ->required()->group(data_group);
   r->add_option("--input", predict.input,
                 "The input in the layout of the checkpoint's task: a GLUE task's TSV (or a custom TSV whose header names its text "
-                "column(s)), CoNLL-U (upos), a CoNLL NER file (ner) or a SQuAD v1.1 JSON file; answers optional (given: scored)")
+                "column(s)), CoNLL-U (upos), a CoNLL NER file (ner) or a SQuAD v1.1 JSON file; answers optional (given: scored); raw text for a "
+                "masked-LM checkpoint")
       ->required()->group(data_group);
   r->add_option("--out", predict.out,
                 "Predictions: JSON lines per row or sentence, or SQuAD's {\"id\": \"answer\"} file; beside it <stem>.submission.tsv, "
-                "<stem>.conll or <stem>.nbest.json, and <stem>.metrics.json when the input is scored")
+                "<stem>.conll or <stem>.nbest.json, and <stem>.metrics.json when the input is scored; a masked-LM checkpoint's metrics (JSON)")
       ->required()->group(data_group);
   r->add_option("--batch", predict.batch, "Rows, sentences or windows per forward pass")->capture_default_str()->group(data_group);
   r->add_option("--max-seq", predict.max_seq, "Longest encoded input (default: the checkpoint's, from its tokenizer_config.json)")->group(data_group);

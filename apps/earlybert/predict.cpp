@@ -15,6 +15,10 @@
 //   question answering  a SQuAD v1.1 JSON file; --out is the official prediction file, {"id":
 //                   "answer"}; beside it <stem>.nbest.json, each question's n best answers with their
 //                   logits and probabilities (run_qa's nbest_predictions.json)
+//   masked LM       raw text (WikiText layout, as pretrain reads it), cut into sequences of the
+//                   checkpoint's length (its tokenizer_config.json, or --max-seq) and masked as
+//                   pretrain's held-out evaluation masks them (evaluate_masked_lm): --out holds the
+//                   masked-LM loss and accuracy over every full sequence, as JSON
 //
 // An input that holds the gold answers (labels, tags, answers) is scored with the task's official
 // metrics: printed on stdout and written to <stem>.metrics.json. Every file is written atomically at
@@ -22,6 +26,7 @@
 // it reads.
 #include <algorithm>
 #include <fstream>
+#include <numeric>
 #include <optional>
 
 #include <nlohmann/json.hpp>
@@ -46,6 +51,7 @@ struct input_kind {
 input_kind input_kind_of(const checkpoint_config& config) {
   const std::string& task = config.model.finetuning_task;
   if (config.architecture == "BertForQuestionAnswering") return {task.empty() ? "squad" : task, "a SQuAD v1.1 JSON file"};
+  if (config.architecture == "BertForMaskedLM") return {"masked_lm", "raw text, one paragraph per line"};
   if (task == "upos") return {task, "a CoNLL-U file: UD's ten tab-separated columns, the word second and its UPOS tag fourth"};
   if (task == "ner") return {task, "a CoNLL NER file: a word and its tag per line, a blank line between sentences"};
   if (const sentence_task* glue = find_glue_task(task); glue != nullptr) {
@@ -83,6 +89,29 @@ void report_metrics(const predict_options& o, const input_kind& kind, const metr
   const ordered_json record{{"task", kind.task}, {"input", o.input}, {unit, scored}, {"metrics", values}};
   write_file_atomically(beside(o.out, ".metrics.json"), record.dump(2) + "\n");
   fmt::print("predict: {} on {} {} of '{}': {} (in '{}')\n", kind.task, scored, unit, o.input, line, beside(o.out, ".metrics.json").string());
+}
+
+int predict_masked_lm(const predict_options& o, const checkpoint_config& config, const wordpiece_tokenizer& tokenizer) {
+  const input_kind kind = input_kind_of(config);
+  bert_for_masked_lm<float, shapes::any> model(config.model);
+  tell_unread("predict", o.checkpoint, load_weights(o.checkpoint, model));
+  const text_corpus corpus = read_input(o, kind, [&] { return read_corpus(o.input, tokenizer); });
+  const index_t count = corpus.sequences(o.max_seq);
+  if (count == 0) {
+    throw io_error(fmt::format("--input '{}' holds {} tokens, fewer than one sequence of {} (--max-seq)", o.input, corpus.tokens.size(), o.max_seq));
+  }
+  std::vector<std::size_t> sequences(static_cast<std::size_t>(count));
+  std::iota(sequences.begin(), sequences.end(), std::size_t{0});
+  pass_progress progress("predict:", "sequences");
+  const special_tokens special = special_tokens::of(tokenizer.vocab());
+  const masked_lm_metrics m = evaluate_masked_lm(model, corpus, sequences, o.max_seq, o.batch, special, tokenizer.vocab().size(), nullptr,
+                                                 std::ref(progress));
+  const ordered_json record{{"task", kind.task}, {"input", o.input}, {"sequences", count}, {"seq", o.max_seq}, {"masked", m.masked},
+                            {"metrics", {{"masked_lm_loss", m.loss}, {"masked_lm_accuracy", m.accuracy}}}};
+  write_file_atomically(o.out, record.dump(2) + "\n");
+  fmt::print("predict: masked LM on {} sequences of {} tokens of '{}' ({} masked): masked_lm_loss {:.4f}, masked_lm_accuracy {:.4f} (in '{}')\n",
+             count, o.max_seq, o.input, m.masked, m.loss, m.accuracy, o.out);
+  return 0;
 }
 
 int predict_squad(const predict_options& o, const checkpoint_config& config, const wordpiece_tokenizer& tokenizer, token_id pad) {
@@ -251,9 +280,10 @@ int run_predict(const predict_options& o) {
   const checkpoint_config config = read_config(directory / "config.json");
   const bool answering = config.architecture == "BertForQuestionAnswering";
   const bool tagging = config.architecture == "BertForTokenClassification";
-  if (config.architecture != "BertForSequenceClassification" && !answering && !tagging) {
-    throw config_error(fmt::format("--checkpoint '{}' holds a {}, expected a BertForSequenceClassification, BertForTokenClassification or "
-                                   "BertForQuestionAnswering (fine-tune it first)",
+  const bool masked_lm = config.architecture == "BertForMaskedLM";
+  if (config.architecture != "BertForSequenceClassification" && !answering && !tagging && !masked_lm) {
+    throw config_error(fmt::format("--checkpoint '{}' holds a {}, expected a BertForSequenceClassification, BertForTokenClassification, "
+                                   "BertForQuestionAnswering or BertForMaskedLM",
                                    o.checkpoint, config.architecture.empty() ? "model of unknown architecture" : config.architecture));
   }
   if (!answering) {
@@ -296,6 +326,7 @@ int run_predict(const predict_options& o) {
   resolved.max_seq = std::min(resolved.max_seq, config.model.max_positions);
   const wordpiece_tokenizer tokenizer = bert_tokenizer(vocab, kept.lower_case);
   const token_id pad = special_tokens::of(vocab).pad;
+  if (masked_lm) return predict_masked_lm(resolved, config, tokenizer);
   if (tagging) return predict_tags_of(resolved, config, exits, tokenizer, pad);
   return answering ? predict_squad(resolved, config, tokenizer, pad) : predict_sentences_of(resolved, config, tokenizer, pad);
 }

@@ -10,50 +10,6 @@
 namespace earlybert::cli {
 
 namespace {
-struct mlm_evaluation {
-  double loss;      // mean cross-entropy over the masked positions
-  double accuracy;  // fraction of masked positions predicted exactly
-};
-
-// The same held-out sequences with the same masking every time, so evaluations are comparable. In a
-// job the processes share the batches (batch i on process i mod N; each masks every batch, so the
-// masking is a single process's) and sum what they counted.
-template <class Model>
-mlm_evaluation evaluate_mlm(Model& model, const text_corpus& corpus, std::span<const std::size_t> sequences, index_t seq,
-                            index_t batch, const special_tokens& special, index_t vocab_size, std::uint64_t seed, process_group& group) {
-  tape<float> t;
-  no_recording<float> inference(t);
-  rng masking(derive_key(seed, 0xE7A1));
-  token_batch b;
-  double loss_sum = 0;
-  index_t correct = 0, labelled = 0;
-  long index = 0;
-  for (std::size_t start = 0; start < sequences.size(); start += static_cast<std::size_t>(batch), ++index) {
-    const auto part = sequences.subspan(start, std::min(sequences.size() - start, static_cast<std::size_t>(batch)));
-    make_corpus_batch(corpus, part, seq, special, b);
-    mask_tokens(b, masking, special, vocab_size);
-    if (index % group.size() != group.rank()) continue;
-    t.rewind();
-    const auto out = model.forward(t, b, false, 0);
-    loss_sum += static_cast<double>(out.loss.item()) * static_cast<double>(out.labelled);
-    for (index_t r = 0; r < out.labelled; ++r) {
-      index_t best = 0;
-      out.logits.value().row(r).maxCoeff(&best);
-      correct += best == out.labels[r];
-    }
-    labelled += out.labelled;
-  }
-  if (group.size() > 1) {
-    double counts[3] = {loss_sum, static_cast<double>(correct), static_cast<double>(labelled)};
-    group.sum(std::span<double>(counts, 3));
-    loss_sum = counts[0];
-    correct = static_cast<index_t>(counts[1]);
-    labelled = static_cast<index_t>(counts[2]);
-  }
-  if (labelled == 0) return {0, 0};
-  return {loss_sum / static_cast<double>(labelled), static_cast<double>(correct) / static_cast<double>(labelled)};
-}
-
 // The masked-LM task: sequences in a shuffled order per (stage, pass), fresh 80/10/10 masking per
 // micro-batch, progress, metrics and held-out evaluation. Models earlybert_task; dense pre-training
 // runs it as the efficient stage of an unpruned model.
@@ -61,7 +17,7 @@ template <class Model>
 class mlm_task {
  public:
   mlm_task(const pretrain_options& o, const text_corpus& corpus, index_t train_sequences, const special_tokens& special,
-           index_t vocab_size, metrics_log& metrics, std::function<mlm_evaluation(long)> evaluate)
+           index_t vocab_size, metrics_log& metrics, std::function<masked_lm_metrics(long)> evaluate)
       : o_(o), corpus_(corpus), special_(special), vocab_size_(vocab_size), evaluate_(std::move(evaluate)),
         order_(static_cast<std::size_t>(train_sequences), o.batch, o.accumulation * job::processes(), o.common.seed, 2000, last_batch::drop),
         report_("pretrain", o.earlybert.enabled, metrics) {}
@@ -100,10 +56,10 @@ class mlm_task {
   void restore(const nlohmann::json& record) {
     report_.restore(record);
     last_evaluated_ = read_whole_number<long>(record.at("last_evaluated"), "last_evaluated");
-    last_ = {record.at("last_loss").get<double>(), record.at("last_accuracy").get<double>()};
+    last_ = {record.at("last_loss").get<double>(), record.at("last_accuracy").get<double>(), 0};
   }
 
-  mlm_evaluation evaluate(long step) {
+  masked_lm_metrics evaluate(long step) {
     if (step == last_evaluated_) return last_;
     last_ = report_.evaluation([&] { return evaluate_(step); });
     last_evaluated_ = step;
@@ -118,12 +74,12 @@ class mlm_task {
   const text_corpus& corpus_;
   const special_tokens& special_;
   index_t vocab_size_;
-  std::function<mlm_evaluation(long)> evaluate_;
+  std::function<masked_lm_metrics(long)> evaluate_;
   example_order order_;
   token_batch batch_;
   stage_reporter report_;
   long last_evaluated_ = -1;
-  mlm_evaluation last_{0, 0};
+  masked_lm_metrics last_{};
   const run_checkpoints* checkpoints_ = nullptr;
 };
 
@@ -179,12 +135,13 @@ pretrain_result pretrain(const pretrain_options& o, const vocabulary& vocab) {
   model_type model(config);
   rng random(o.common.seed);
   model.initialise(random);
+  model.bert.set_dropout(o.dropout, o.dropout);
   const optimization_options optimization = optimization_of(o, o.lr);
 
   const std::optional<training_state_reader> state = open_training_state("pretrain", o.common, o.out);
   metrics_log metrics = open_metrics(o.common, state);
   const auto evaluate = [&](long step) {
-    const mlm_evaluation e = evaluate_mlm(model, held_out, eval_indices, o.seq, o.batch, special, vocab.size(), o.common.seed, job::group());
+    const masked_lm_metrics e = evaluate_masked_lm(model, held_out, eval_indices, o.seq, o.batch, special, vocab.size(), &job::group());
     messages::status("pretrain", "step {} held-out masked-LM loss {:.4f}, accuracy {:.4f}", step, e.loss, e.accuracy);
     metrics.write({{"event", "eval"}, {"step", step}, {"mlm_accuracy", e.accuracy}, {"loss", e.loss}});
     return e;
@@ -200,7 +157,7 @@ pretrain_result pretrain(const pretrain_options& o, const vocabulary& vocab) {
   double train_seconds = 0, flops = 0;
   long total_steps = o.steps;
   nlohmann::ordered_json record;
-  mlm_evaluation final{0, 0};
+  masked_lm_metrics final{};
   if (!o.earlybert.enabled) {
     const dense_report report = run_dense(model, optimization, o.steps, task, resume);
     train_seconds = report.wall_s - task.eval_seconds();
@@ -209,7 +166,7 @@ pretrain_result pretrain(const pretrain_options& o, const vocabulary& vocab) {
     metrics.write({{"event", "summary"}, {"mode", "dense"}, {"mlm_accuracy", final.accuracy}, {"loss", final.loss},
                    {"train_wall_s", train_seconds}, {"train_flops", flops}, {"total_steps", o.steps}});
   } else {
-    // Pre-training's recipe is not published (../shared/earlybert-method.md, section 7): the ticket
+    // Pre-training's recipe is not published (docs/earlybert.md §0): the ticket
     // trains for two thirds of --steps (the fine-tuning recipe's ratio) at --lr, continuing from the
     // draw by default (--restart-from).
     const earlybert_cli_options& e = o.earlybert;
@@ -230,7 +187,8 @@ pretrain_result pretrain(const pretrain_options& o, const vocabulary& vocab) {
     record = ticket_record(report, task.steps_per_pass());
   }
   if (job::lead()) {
-    save_checkpoint(o.out, model, vocab, tokenizer_settings{vocab.looks_uncased(), o.seq});
+    model.bert.set_dropout(config.hidden_dropout, config.attention_dropout);  // fine-tuning's dropout, whatever pre-training used
+    save_checkpoint(o.out, model, vocab, tokenizer_settings{vocab.looks_uncased(), o.seq}, weight_dtype_of(o.common.save_dtype));
     if (!record.is_null()) write_file_atomically(fs::path(o.out) / "earlybert_ticket.json", record.dump() + "\n");
   }
   checkpoints.finished();
@@ -251,6 +209,7 @@ void check_pretrain_options(const pretrain_options& o) {
   job::check_batch(o.batch, o.accumulation);
   if (o.seq < 3) throw config_error(fmt::format("--seq is {}, expected at least 3", o.seq));
   if (!(o.lr > 0)) throw config_error(fmt::format("--lr is {}, expected a positive value", o.lr));
+  if (!(o.dropout >= 0 && o.dropout < 1)) throw config_error(fmt::format("--dropout is {}, expected a value in [0, 1)", o.dropout));
   check_shape_name(o.shape);
   (void)nonfinite_policy_of(o.common.on_nonfinite);
   (void)overlap_of(o.common.overlap);

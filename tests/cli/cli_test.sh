@@ -257,12 +257,30 @@ pretrain-then-finetune)
   # Two corpora, a file and a folder, each named with what it holds.
   mkdir -p more && head -c 20000 "$data/wikitext2/valid_head.txt" > more/valid_part.txt
   "$earlybert" pretrain --corpus "$data/wikitext2/train_head.txt" more --vocab "$vocab" --shape tiny --out mlm --steps 4 \
-    --batch 8 --seq 32 --eval-every 2 --eval-sequences 16 --metrics mlm.jsonl --threads 2 2> mlm.log
+    --batch 8 --seq 32 --eval-every 2 --eval-sequences 16 --metrics mlm.jsonl --threads 2 --save-dtype f16 2> mlm.log
+  python3 -c 'import json, struct, sys; f = open(sys.argv[1], "rb"); n = struct.unpack("<Q", f.read(8))[0]
+assert {v["dtype"] for k, v in json.loads(f.read(n)).items() if k != "__metadata__"} == {"F16"}' mlm/model.safetensors \
+    || fail "--save-dtype f16 did not store the weights as F16"
   grep -Eq "^pretrain: corpus 'more/valid_part.txt': [0-9]+ lines, [0-9]+ tokens$" mlm.log || fail "the second corpus was not named: $(cat mlm.log)"
   grep -Eq "^pretrain: [0-9]+ tokens from [0-9]+ lines of 2 files;" mlm.log || fail "the corpus total: $(cat mlm.log)"
   [[ $(grep -c '"event":"eval"' mlm.jsonl) -eq 3 ]] || fail "expected evaluations at steps 0, 2 and 4"
   grep -q '"event":"eval","step":4,"mlm_accuracy":' mlm.jsonl || fail "no masked-LM evaluation"
   "$earlybert" inspect mlm | grep -q "BertForMaskedLM of shape tiny" || fail "inspect of the masked-LM checkpoint"
+  # predict on held-out text reproduces pretrain's held-out figures: with --eval-corpus, its first
+  # --eval-sequences sequences, masked the same way (another batch size: the loss to rounding).
+  head -c 3000 "$data/wikitext2/valid_head.txt" > held.txt
+  "$earlybert" pretrain --corpus "$data/wikitext2/train_head.txt" --eval-corpus held.txt --vocab "$vocab" --shape tiny --out mlm_held --steps 3 \
+    --batch 8 --seq 32 --eval-sequences 1000 --metrics mlm_held.jsonl --threads 2 > /dev/null 2>&1
+  "$earlybert" predict --checkpoint mlm_held --input held.txt --out held.json > held.out
+  python3 - <<'PY' || fail "predict's masked-LM figures differ from pretrain's: $(cat held.out)"
+import json
+final = [json.loads(l) for l in open("mlm_held.jsonl") if '"event":"eval"' in l][-1]
+got = json.load(open("held.json"))
+assert got["task"] == "masked_lm" and got["seq"] == 32 and got["sequences"] > 10, got
+assert abs(got["metrics"]["masked_lm_loss"] - final["loss"]) < 1e-4 and abs(got["metrics"]["masked_lm_accuracy"] - final["mlm_accuracy"]) < 1e-9, (got, final)
+PY
+  grep -Eq "^predict: masked LM on [0-9]+ sequences of 32 tokens of 'held.txt' \([0-9]+ masked\): masked_lm_loss [0-9.]+, masked_lm_accuracy [0-9.]+ \(in 'held.json'\)$" held.out \
+    || fail "predict's masked-LM line: $(cat held.out)"
   "$earlybert" finetune --train train.tsv --dev dev.tsv --vocab "$vocab" --init mlm --epochs 1 --batch 16 --out cls 2> log.txt
   grep -q "freshly initialised: bert.pooler.dense.weight, bert.pooler.dense.bias, classifier.weight, classifier.bias" log.txt \
     || fail "the fresh task head was not reported: $(cat log.txt)"
@@ -701,6 +719,7 @@ bad-input)
   [[ ! -e p.jsonl ]] || fail "predict left an output behind"
   expect_error "--seq is 600, but the model has only 512 positions" \
     "$earlybert" pretrain --corpus "$data/wikitext2/train_head.txt" --vocab "$vocab" --shape tiny --out y --seq 600
+  expect_error "--save-dtype is 'f8', expected f32, f16 or bf16" "$earlybert" finetune --train train.tsv --dev dev.tsv --vocab "$vocab" --shape tiny --out x --save-dtype f8
   expect_error "--threads is -1" "$earlybert" finetune --train train.tsv --dev dev.tsv --vocab "$vocab" --shape tiny --out x --threads -1
   touch notdir
   expect_error "--out 'notdir' exists and is not a directory" "${finetune[@]}" --out notdir

@@ -18,7 +18,9 @@ commands it names standing in for themselves:
   cmake --workflow --preset NAME   the preset must exist in CMakePresets.json
   scripts/install-deps.sh          must exist and be executable (CI runs it)
 
-Loops, variables and arrays of a block work as bash runs them. A block whose first line is
+$DATA, the folder of the full datasets that the pages' commands read (data/README.md), is set to a
+path that need not exist: the checks never read an input file. Loops, variables and arrays of a block
+work as bash runs them. A block whose first line is
 "# not a command" is shown for its form only and is skipped, and says so.
 """
 import os
@@ -32,6 +34,7 @@ REPOSITORY, EARLYBERT = sys.argv[1], sys.argv[2]
 # The stand-ins, as bash functions; each records what it checked in the file $DOC_RECORD.
 PRELUDE = r'''
 set -euo pipefail
+DATA=/full-datasets
 checked() { echo "$*" >> "$DOC_RECORD"; }
 earlybert() {
   local out status=0

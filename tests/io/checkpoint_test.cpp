@@ -2,6 +2,7 @@
 #include "earlybert/io/checkpoint.hpp"
 #include "earlybert/nn/early_exit.hpp"
 
+#include <bit>
 #include <cstring>
 #include <filesystem>
 #include <string>
@@ -176,6 +177,46 @@ TEST_CASE("checkpoint: save then load gives identical parameters and outputs") {
   CHECK(report.initialised.empty());
   CHECK(report.unused.empty());
   check_same_parameters(loaded, model);
+}
+
+TEST_CASE("checkpoint: weights saved as F16 or BF16 take half the bytes and reload as the rounded weights") {
+  bert_for_sequence_classification<float, test_shape> model(test_config());
+  rng random(3);
+  model.initialise(random);
+  scratch_directory full("checkpoint_f32");
+  save_checkpoint(full.path, model, test_vocabulary());
+  for (const auto& [stored, name] : {std::pair{tensor_dtype::f16, "F16"}, std::pair{tensor_dtype::bf16, "BF16"}}) {
+    CAPTURE(name);
+    scratch_directory dir(std::string("checkpoint_") + name);
+    save_checkpoint(dir.path, model, test_vocabulary(), std::nullopt, stored);
+    const auto reader = safetensors_reader::open(dir.path / "model.safetensors");
+    for (const tensor_entry& t : reader.tensors()) CHECK(t.dtype == stored);
+    // Half the data bytes; the header is about the same length.
+    const auto full_size = fs::file_size(full.path / "model.safetensors"), half_size = fs::file_size(dir.path / "model.safetensors");
+    CHECK(half_size < full_size / 2 + 2000);
+    bert_for_sequence_classification<float, test_shape> loaded(read_config(dir.path / "config.json").model);
+    const load_report report = load_weights(dir.path, loaded);
+    CHECK(report.initialised.empty());
+    auto original = parameters_of(model), reread = parameters_of(loaded);
+    REQUIRE(original.size() == reread.size());
+    for (std::size_t i = 0; i < original.size(); ++i) {
+      matrix<float> rounded = original[i]->value;
+      for (index_t k = 0; k < rounded.size(); ++k) {
+        const float v = rounded.data()[k];
+        rounded.data()[k] = stored == tensor_dtype::f16 ? detail::half_to_float(detail::float_to_half(v))
+                                                        : std::bit_cast<float>(std::uint32_t{detail::float_to_bfloat16(v)} << 16);
+      }
+      check_near(reread[i]->value, rounded, 0, original[i]->name.c_str());
+    }
+  }
+  // A weight beyond F16's range is refused, not written as infinity; BF16 holds it.
+  model.classifier.weight.value(0, 0) = 70000.0f;
+  scratch_directory dir("checkpoint_f16_overflow");
+  CHECK_THROWS_WITH_AS(save_checkpoint(dir.path, model, test_vocabulary(), std::nullopt, tensor_dtype::f16),
+                       "safetensors_writer: tensor 'classifier.weight' holds 70000 at index 0, beyond the range of F16", io_error);
+  CHECK_NOTHROW(save_checkpoint(dir.path, model, test_vocabulary(), std::nullopt, tensor_dtype::bf16));
+  CHECK(weight_dtype_of("f16") == tensor_dtype::f16);
+  CHECK_THROWS_WITH_AS(weight_dtype_of("fp16"), "weight type 'fp16' is not one of f32, f16, bf16", config_error);
 }
 
 TEST_CASE("checkpoint: a token classifier with exits round-trips, and loads as a plain token classifier with the exits unused") {

@@ -163,6 +163,14 @@ TEST_CASE("bert: dropout is deterministic for a key and differs between keys") {
   check_near(first, again, 0);
   CHECK_FALSE(first.isApprox(other));
   CHECK_FALSE(first.isApprox(evaluation));
+  // set_dropout: without dropout a training pass is an evaluation pass; the configuration says so.
+  model.bert.set_dropout(0, 0);
+  check_near(model.logits(t, b, true, 17).value(), evaluation, 0);
+  CHECK(model.bert.config().hidden_dropout == 0);
+  model.bert.set_dropout(0.3, 0.3);
+  check_near(model.logits(t, b, true, 17).value(), first, 0);
+  CHECK_THROWS_WITH_AS(model.bert.set_dropout(1.0, 0.1), "bert_config: 'hidden_dropout_prob' is 1, expected a value in [0, 1)", config_error);
+  CHECK(model.bert.config().hidden_dropout == doctest::Approx(0.3));
 }
 
 TEST_CASE("bert: inputs that do not fit are shape errors") {

@@ -27,6 +27,10 @@ config.json's "pruned_heads"; the first layer loses every head) into tests/refer
   expected.json                               a padded batch and PyTorch's classification logits for it,
                                               from the F32 weights in float64
 
+and F32 values with PyTorch's F16 and BF16 roundings of them (torch.Tensor.half(), .bfloat16()) into
+tests/reference/half_precision/values.safetensors, which earlybert's safetensors reader and writer
+must match bit for bit.
+
 The golden values are computed in float64 from the F32 weights (exactly representable), with dropout
 off, for four heads on the same encoder: sequence classification (pooler + classifier), masked LM
 (only the labelled positions go through the decoder, as earlybert computes them), regression (pooler +
@@ -53,6 +57,7 @@ HERE = os.path.dirname(os.path.abspath(__file__))
 OUT = os.path.join(HERE, "tiny_bert")
 OUT_HEAD32 = os.path.join(HERE, "head32_bert")
 OUT_HF_PRUNED = os.path.join(HERE, "hf_pruned_bert")
+OUT_HALF = os.path.join(HERE, "half_precision")
 
 # The shape: tests/reference/parity_test.cpp instantiates bert_shape<2, 32, 4, 64>.
 CONFIG = dict(
@@ -267,14 +272,20 @@ def initialise(model, generator):
                 p.copy_(0.2 * torch.randn(p.shape, generator=generator))
 
 
+TORCH_DTYPES = {"F32": torch.float32, "F64": torch.float64, "F16": torch.float16, "BF16": torch.bfloat16}
+
+
 def write_safetensors(path, tensors, dtype, metadata=None):
-    """The safetensors format: u64 header length, JSON header, raw little-endian data."""
-    code, torch_dtype = {"F32": ("F32", torch.float32), "F64": ("F64", torch.float64)}[dtype]
+    """The safetensors format: u64 header length, JSON header, raw little-endian data. `dtype` is one
+    for every tensor, or a dict from tensor name to dtype."""
     header, blobs, offset = {}, [], 0
     if metadata:
         header["__metadata__"] = metadata
     for name, t in tensors.items():
-        data = t.detach().to(torch_dtype).contiguous().numpy().tobytes()
+        code = dtype[name] if isinstance(dtype, dict) else dtype
+        converted = t.detach().to(TORCH_DTYPES[code]).contiguous()
+        # numpy has no bfloat16: the 16-bit types are written through their bits.
+        data = (converted.view(torch.int16) if code in ("F16", "BF16") else converted).numpy().tobytes()
         header[name] = {"dtype": code, "shape": list(t.shape), "data_offsets": [offset, offset + len(data)]}
         blobs.append(data)
         offset += len(data)
@@ -462,6 +473,29 @@ def main():
     print(f"wrote {OUT}: {len(state)} tensors, {len(golden)} golden tensors (torch {torch.__version__})")
     write_head32()
     write_hf_pruned()
+    write_half_precision()
+
+
+def write_half_precision():
+    """F32 values, and PyTorch's F16 and BF16 roundings of them (torch.Tensor.half() and .bfloat16(): round
+    to nearest, ties to even): ties, subnormals, the largest finite values, infinities and N(0, s) draws
+    at scales from 1e-7 to 1e4; "values.f16_float" and "values.bf16_float" hold the rounded values widened
+    back to F32, as PyTorch reads them."""
+    os.makedirs(OUT_HALF, exist_ok=True)
+    generator = torch.Generator().manual_seed(20261207)
+    edges = [0.0, -0.0, 1.0, -2.5, 65504.0, 65519.99, -65519.0, 6.0e-8, 2.98e-8, 8.9e-8, 1.0e-5, 6.1e-5,
+             1.0 + 2.0 ** -11, 1.0 + 3 * 2.0 ** -11, 1.0 + 2.0 ** -8, 1.0 + 3 * 2.0 ** -8, 3.0e38, 1.0e-40,
+             float("inf"), float("-inf")]
+    draws = [scale * torch.randn(200, generator=generator) for scale in (1e-7, 1e-4, 0.02, 1.0, 1e4)]
+    values = torch.cat([torch.tensor(edges, dtype=torch.float32)] + draws).to(torch.float32)
+    fits_half = values.abs() <= 65519.0  # beyond, F16 has only infinity: earlybert refuses to write those
+    fits_half |= values.isinf()
+    half_values = values[fits_half]
+    tensors = {"values": values, "values.bf16": values, "values.bf16_float": values.bfloat16().float(),
+               "half_values": half_values, "half_values.f16": half_values, "half_values.f16_float": half_values.half().float()}
+    dtypes = {name: ("BF16" if name.endswith(".bf16") else "F16" if name.endswith(".f16") else "F32") for name in tensors}
+    write_safetensors(os.path.join(OUT_HALF, "values.safetensors"), tensors, dtypes)
+    print(f"wrote {OUT_HALF}: {values.numel()} values, {half_values.numel()} within F16's range (torch {torch.__version__})")
 
 
 if __name__ == "__main__":

@@ -2,6 +2,9 @@
 // earlybert's BERT against a PyTorch reference (tests/reference/make_reference.py): the checkpoint it
 // wrote loads under HuggingFace's names, and the logits, the loss and every parameter's gradient for
 // one padded batch agree, for sequence classification, masked LM, regression and question answering.
+#include <bit>
+#include <filesystem>
+#include <tuple>
 #include <string>
 #include <vector>
 
@@ -13,6 +16,7 @@
 #include "earlybert/nn/bert.hpp"
 
 using namespace earlybert;
+namespace fs = std::filesystem;
 
 namespace {
 using reference_shape = bert_shape<2, 32, 4, 64>;
@@ -196,4 +200,39 @@ TEST_CASE_TEMPLATE("parity: a checkpoint pruned by HuggingFace's prune_heads, a 
             tolerance * (1 + std::abs(rows[static_cast<std::size_t>(i)][static_cast<std::size_t>(c)])));
     }
   }
+}
+
+namespace {
+// The F32 bits of a row of floats, for comparisons that tell 0 from -0.
+std::vector<std::uint32_t> bits_of(const matrix<float>& values) {
+  std::vector<std::uint32_t> bits;
+  for (index_t i = 0; i < values.size(); ++i) bits.push_back(std::bit_cast<std::uint32_t>(values.data()[i]));
+  return bits;
+}
+}  // namespace
+
+TEST_CASE("parity: F16 and BF16 round to nearest even as PyTorch's half() and bfloat16() do, and read back as PyTorch reads them") {
+  const safetensors_reader reference = safetensors_reader::open(reference_dir + "/../half_precision/values.safetensors");
+  const fs::path written = fs::temp_directory_path() / "earlybert_test_half_precision.safetensors";
+  for (const auto& [values_name, stored, dtype] : {std::tuple{"half_values", tensor_dtype::f16, "f16"}, std::tuple{"values", tensor_dtype::bf16, "bf16"}}) {
+    CAPTURE(dtype);
+    const tensor_entry* entry = reference.find(values_name);
+    REQUIRE(entry != nullptr);
+    matrix<float> values(1, entry->shape[0]), torch_rounded(1, entry->shape[0]), read_from_torch(1, entry->shape[0]);
+    reference.read(values_name, values);
+    reference.read(fmt::format("{}.{}_float", values_name, dtype), torch_rounded);
+    // Reading: PyTorch's F16/BF16 bytes widen to the floats PyTorch widens them to.
+    reference.read(fmt::format("{}.{}", values_name, dtype), read_from_torch);
+    CHECK(bits_of(read_from_torch) == bits_of(torch_rounded));
+    // Writing: earlybert's rounding of the F32 values, read back, is PyTorch's, bit for bit.
+    safetensors_writer writer;
+    writer.add("rounded", values, {values.cols()}, stored);
+    writer.write(written);
+    const safetensors_reader ours = safetensors_reader::open(written);
+    REQUIRE(ours.find("rounded")->dtype == stored);
+    matrix<float> ours_rounded(1, values.cols());
+    ours.read("rounded", ours_rounded);
+    CHECK(bits_of(ours_rounded) == bits_of(torch_rounded));
+  }
+  fs::remove(written);
 }

@@ -362,10 +362,11 @@ inline std::optional<tokenizer_settings> read_tokenizer_config(const std::filesy
 
 // Writes config.json, model.safetensors, vocab.txt and tokenizer_config.json into `directory` (created
 // if needed), each atomically. Without `tokenizer`, lower-casing follows the vocabulary
-// (vocabulary::looks_uncased) and the longest input is the model's max_positions.
+// (vocabulary::looks_uncased) and the longest input is the model's max_positions. The weights (and
+// masks) are stored as `weights`: F32, or F16 or BF16 at half the size (safetensors_writer::add).
 template <class Model>
 void save_checkpoint(const std::filesystem::path& directory, Model& model, const vocabulary& vocab,
-                     std::optional<tokenizer_settings> tokenizer = std::nullopt) {
+                     std::optional<tokenizer_settings> tokenizer = std::nullopt, tensor_dtype weights = tensor_dtype::f32) {
   std::error_code ec;
   std::filesystem::create_directories(directory, ec);
   if (ec || !std::filesystem::is_directory(directory)) {
@@ -385,11 +386,11 @@ void save_checkpoint(const std::filesystem::path& directory, Model& model, const
   model.for_each_parameter([&](parameter<scalar>& p) {
     std::vector<std::int64_t> shape = p.rows() == 1 ? std::vector<std::int64_t>{p.cols()}
                                                     : std::vector<std::int64_t>{p.rows(), p.cols()};
-    tensors.add(p.name, p.value, shape);
+    tensors.add(p.name, p.value, shape, weights);
   });
   // Unstructured masks beside their weights, as PyTorch's torch.nn.utils.prune names its buffers.
   model.for_each_linear([&](const linear<scalar>& l) {
-    if (l.has_weight_mask()) tensors.add(weight_mask_name(l), detail::mask_matrix<scalar>(l), {l.outputs(), l.inputs()});
+    if (l.has_weight_mask()) tensors.add(weight_mask_name(l), detail::mask_matrix<scalar>(l), {l.outputs(), l.inputs()}, weights);
   });
   tensors.write(directory / "model.safetensors");
   write_file_atomically(directory / "config.json", config_to_json(config, architecture_of<Model>()).dump(2) + "\n");

@@ -11,8 +11,10 @@
 // Reading trusts nothing: the header length, the JSON, every dtype, shape and offset are checked
 // against the file (offsets inside the data, sizes equal to the shape's, no two tensors overlapping)
 // and any violation is an io_error naming the file and the tensor. Tensors are converted to the
-// caller's Scalar on read (F32, F64, F16 and BF16 are accepted); they are written as F32 (add), or
-// in their own type, F32 or F64 (add_exact: training states, which must round-trip bit for bit).
+// caller's Scalar on read (F32, F64, F16 and BF16 are accepted); they are written as F32, F16 or BF16
+// (add: weights; F16 and BF16 round to nearest, ties to even, as PyTorch's .half() and .bfloat16()
+// do, and a finite value beyond the type's range is refused rather than written as infinity), or in
+// their own type, F32 or F64 (add_exact: training states, which must round-trip bit for bit).
 // The host must be little-endian (x86-64 and AArch64 are), which is checked at compile time.
 
 #include <algorithm>
@@ -23,6 +25,7 @@
 #include <filesystem>
 #include <map>
 #include <string>
+#include <string_view>
 #include <type_traits>
 #include <vector>
 
@@ -68,7 +71,57 @@ inline float half_to_float(std::uint16_t h) {
   else magnitude = std::ldexp(static_cast<float>(mantissa | 0x400), static_cast<int>(exponent) - 25);
   return sign != 0 ? -magnitude : magnitude;
 }
+// Float to IEEE half precision, rounding to nearest with ties to even; NaN stays NaN, and a value
+// whose magnitude rounds beyond 65504 becomes infinity (the caller decides whether that is an error).
+inline std::uint16_t float_to_half(float value) {
+  constexpr std::uint32_t infinity = 255u << 23, half_overflow = (127u + 16) << 23;
+  constexpr std::uint32_t subnormal_magic = ((127u - 15) + (23 - 10) + 1) << 23;
+  std::uint32_t bits = std::bit_cast<std::uint32_t>(value);
+  const std::uint32_t sign = bits & 0x80000000u;
+  bits ^= sign;
+  std::uint16_t half;
+  if (bits >= half_overflow) {
+    half = bits > infinity ? 0x7E00 : 0x7C00;
+  } else if (bits < (113u << 23)) {
+    // A half subnormal or zero: adding the magic number aligns the 10 mantissa bits at the bottom of
+    // a float, and the float addition rounds to nearest even.
+    const float aligned = std::bit_cast<float>(bits) + std::bit_cast<float>(subnormal_magic);
+    half = static_cast<std::uint16_t>(std::bit_cast<std::uint32_t>(aligned) - subnormal_magic);
+  } else {
+    const std::uint32_t odd = (bits >> 13) & 1;
+    bits += ((15u - 127u) << 23) + 0xFFF + odd;  // rebias the exponent; round half to even
+    half = static_cast<std::uint16_t>(bits >> 13);
+  }
+  return static_cast<std::uint16_t>(half | (sign >> 16));
+}
+
+// Float to bfloat16 (float's upper half), rounding to nearest with ties to even; NaN stays NaN.
+inline std::uint16_t float_to_bfloat16(float value) {
+  std::uint32_t bits = std::bit_cast<std::uint32_t>(value);
+  if ((bits & 0x7FFFFFFFu) > 0x7F800000u) return static_cast<std::uint16_t>((bits >> 16) | 0x0040);
+  bits += 0x7FFF + ((bits >> 16) & 1);
+  return static_cast<std::uint16_t>(bits >> 16);
+}
+
+inline const char* dtype_name(tensor_dtype d) {
+  switch (d) {
+    case tensor_dtype::f32: return "F32";
+    case tensor_dtype::f64: return "F64";
+    case tensor_dtype::f16: return "F16";
+    case tensor_dtype::bf16: return "BF16";
+    case tensor_dtype::i32: return "I32";
+    default: return "I64";
+  }
+}
 }  // namespace detail
+
+// The floating-point types weights can be written in: "f32", "f16" or "bf16" (and back).
+inline tensor_dtype weight_dtype_of(std::string_view name) {
+  if (name == "f32") return tensor_dtype::f32;
+  if (name == "f16") return tensor_dtype::f16;
+  if (name == "bf16") return tensor_dtype::bf16;
+  throw config_error(fmt::format("weight type '{}' is not one of f32, f16, bf16", name));
+}
 
 struct tensor_entry {
   std::string name;
@@ -235,10 +288,19 @@ class safetensors_reader {
 
 class safetensors_writer {
  public:
-  // Adds a tensor, stored as F32 with the given shape (whose product must be the matrix's size).
+  // Adds a tensor with the given shape (whose product must be the matrix's size), stored as F32, F16
+  // or BF16 (see above; io_error for a finite value beyond F16's or BF16's range).
   template <class Scalar>
-  void add(const std::string& name, const matrix<Scalar>& values, std::vector<std::int64_t> shape) {
-    append<float>(name, values, std::move(shape));
+  void add(const std::string& name, const matrix<Scalar>& values, std::vector<std::int64_t> shape,
+           tensor_dtype stored = tensor_dtype::f32) {
+    switch (stored) {
+      case tensor_dtype::f32: append<float>(name, values, std::move(shape)); break;
+      case tensor_dtype::f16: append_half(name, values, std::move(shape), stored, detail::float_to_half); break;
+      case tensor_dtype::bf16: append_half(name, values, std::move(shape), stored, detail::float_to_bfloat16); break;
+      default:
+        throw config_error(fmt::format("safetensors_writer: tensor '{}': weights are written as F32, F16 or BF16, not {}", name,
+                                       detail::dtype_name(stored)));
+    }
   }
 
   // Adds a tensor stored in its own type (F32 or F64), so that reading it back gives the same bits.
@@ -276,15 +338,40 @@ class safetensors_writer {
     const char* dtype;
   };
 
-  template <class Stored, class Scalar>
-  void append(const std::string& name, const matrix<Scalar>& values, std::vector<std::int64_t> shape) {
-    static_assert(std::is_same_v<Stored, float> || std::is_same_v<Stored, double>);
+  template <class Scalar>
+  void check_count(const std::string& name, const matrix<Scalar>& values, const std::vector<std::int64_t>& shape) const {
     std::int64_t n = 1;
     for (auto d : shape) n *= d;
     if (n != values.size()) {
       throw shape_error(fmt::format("safetensors_writer: tensor '{}' has {} values, shape [{}] needs {}", name,
                                     values.size(), fmt::join(shape, ", "), n));
     }
+  }
+
+  // F16 or BF16: each value converted to float, then rounded by `convert`.
+  template <class Scalar, class Convert>
+  void append_half(const std::string& name, const matrix<Scalar>& values, std::vector<std::int64_t> shape, tensor_dtype stored,
+                   Convert convert) {
+    check_count(name, values, shape);
+    const std::size_t start = data_.size();
+    std::string bytes(static_cast<std::size_t>(values.size()) * 2, '\0');
+    for (index_t i = 0; i < values.size(); ++i) {
+      const auto v = static_cast<float>(values.data()[i]);
+      const std::uint16_t h = convert(v);
+      if (std::isfinite(v) && (h & 0x7FFF) == (stored == tensor_dtype::f16 ? 0x7C00 : 0x7F80)) {
+        throw io_error(fmt::format("safetensors_writer: tensor '{}' holds {} at index {}, beyond the range of {}", name,
+                                   static_cast<double>(values.data()[i]), i, detail::dtype_name(stored)));
+      }
+      std::memcpy(bytes.data() + static_cast<std::size_t>(i) * 2, &h, 2);
+    }
+    entries_.push_back({name, std::move(shape), start, detail::dtype_name(stored)});
+    data_ += bytes;
+  }
+
+  template <class Stored, class Scalar>
+  void append(const std::string& name, const matrix<Scalar>& values, std::vector<std::int64_t> shape) {
+    static_assert(std::is_same_v<Stored, float> || std::is_same_v<Stored, double>);
+    check_count(name, values, shape);
     entries_.push_back({name, std::move(shape), data_.size(), std::is_same_v<Stored, float> ? "F32" : "F64"});
     const std::size_t start = data_.size();
     data_.resize(start + static_cast<std::size_t>(values.size()) * sizeof(Stored));

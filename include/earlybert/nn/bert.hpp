@@ -62,6 +62,17 @@ class bert_model {
 
   bool has_pooler() const noexcept { return with_pooler_; }
 
+  // Sets the dropout probabilities of training forward passes from now on (config.json's
+  // hidden_dropout_prob and attention_probs_dropout_prob); config_error outside [0, 1). Pre-training
+  // may train without dropout and restore BERT's 0.1 before it saves, for fine-tuning.
+  void set_dropout(double hidden, double attention) {
+    bert_config c = config_;
+    c.hidden_dropout = hidden;
+    c.attention_dropout = attention;
+    c.check();
+    config_ = c;
+  }
+
   // The configuration as built, without recomputing the kept structure (cheap: for every step).
   const bert_config& built_config() const noexcept { return config_; }
 

@@ -1,6 +1,6 @@
 // SPDX-License-Identifier: Apache-2.0
 #pragma once
-// The EarlyBERT pipeline (../shared/earlybert-method.md, docs/earlybert.md): search, draw, efficient
+// The EarlyBERT pipeline (docs/earlybert.md: §0 the method, then its defaults): search, draw, efficient
 // training.
 //
 //   1. search     train the full model with slimming coefficients and the L1 penalty

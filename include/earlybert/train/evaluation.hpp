@@ -15,6 +15,9 @@
 //   mean_loss(model, data, batch, pad)             the task loss over the whole set: the mean
 //                                                  cross-entropy of every labelled row (sequences or
 //                                                  words), or a regression head's mean squared error
+//   evaluate_masked_lm(model, corpus, sequences, seq, batch, special, vocab_size)
+//                                                  a masked-LM model on held-out text: the loss and
+//                                                  accuracy over the masked positions (see below)
 //
 // Each takes an optional process group (distributed/process_group.hpp): the processes then share the
 // forward passes, batch i running on process i mod N, and exchange the logits, so that f sees every
@@ -30,6 +33,7 @@
 #include <string>
 #include <vector>
 
+#include "earlybert/core/rng.hpp"
 #include "earlybert/core/tape.hpp"
 #include "earlybert/distributed/process_group.hpp"
 #include "earlybert/io/datasets.hpp"
@@ -202,6 +206,61 @@ double mean_loss(Model& model, const Dataset& data, index_t batch, token_id pad,
       },
       group);
   return rows == 0 ? 0.0 : total / rows;
+}
+
+// Held-out masked-LM evaluation. The sequences are masked as training masks them (mask_tokens), by an
+// rng seeded with held_out_masking_seed and drawn in sequence order: the masked positions depend on the
+// text and the sequence length alone, never on the model, the run's seed, the batch size or the
+// number of processes, so evaluations compare across steps, runs and programs.
+struct masked_lm_metrics {
+  double loss = 0;      // mean cross-entropy over the masked positions
+  double accuracy = 0;  // fraction of masked positions whose arg-max is the original token
+  index_t masked = 0;   // masked positions scored
+};
+
+inline constexpr std::uint64_t held_out_masking_seed = 0xE7A1;
+
+// `sequences` index the corpus's sequences of length `seq` (make_corpus_batch). Under a process group,
+// batch i runs on process i mod N (each process masks every batch, so the masking is one process's)
+// and the counts are summed, so every process returns the whole result.
+template <class Model>
+masked_lm_metrics evaluate_masked_lm(Model& model, const text_corpus& corpus, std::span<const std::size_t> sequences, index_t seq, index_t batch,
+                                     const special_tokens& special, index_t vocab_size, process_group* group = nullptr,
+                                     const evaluation_progress& progress = {}) {
+  using Scalar = typename Model::scalar_type;
+  tape<Scalar> t;
+  no_recording<Scalar> inference(t);
+  rng masking(held_out_masking_seed);
+  token_batch b;
+  double loss_sum = 0, correct = 0, masked = 0;
+  const int processes = group == nullptr ? 1 : group->size(), rank = group == nullptr ? 0 : group->rank();
+  long index = 0;
+  for (std::size_t start = 0; start < sequences.size(); start += static_cast<std::size_t>(batch), ++index) {
+    const auto part = sequences.subspan(start, std::min(sequences.size() - start, static_cast<std::size_t>(batch)));
+    make_corpus_batch(corpus, part, seq, special, b);
+    mask_tokens(b, masking, special, vocab_size);
+    if (index % processes == rank) {
+      t.rewind();
+      const auto out = model.forward(t, b, false, 0);
+      loss_sum += static_cast<double>(out.loss.item()) * static_cast<double>(out.labelled);
+      for (index_t r = 0; r < out.labelled; ++r) {
+        index_t best = 0;
+        out.logits.value().row(r).maxCoeff(&best);
+        correct += best == out.labels[r];
+      }
+      masked += static_cast<double>(out.labelled);
+    }
+    if (progress) progress(start + part.size(), sequences.size());
+  }
+  if (processes > 1) {
+    double counts[3] = {loss_sum, correct, masked};
+    group->sum(std::span<double>(counts, 3));
+    loss_sum = counts[0];
+    correct = counts[1];
+    masked = counts[2];
+  }
+  if (masked == 0) return {};
+  return {loss_sum / masked, correct / masked, static_cast<index_t>(masked)};
 }
 
 }  // namespace earlybert
