@@ -176,6 +176,12 @@ def report(reports, a, layers):
     plot(reports, a, layers)
 
 
+def spread(values):
+    """The mean and the standard deviation of values (0 for a single one), for error bars."""
+    values = list(values)
+    return statistics.mean(values), statistics.stdev(values) if len(values) > 1 else 0.0
+
+
 def plot(reports, a, layers):
     plt = pyplot("early-exit study")
     if plt is None:
@@ -190,16 +196,17 @@ def plot(reports, a, layers):
             for mode, style in (("sentence", "s--"), ("token", "o-")):
                 keys = sorted((k for k in groups if k[0] == "exits" and k[1] == mode), key=lambda k: k[2])
                 xs = [statistics.mean(1 / r["flops_ratio"] if speed == "FLOPs" else r["wall_speed_up"] for r in groups[k]) for k in keys]
-                ys = [statistics.mean(r["metrics"][metric] for r in groups[k]) for k in keys]
-                axis.plot(xs, ys, style, label=f"{mode}-level exit")
+                ys, sds = zip(*[spread(r["metrics"][metric] for r in groups[k]) for k in keys]) if keys else ((), ())
+                axis.errorbar(xs, ys, yerr=sds, fmt=style, capsize=2, label=f"{mode}-level exit")
             static = sorted((k for k in groups if k[0].startswith("static_") or k[0] == "full"), key=lambda k: k[0])
             xs = [statistics.mean(layers / r["layers"] if speed == "FLOPs" else r["wall_speed_up"] for r in groups[k]) for k in static]
-            ys = [statistics.mean(r["metrics"][metric] for r in groups[k]) for k in static]
-            axis.plot(xs, ys, "k^", label="static: first k layers")
+            ys, sds = zip(*[spread(r["metrics"][metric] for r in groups[k]) for k in static]) if static else ((), ())
+            axis.errorbar(xs, ys, yerr=sds, fmt="k^", capsize=2, label="static: first k layers")
             axis.set_xlabel(f"speed-up ({speed}, batches of {a.batch})")
             axis.legend(fontsize=8)
         left.set_ylabel(f"dev {metric}")
-        fig.suptitle(f"{task}: quality against speed-up (mean of seeds)")
+        # The error bars are the seeds' spread, so the axis always spans it.
+        fig.suptitle(f"{task}: quality against speed-up (mean ± sd over seeds)")
         fig.tight_layout()
         fig.savefig(os.path.join(a.out, f"{task}_tradeoff.png"), dpi=120)
         fig, ax = plt.subplots(figsize=(6, 4))

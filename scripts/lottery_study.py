@@ -73,13 +73,13 @@ def finetune(a, common, seed_dir, name, args, log):
 
 def main():
     p = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
-    p.add_argument("--earlybert", required=True, help="the earlybert program")
-    p.add_argument("--init", required=True, help="pre-trained checkpoint directory")
+    p.add_argument("--earlybert", help="the earlybert program")
+    p.add_argument("--init", help="pre-trained checkpoint directory")
     p.add_argument("--task", required=True)
     p.add_argument("--data", help="the task's directory (or --train and --dev files in its layout)")
     p.add_argument("--train")
     p.add_argument("--dev")
-    p.add_argument("--vocab", required=True)
+    p.add_argument("--vocab")
     p.add_argument("--out", required=True)
     p.add_argument("--seeds", type=int, nargs="+", default=[1, 2, 3])
     p.add_argument("--epochs", type=int, default=3)
@@ -94,10 +94,22 @@ def main():
     p.add_argument("--structured-levels", type=int, default=4)
     p.add_argument("--parts", nargs="+", default=PARTS, choices=PARTS)
     p.add_argument("--aggregate-only", action="store_true")
+    p.add_argument("--from-json", help="tabulate and plot the runs of a study's lottery.json (docs/data/lottery_*.json), running nothing")
     a = p.parse_args()
     if (a.data is None) == (a.train is None or a.dev is None):
         p.error("give --data, or --train and --dev")
     os.makedirs(a.out, exist_ok=True)
+    if a.from_json:
+        with open(a.from_json, encoding="utf-8") as f:
+            study = json.load(f)
+        if study["task"] != a.task:
+            p.error(f"--from-json holds a study of {study['task']}, not of --task {a.task}")
+        runs = [r for r in study["runs"] if r["seed"] in a.seeds]
+        report(runs, a)
+        return
+    for flag in ("earlybert", "init", "vocab"):
+        if getattr(a, flag) is None:
+            p.error(f"--{flag} is required (unless --from-json)")
     files = ["--data", a.data] if a.data else ["--train", a.train, "--dev", a.dev]
     common = ["--task", a.task, *files, "--vocab", a.vocab, "--init", a.init, "--max-seq", str(a.max_seq),
               "--epochs", str(a.epochs), "--threads", str(a.threads), "-q"]
@@ -251,10 +263,32 @@ def spread(values):
     return statistics.mean(values), statistics.stdev(values) if len(values) > 1 else 0.0
 
 
+def constant_answer(a, metric):
+    """The best score of an answer that ignores the input on the study's dev set (score_glue.py), or None
+    where there is none (STS-B, a custom task) or scipy and scikit-learn are missing."""
+    try:
+        from score_glue import TASKS, constant_answer as best_constant
+    except ImportError:
+        return None
+    if a.task not in TASKS:
+        return None
+    values = best_constant(a.task, a.dev or os.path.join(a.data, "dev.tsv"))
+    return None if values is None else values.get(metric)
+
+
+def reference_lines(ax, dense, trivial):
+    """The dense run's mean and the constant answer, as horizontal lines."""
+    if dense is not None:
+        ax.axhline(dense, color="grey", linewidth=0.8, linestyle="--", label="dense (mean)")
+    if trivial is not None:
+        ax.axhline(trivial, color="black", linewidth=0.8, linestyle=":", label=f"constant answer ({trivial:.3f})")
+
+
 def plot(by, levels, lmc, structured, a, metric):
     plt = pyplot("lottery study")
     if plt is None:
         return
+    trivial = constant_answer(a, metric)
     if levels:
         fig, ax = plt.subplots(figsize=(6, 4))
         xs = sorted(levels)
@@ -263,8 +297,7 @@ def plot(by, levels, lmc, structured, a, metric):
         imp = [spread(e["dev_metrics"][metric] for e in levels[l].values()) for l in xs]
         ax.errorbar(sparsity, [m for m, _ in imp], yerr=[s for _, s in imp], fmt="o-", capsize=3,
                     label="IMP (rewound to pre-trained)")
-        if 0 in levels:
-            ax.axhline(imp[xs.index(0)][0], color="grey", linewidth=0.8, linestyle="--", label="dense (level 0)")
+        reference_lines(ax, imp[xs.index(0)][0] if 0 in levels else None, trivial)
         for control, style in (("random", "s--"), ("reinit", "^:")):
             pts = [(sparsity[xs.index(l)], *spread(ev[-1]["dev_main"] for ev in by[f"{control}_L{l}"].values()))
                    for l in xs if f"{control}_L{l}" in by]
@@ -326,19 +359,23 @@ def plot(by, levels, lmc, structured, a, metric):
         fig.savefig(os.path.join(a.out, "rigl_turnover.png"), dpi=120)
     if structured or "earlybert" in by:
         fig, ax = plt.subplots(figsize=(6, 4))
+        dense = None
         if structured:
             xs = sorted(structured)
-            ax.plot([statistics.mean(e["encoder_flops_ratio"] for e in structured[l].values()) for l in xs],
-                    [statistics.mean(e["dev_metrics"][metric] for e in structured[l].values()) for l in xs], "o-",
-                    label="structured IMP (levels)")
-        for arm, style in (("earlybert", "*"), ("random_ticket", "x")):
+            means = [spread(e["dev_metrics"][metric] for e in structured[l].values()) for l in xs]
+            ax.errorbar([statistics.mean(e["encoder_flops_ratio"] for e in structured[l].values()) for l in xs],
+                        [m for m, _ in means], yerr=[sd for _, sd in means], fmt="o-", capsize=3, label="structured IMP (levels)")
+            dense = means[xs.index(0)][0] if 0 in structured else None
+        for arm, style in (("earlybert", "*"), ("random_ticket", "X")):
             if arm in by:
                 events = by[arm].values()
-                ax.plot([statistics.mean(next(e for e in ev if e["event"] == "ticket")["flops_ratio"] for ev in events)],
-                        [statistics.mean(ev[-1]["dev_main"] for ev in events)], style, markersize=12, label=arm.replace("_", " "))
+                mean, sd = spread(ev[-1]["dev_main"] for ev in events)
+                ax.errorbar([statistics.mean(next(e for e in ev if e["event"] == "ticket")["flops_ratio"] for ev in events)], [mean],
+                            yerr=[sd], fmt=style, markersize=10, capsize=3, label=arm.replace("_", " "))
+        reference_lines(ax, dense, trivial)
         ax.set_xlabel("encoder FLOPs of the ticket / dense")
         ax.set_ylabel(f"dev {metric}")
-        ax.set_title(f"{a.task}: structured tickets (mean over seeds)")
+        ax.set_title(f"{a.task}: structured tickets (mean ± sd over seeds)")
         ax.legend()
         fig.tight_layout()
         fig.savefig(os.path.join(a.out, "structured.png"), dpi=120)
