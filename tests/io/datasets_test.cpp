@@ -140,7 +140,7 @@ TEST_CASE("datasets: the corpus reader maps WikiText's <unk> to the UNK token an
   CHECK(b.ids == std::vector<token_id>{101, expected[3], expected[4], expected[5], 102});
 }
 
-TEST_CASE("datasets: several corpus files read in order into one corpus; a folder lists its .txt files by name") {
+TEST_CASE("datasets: several corpus files read in order into one corpus, a folder listing its .txt files by name") {
   const fs::path folder = fs::temp_directory_path() / "earlybert_test_corpus_folder";
   fs::remove_all(folder);
   fs::create_directories(folder);
