@@ -214,7 +214,8 @@ std::vector<std::uint32_t> bits_of(const matrix<float>& values) {
 TEST_CASE("parity: F16 and BF16 round to nearest even as PyTorch's half() and bfloat16() do, and read back as PyTorch reads them") {
   const safetensors_reader reference = safetensors_reader::open(reference_dir + "/../half_precision/values.safetensors");
   const fs::path written = fs::temp_directory_path() / "earlybert_test_half_precision.safetensors";
-  for (const auto& [values_name, stored, dtype] : {std::tuple{"half_values", tensor_dtype::f16, "f16"}, std::tuple{"values", tensor_dtype::bf16, "bf16"}}) {
+  for (const auto& [values_name, stored, dtype] : {std::tuple{std::string("half_values"), tensor_dtype::f16, std::string("f16")},
+                                                   std::tuple{std::string("values"), tensor_dtype::bf16, std::string("bf16")}}) {
     CAPTURE(dtype);
     const tensor_entry* entry = reference.find(values_name);
     REQUIRE(entry != nullptr);

@@ -205,14 +205,17 @@ inline classification_dataset sentence_tsv_from_text(const std::string& p, std::
     return *c;
   };
   classification_dataset data;
+  // Column indices; `absent` for a second text or a label the file does not have (a plain index,
+  // not an optional: GCC's -Wmaybe-uninitialized misreads optionals read inside the loop below).
+  constexpr std::size_t absent = static_cast<std::size_t>(-1);
   const std::size_t text_a = required_column(layout.text_a, "text");
-  const std::optional<std::size_t> text_b = layout.sentence_pairs() ? std::optional(required_column(layout.text_b, "text")) : std::nullopt;
-  const std::optional<std::size_t> label_column =
-      require_labels ? std::optional(required_column(layout.label, "label")) : layout.label.empty() ? std::nullopt : column(layout.label);
+  const std::size_t text_b = layout.sentence_pairs() ? required_column(layout.text_b, "text") : absent;
+  const std::size_t label_column =
+      require_labels ? required_column(layout.label, "label") : layout.label.empty() ? absent : column(layout.label).value_or(absent);
   data.text_columns.push_back(layout.text_a);
-  if (text_b) data.text_columns.push_back(layout.text_b);
-  data.sentence_pairs = text_b.has_value();
-  data.labelled = label_column.has_value();
+  if (text_b != absent) data.text_columns.push_back(layout.text_b);
+  data.sentence_pairs = text_b != absent;
+  data.labelled = label_column != absent;
   data.regression = layout.regression();
 
   const special_tokens special = special_tokens::of(tokenizer.vocab());
@@ -226,12 +229,12 @@ inline classification_dataset sentence_tsv_from_text(const std::string& p, std::
     }
     encoded_example e;
     try {
-      e = encode_example(tokenizer, special, fields[text_a], text_b ? fields[*text_b] : "", data.sentence_pairs, max_seq);
+      e = encode_example(tokenizer, special, fields[text_a], text_b != absent ? fields[text_b] : "", data.sentence_pairs, max_seq);
     } catch (const io_error& error) {
       throw io_error(fmt::format("dataset '{}': line {}: {}", p, l + 1, error.what()));
     }
-    if (label_column) {
-      const std::string_view field = fields[*label_column];
+    if (label_column != absent) {
+      const std::string_view field = fields[label_column];
       if (layout.regression()) {
         double score = 0;
         const auto [end, ec] = std::from_chars(field.data(), field.data() + field.size(), score);
