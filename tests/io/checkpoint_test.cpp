@@ -221,6 +221,11 @@ TEST_CASE("checkpoint: weights saved as F16 or BF16 take half the bytes and relo
   CHECK_THROWS_WITH_AS(save_checkpoint(dir.path, model, test_vocabulary(), std::nullopt, tensor_dtype::f16),
                        "safetensors_writer: tensor 'classifier.weight' holds 70000 at index 0, beyond the range of F16", io_error);
   CHECK_NOTHROW(save_checkpoint(dir.path, model, test_vocabulary(), std::nullopt, tensor_dtype::bf16));
+  // A double beyond even float's range is refused for BF16 too, before any conversion.
+  safetensors_writer doubles;
+  const matrix<double> huge = matrix<double>::Constant(1, 2, 1e300);
+  CHECK_THROWS_WITH_AS(doubles.add("huge", huge, {2}, tensor_dtype::bf16),
+                       "safetensors_writer: tensor 'huge' holds 1e+300 at index 0, beyond the range of BF16", io_error);
   CHECK(weight_dtype_of("f16") == tensor_dtype::f16);
   CHECK_THROWS_WITH_AS(weight_dtype_of("fp16"), "weight type 'fp16' is not one of f32, f16, bf16", config_error);
 }

@@ -23,6 +23,7 @@
 #include <cstdint>
 #include <cstring>
 #include <filesystem>
+#include <limits>
 #include <map>
 #include <string>
 #include <string_view>
@@ -356,11 +357,15 @@ class safetensors_writer {
     const std::size_t start = data_.size();
     std::string bytes(static_cast<std::size_t>(values.size()) * 2, '\0');
     for (index_t i = 0; i < values.size(); ++i) {
-      const auto v = static_cast<float>(values.data()[i]);
+      const Scalar raw = values.data()[i];
+      // A finite value that rounds to infinity is refused (a double beyond float's range first: its
+      // conversion to float would be undefined).
+      const bool beyond_float = std::isfinite(raw) && std::abs(static_cast<double>(raw)) > std::numeric_limits<float>::max();
+      const auto v = beyond_float ? 0.0f : static_cast<float>(raw);
       const std::uint16_t h = convert(v);
-      if (std::isfinite(v) && (h & 0x7FFF) == (stored == tensor_dtype::f16 ? 0x7C00 : 0x7F80)) {
+      if (beyond_float || (std::isfinite(v) && (h & 0x7FFF) == (stored == tensor_dtype::f16 ? 0x7C00 : 0x7F80))) {
         throw io_error(fmt::format("safetensors_writer: tensor '{}' holds {} at index {}, beyond the range of {}", name,
-                                   static_cast<double>(values.data()[i]), i, detail::dtype_name(stored)));
+                                   static_cast<double>(raw), i, detail::dtype_name(stored)));
       }
       std::memcpy(bytes.data() + static_cast<std::size_t>(i) * 2, &h, 2);
     }
