@@ -6,7 +6,7 @@ For every shape (default mini and small) and mode (training dense, training comp
 ratios, inference), runs `earlybert bench --json` and benchmarks/pytorch_reference.py in alternation,
 --rounds times (the order flips every round), under one environment: the same thread count and
 OPENBLAS_CORETYPE as set (or unset) by the caller; PyTorch also gets OMP_WAIT_POLICY=PASSIVE
-(../shared/performance.md). The machine's GEMM ceiling is measured in the same run (op_benchmarks),
+(docs/performance.md). The machine's GEMM ceiling is measured in the same run (op_benchmarks),
 before and after; each training step's rate is quoted as a fraction of it.
 
 Prints a Markdown table of medians and ratios, and with --json-out writes every raw measurement.

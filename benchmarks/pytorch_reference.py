@@ -11,7 +11,7 @@ AdamW with decoupled weight decay 0.01), the same random full-length sequences. 
 Prints one JSON object with the keys `earlybert bench --json` prints.
 
 Run with Debian's PyTorch (python3-torch), which only /usr/bin/python3 has, with OMP_WAIT_POLICY=PASSIVE
-(../shared/performance.md: PyTorch's OpenMP pool and OpenBLAS's otherwise thrash on two cores):
+(docs/performance.md: PyTorch's OpenMP pool and OpenBLAS's otherwise thrash on two cores):
     OMP_WAIT_POLICY=PASSIVE /usr/bin/python3 benchmarks/pytorch_reference.py --shape mini --json
 """
 import argparse
