@@ -22,7 +22,7 @@ import subprocess
 import sys
 
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
-from study import mean_std, pyplot  # noqa: E402
+from study import mean_std, pyplot, spread  # noqa: E402
 
 TASKS = {
     "upos": {"data": "ud_ewt", "dev": "en_ewt-ud-dev.conllu", "metric": "accuracy"},
@@ -174,12 +174,6 @@ def report(reports, a, layers):
         f.write("\n".join(lines) + "\n")
     print("\n".join(lines))
     plot(reports, a, layers)
-
-
-def spread(values):
-    """The mean and the standard deviation of values (0 for a single one), for error bars."""
-    values = list(values)
-    return statistics.mean(values), statistics.stdev(values) if len(values) > 1 else 0.0
 
 
 def plot(reports, a, layers):

@@ -32,7 +32,7 @@ import subprocess
 import sys
 
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
-from study import mean_std, pyplot, read_metrics  # noqa: E402
+from study import mean_std, pyplot, spread, read_metrics  # noqa: E402
 
 PARTS = ["imp", "controls", "lmc", "sparse", "structured"]
 
@@ -255,12 +255,6 @@ def report(runs, a):
         f.write("\n".join(lines) + "\n")
     print("\n".join(lines))
     plot(by, levels, lmc, structured, a, metric)
-
-
-def spread(values):
-    """The mean and the standard deviation of values (0 for a single one), for error bars."""
-    values = list(values)
-    return statistics.mean(values), statistics.stdev(values) if len(values) > 1 else 0.0
 
 
 def constant_answer(a, metric):

@@ -49,6 +49,12 @@ def main_metric(summary):
     return summary.get("main_metric", "accuracy"), summary.get("dev_main", summary.get("dev_accuracy"))
 
 
+def spread(values):
+    """The mean and the standard deviation of values (0 for a single one), for error bars."""
+    values = list(values)
+    return statistics.mean(values), statistics.stdev(values) if len(values) > 1 else 0.0
+
+
 def mean_std(values):
     values = [v for v in values if v is not None]
     if not values:
