@@ -227,9 +227,12 @@ struct demo_options {
   std::string out = "runs/demo";
   std::string data = bundled("data", EARLYBERT_DATA_DIR).string();
   std::string plot_script = bundled("plot_earlybert.py", EARLYBERT_PLOT_SCRIPT).string();
+  // The model every run starts from: the bundled pre-trained model of `shape` (DATA/pretrained/SHAPE),
+  // unless one of init, pretrain_steps and random_init says otherwise (at most one of them).
   std::string shape = "tiny";
-  std::string init;           // a pre-trained checkpoint to fine-tune instead of pre-training one
-  long pretrain_steps = 1000;  // masked-LM steps on the bundled WikiText-2 excerpt (0: start from random weights)
+  std::string init;            // a pre-trained checkpoint to fine-tune (its config.json gives the shape)
+  long pretrain_steps = 0;     // > 0: pre-train `shape` for this many masked-LM steps on the bundled WikiText-2 excerpt
+  bool random_init = false;    // fine-tune `shape` from random weights
   int seeds = 3;               // fine-tuning seeds: --seed, --seed + 1, ...
   int epochs = 3;
   double efficient_epochs = 2;

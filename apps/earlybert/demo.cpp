@@ -1,7 +1,9 @@
 // SPDX-License-Identifier: Apache-2.0
-// `earlybert demo`: the project's main job, EarlyBERT's fine-tuning setting at CPU scale. It
-// pre-trains a small BERT with the masked-LM objective on the bundled WikiText-2 excerpt (or takes
-// --init), then fine-tunes it on the bundled SST-2 subset three ways under the same budget rules:
+// `earlybert demo`: the project's main job, EarlyBERT's fine-tuning setting at CPU scale. It starts
+// from the bundled pre-trained BERT of --shape (data/pretrained/SHAPE, with its model card; or --init's
+// checkpoint, or one it pre-trains for --pretrain-steps on the bundled WikiText-2 excerpt, or random
+// weights with --random-init), then fine-tunes it on the bundled SST-2 subset three ways under the same
+// budget rules:
 //   dense          --epochs epochs at --lr
 //   earlybert      search with slimming coefficients until the early-bird detector fires (within the
 //                  first epoch), draw the ticket, rewind to the pre-trained weights, then
@@ -169,7 +171,6 @@ int run_demo(const demo_options& o) {
   apply_threads("demo", o.common.threads);
   const fs::path data(o.data), out(o.out);
   check_output_directory(out);
-  if (o.pretrain_steps < 0) throw config_error(fmt::format("--pretrain-steps is {}, expected 0 or more", o.pretrain_steps));
   if (o.seeds < 1) throw config_error(fmt::format("--seeds is {}, expected at least 1", o.seeds));
   const fs::path vocab_file = data / "vocab" / "bert-base-uncased-vocab.txt";
   const vocabulary vocab = vocabulary::load(vocab_file);
@@ -181,6 +182,13 @@ int run_demo(const demo_options& o) {
   base.vocab = vocab_file.string();
   base.shape = o.shape;
   base.init = o.init;
+  // The bundled model of --shape, checked before anything is read or written.
+  const fs::path bundled_model = data / "pretrained" / o.shape;
+  if (o.init.empty() && o.pretrain_steps == 0 && !o.random_init && !fs::exists(bundled_model / "config.json")) {
+    throw config_error(fmt::format("the demo starts from the bundled pre-trained {0}, but '{1}' holds none (no config.json), expected "
+                                   "the bundled model there: give --init DIR, --pretrain-steps N or --random-init to start from another",
+                                   o.shape, bundled_model.string()));
+  }
   base.epochs = o.epochs;
   base.max_seq = o.max_seq;
   base.lr = o.lr;
@@ -212,9 +220,13 @@ int run_demo(const demo_options& o) {
                    settings.front().data.train.examples.size(), settings.front().data.dev.front().second.examples.size());
   fs::create_directories(out);
 
-  // 1. The pre-trained model all the runs start from.
+  // 1. The model all the runs start from (flag_rules.hpp has let through one choice at most).
   nlohmann::ordered_json pretraining = nullptr;
-  if (o.init.empty() && o.pretrain_steps > 0) {
+  std::string start = "random";
+  if (!o.init.empty()) {
+    start = "checkpoint";
+  } else if (o.pretrain_steps > 0) {
+    start = "pretrained";
     pretrain_options p;
     p.common = o.common;
     p.common.checkpoints = false;
@@ -227,12 +239,16 @@ int run_demo(const demo_options& o) {
     p.steps = o.pretrain_steps;
     p.eval_every = std::max(1L, o.pretrain_steps / 4);
     check_pretrain_options(p);
-    messages::status("demo", "pre-training {} on the bundled WikiText-2 excerpt, {} steps (skip it next time with --init {})", o.shape,
+    messages::status("demo", "pre-training {} on the bundled WikiText-2 excerpt, {} steps (start from it next time with --init {})", o.shape,
                      o.pretrain_steps, p.out);
     const pretrain_result r = pretrain_with(p, vocab);
     for (demo_setting& setting : settings) setting.base.init = p.out;
     pretraining = {{"steps", r.total_steps}, {"train_wall_s", r.train_wall_s}, {"train_flops", r.train_flops},
                    {"mlm_loss", r.mlm_loss}, {"mlm_accuracy", r.mlm_accuracy}, {"checkpoint", p.out}};
+  } else if (!o.random_init) {
+    start = "bundled";
+    for (demo_setting& setting : settings) setting.base.init = bundled_model.string();
+    messages::status("demo", "starting from the bundled pre-trained {} ('{}'; its README.md says how it was made)", o.shape, bundled_model.string());
   }
   for (demo_setting& setting : settings) {
     if (!setting.base.init.empty()) setting.base.shape.clear();  // the checkpoint says
@@ -246,6 +262,7 @@ int run_demo(const demo_options& o) {
                                  {"first_seed", o.common.seed},
                                  {"initialised_from", settings.front().base.init.empty() ? nlohmann::ordered_json(nullptr)
                                                                                            : nlohmann::ordered_json(settings.front().base.init)},
+                                 {"start", start},
                                  {"pretraining", pretraining},
                                  {"settings", nlohmann::ordered_json::array()}};
   std::vector<std::vector<std::vector<finetune_result>>> results;  // [setting][arm][seed]

@@ -140,4 +140,17 @@ inline void check_finetune_flags(const CLI::App& command, const finetune_options
   }
 }
 
+// The demo starts from one model: the bundled one of --shape, or --init's, or one it pre-trains, or
+// random weights; a checkpoint brings its own shape.
+inline void check_demo_flags(const CLI::App& command, const demo_options& o) {
+  if (given(command, "--pretrain-steps") && o.pretrain_steps < 1) {
+    throw usage_error(fmt::format("--pretrain-steps is {}, expected at least 1 (--random-init starts from random weights)", o.pretrain_steps));
+  }
+  const char* starts[] = {"--init", "--pretrain-steps", "--random-init"};
+  for (std::size_t a = 0; a < std::size(starts); ++a) {
+    for (std::size_t b = a + 1; b < std::size(starts); ++b) check_not_both(command, starts[a], starts[b], "the model the demo starts from");
+  }
+  check_not_both(command, "--init", "--shape", "the model's shape (a checkpoint's is in its config.json)");
+}
+
 }  // namespace earlybert::cli

@@ -276,13 +276,14 @@ int main(int argc, char** argv) {
   demo_options demo;
   auto* d = app.add_subcommand(
       "demo", described("The main job: dense BERT, EarlyBERT and a random ticket on bundled SST-2, side by side, at two pruning depths",
-                        {"earlybert demo", "earlybert demo --out runs/demo2 --seeds 5 --no-deeper", "earlybert demo --init runs/pretrained --shape mini"}));
+                        {"earlybert demo", "earlybert demo --out runs/demo2 --seeds 5 --no-deeper", "earlybert demo --init runs/pretrained", "earlybert demo --random-init"}));
   d->add_option("--out", demo.out, "Directory for summary.json, metrics, checkpoints and pictures")->capture_default_str();
   d->add_option("--data", demo.data, "The bundled data directory")->capture_default_str();
-  d->add_option("--shape", demo.shape, "Model shape (of the pre-trained model)")->capture_default_str();
-  d->add_option("--pretrain-steps", demo.pretrain_steps, "Masked-LM steps on the bundled WikiText-2 excerpt (0: fine-tune from random weights)")
+  d->add_option("--shape", demo.shape, "Model shape: of the bundled pre-trained model the runs start from, or of the model --pretrain-steps or --random-init makes")
       ->capture_default_str();
-  d->add_option("--init", demo.init, "Fine-tune this pre-trained checkpoint instead of pre-training one");
+  d->add_option("--init", demo.init, "Start from this pre-trained checkpoint instead of the bundled one (its config.json gives the shape)");
+  d->add_option("--pretrain-steps", demo.pretrain_steps, "Start from a model pre-trained here: this many masked-LM steps on the bundled WikiText-2 excerpt");
+  d->add_flag("--random-init", demo.random_init, "Start from random weights (no pre-training)");
   d->add_option("--seeds", demo.seeds, "Fine-tuning seeds (--seed, --seed + 1, ...): the table shows each run and the means")
       ->capture_default_str();
   d->add_option("--epochs", demo.epochs, "Dense training epochs")->capture_default_str();
@@ -355,6 +356,7 @@ int main(int argc, char** argv) {
   try {
     if (name == "finetune") check_finetune_flags(*f, finetune);
     if (name == "pretrain") check_pretrain_flags(*p, pretrain);
+    if (name == "demo") check_demo_flags(*d, demo);
   } catch (const usage_error& e) {
     return job::fail(name, fmt::format("{} (see earlybert {} --help)", e.what(), name), 2);
   }

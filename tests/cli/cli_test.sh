@@ -377,7 +377,7 @@ for t in s["settings"]:
 # The deeper setting's dense runs are the first setting's, not trained again.
 assert paper["runs"][0] == deeper["runs"][0]
 assert deeper["runs"][1]["flops_ratio"] < paper["runs"][1]["flops_ratio"]
-assert s["pretraining"]["steps"] == 4
+assert s["start"] == "pretrained" and s["pretraining"]["steps"] == 4
 PY
   "$earlybert" inspect demo/earlybert --json | grep -q '"heads_kept":\[1,1\]' || fail "the EarlyBERT checkpoint is not pruned"
   "$earlybert" inspect demo/deeper/earlybert --json | grep -q '"heads_kept":\[1,1\]' || fail "the deeper EarlyBERT checkpoint is not pruned"
@@ -386,6 +386,10 @@ PY
   [[ ! -e demo/dense_seed43 ]] || fail "only the first seed keeps checkpoints"
   expect_error "--seeds is 0, expected at least 1" "$earlybert" demo --data small --out nodemo --seeds 0
   [[ ! -e nodemo ]] || fail "the demo created its output despite the error"
+  # By default the demo starts from the bundled pre-trained model of --shape; this copy has none.
+  expect_error "the demo starts from the bundled pre-trained tiny, but 'small/pretrained/tiny' holds none (no config.json)" \
+    "$earlybert" demo --data small --out nodemo
+  [[ ! -e nodemo ]] || fail "the demo created its output without a model to start from"
   ;;
 lottery)
   # The lottery-ticket family (docs/lottery.md): IMP's levels, a ticket and its three controls, static
@@ -863,6 +867,11 @@ misuse)
   usage "--earlybert and --early-exit are different training methods" "$earlybert" finetune --task upos --data "$data/tasks/upos" "${missing[@]}" --shape tiny --out x --early-exit --earlybert
   usage "--epochs and --steps both set the run's length: give one" "${tuning[@]}" --epochs 2 --steps 3
   usage "--efficient-epochs and --efficient-steps both set the efficient stage's length" "${tuning[@]}" --earlybert --efficient-epochs 1 --efficient-steps 3
+  usage "--init and --pretrain-steps both set the model the demo starts from: give one" "$earlybert" demo --out x --init somewhere --pretrain-steps 5
+  usage "--pretrain-steps and --random-init both set the model the demo starts from" "$earlybert" demo --out x --pretrain-steps 5 --random-init
+  usage "--init and --random-init both set the model the demo starts from" "$earlybert" demo --out x --init somewhere --random-init
+  usage "--init and --shape both set the model's shape (a checkpoint's is in its config.json)" "$earlybert" demo --out x --init somewhere --shape mini
+  usage "--pretrain-steps is 0, expected at least 1 (--random-init starts from random weights)" "$earlybert" demo --out x --pretrain-steps 0
   usage "--data names the task's directory, --train and --dev its files" "$earlybert" finetune --task cola --data "$data/tasks/cola" --train train.tsv "${missing[@]}" --shape tiny --out x
   # Parse errors.
   usage "earlybert finetune: The following argument was not expected: --bogus (see earlybert finetune --help)" "${tuning[@]}" --bogus
