@@ -299,7 +299,8 @@ def main():
         agree = (e["masked"] == masked and abs(theirs["masked_lm_loss"] - loss) <= 1e-3
                  and abs(theirs["masked_lm_accuracy"] - accuracy) <= 1e-3)
         print(f"earlybert predict ('{a.expect}'): {e['masked']} masked, masked_lm_loss {theirs['masked_lm_loss']:.4f}, "
-              f"masked_lm_accuracy {theirs['masked_lm_accuracy']:.4f}: {'agree' if agree else 'DISAGREE'}")
+              f"masked_lm_accuracy {theirs['masked_lm_accuracy']:.4f}: {'agree' if agree else 'DISAGREE'} (differences {loss - theirs['masked_lm_loss']:+.1e} "
+              f"and {accuracy - theirs['masked_lm_accuracy']:+.1e})")
         if not agree:
             sys.exit(1)
 
