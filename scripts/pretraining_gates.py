@@ -2,7 +2,7 @@
 # SPDX-License-Identifier: Apache-2.0
 """Does pre-training help? For each task and seed, fine-tune a pre-trained checkpoint and the same shape
 from random weights with the `earlybert` program (dense, each start with the program's defaults for it:
-3 epochs; learning rate 3e-4 from a pre-trained model, 1e-3 from random weights) and compare the
+2 epochs of batches of 32; learning rate 3e-4 from a pre-trained model, 1e-3 from random weights) and compare the
 task's main metric on its full dev set.
 
     scripts/pretraining_gates.py --earlybert BIN --init data/pretrained/tiny --data "$DATA" --out runs/gates \\
