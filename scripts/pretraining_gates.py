@@ -104,7 +104,7 @@ def report(runs, a):
         trivial = next((r.get("baseline") for r in runs if r["task"] == task and r.get("baseline") is not None), None)
         lines.append(f"| {task} | {metric} | {mean_std(values['pretrained'])} | {mean_std(values['random'])} | {mp - mr:+.4f} | "
                      f"{margin:.4f} | {('pass' if passed else 'FAIL') if decided else 'reported'} | "
-                     f"{'' if trivial is None else json.dumps(trivial)} |")
+                     f"{'' if trivial is None else ', '.join(f'{k} {v:.4f}' for k, v in trivial.items())} |")
     n = len(a.seeds)
     text = (f"Fine-tuned from `{a.init}` and from random weights (`{a.shape}`), {n} seed(s) each (mean ± sd), full dev sets.\n\n"
             + "\n".join(lines) + "\n")

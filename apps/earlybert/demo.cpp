@@ -203,13 +203,13 @@ int run_demo(const demo_options& o) {
   // The settings, all read before any training so that a missing file stops the demo at once.
   std::vector<demo_setting> settings;
   settings.push_back({"", "SST-2 (bundled subset), the paper's pruning: heads 1/3, FFN neurons 40%",
-                      "At the paper's ratios a random ticket of the same size trains about as well on SST-2: the kept structure "
-                      "matters little here (docs/results.md).",
+                      "The random ticket is the paper's baseline: read EarlyBERT's margin over it against the seeds' spread (the "
+                      "± above); docs/results.md measures it over more seeds and tasks.",
                       read_sentence_task(base, tokenizer), base});
   if (o.deeper) {
     demo_setting deeper{"deeper", "SST-2 (bundled subset), pruned deeper: heads 1/2, FFN neurons 80% (dense runs as above)",
-                        "Pruned deeper, the ticket costs far less time, and the margin of EarlyBERT's ticket over the random one is what "
-                        "to read; over three seeds in docs/results.md §4a it stayed within their spread.",
+                        "Pruned deeper, the ticket costs far less time; the margin of EarlyBERT's ticket over the random one is again "
+                        "to be read against the seeds' spread (docs/results.md §4a sweeps the depth).",
                         settings.front().data, base, true};
     deeper.base.earlybert.prune_heads = 0.5;
     deeper.base.earlybert.prune_ffn = 0.8;
