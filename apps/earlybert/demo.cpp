@@ -182,13 +182,6 @@ int run_demo(const demo_options& o) {
   base.vocab = vocab_file.string();
   base.shape = o.shape;
   base.init = o.init;
-  // The bundled model of --shape, checked before anything is read or written.
-  const fs::path bundled_model = data / "pretrained" / o.shape;
-  if (o.init.empty() && o.pretrain_steps == 0 && !o.random_init && !fs::exists(bundled_model / "config.json")) {
-    throw config_error(fmt::format("the demo starts from the bundled pre-trained {0}, but '{1}' holds none (no config.json), expected "
-                                   "the bundled model there: give --init DIR, --pretrain-steps N or --random-init to start from another",
-                                   o.shape, bundled_model.string()));
-  }
   base.epochs = o.epochs;
   base.max_seq = o.max_seq;
   base.lr = o.lr;
@@ -198,7 +191,14 @@ int run_demo(const demo_options& o) {
   base.task = "sst2";
   base.train = (data / "sst2" / "train_subset.tsv").string();
   base.dev = (data / "sst2" / "dev.tsv").string();
-  check_finetune_options(base);
+  check_finetune_options(base);  // --shape among them
+  // The bundled model of --shape, checked before anything is read or written.
+  const fs::path bundled_model = data / "pretrained" / o.shape;
+  if (o.init.empty() && o.pretrain_steps == 0 && !o.random_init && !fs::exists(bundled_model / "config.json")) {
+    throw config_error(fmt::format("the demo starts from the bundled pre-trained {0}, but '{1}' holds none (no config.json), expected "
+                                   "the bundled model there: give --init DIR, --pretrain-steps N or --random-init to start from another",
+                                   o.shape, bundled_model.string()));
+  }
 
   // The settings, all read before any training so that a missing file stops the demo at once.
   std::vector<demo_setting> settings;

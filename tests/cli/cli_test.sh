@@ -893,6 +893,7 @@ misuse)
   usage "earlybert inspect: directory is required" "$earlybert" inspect
   # Values, refused before any file is read (the vocabulary is missing).
   refused "--shape is 'huge', expected one of tiny (2/128/2/512)" "$earlybert" finetune --train train.tsv --dev dev.tsv "${missing[@]}" --shape huge --out x
+  refused "--shape is 'huge', expected one of tiny (2/128/2/512)" "$earlybert" demo --shape huge --out x
   refused "--task is 'glue', expected one of cola" "$earlybert" finetune --task glue --data "$data/tasks/cola" "${missing[@]}" --shape tiny --out x
   refused "--rigl-interval is 0, expected at least 1" "${tuning[@]}" --sparsity 0.5 --rigl --rigl-interval 0
   refused "--lmc-step measures the loss of sentence and tagging tasks, not of --task squad" \
