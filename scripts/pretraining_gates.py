@@ -28,7 +28,7 @@ import sys
 
 HERE = os.path.dirname(os.path.abspath(__file__))
 sys.path.insert(0, HERE)
-from study import mean_std, read_metrics, spread  # noqa: E402
+from study import mean_std, run, spread  # noqa: E402
 
 # Per task: the folder under --data (or the split made from it), finetune's options, and whether its
 # gate is decided (the others are reported beside a trivial baseline).
@@ -43,9 +43,6 @@ TASKS = {
     "rte": ("rte", [], False),
 }
 STARTS = ["pretrained", "random"]
-# The program's named shapes (nn/named_shapes.hpp): layers, hidden, heads, FFN.
-SHAPES = {(2, 128, 2, 512): "tiny", (4, 256, 4, 1024): "mini", (4, 512, 8, 2048): "small", (8, 512, 8, 2048): "medium",
-          (12, 768, 12, 3072): "base"}
 
 
 def task_folder(task, a):
@@ -64,26 +61,28 @@ def task_folder(task, a):
 
 def baseline(task, folder):
     """The constant answer's score on the dev set (GLUE tasks only), by scripts/score_glue.py."""
-    if task not in ("cola", "mrpc", "rte", "sst2", "qnli", "stsb"):
-        return None
-    from score_glue import constant_answer  # needs python3-sklearn and python3-scipy
-    return constant_answer(task, os.path.join(folder, "dev.tsv"))
+    import score_glue  # needs python3-sklearn and python3-scipy
+    return score_glue.constant_answer(task, os.path.join(folder, "dev.tsv")) if task in score_glue.TASKS else None
 
 
 def finetune(a, task, start, seed):
-    folder = task_folder(task, a)
+    """One dense run through study.py's runner; its record, with the command that made it."""
     name = f"{task}_{start}_seed{seed}"
-    metrics = os.path.join(a.out, name + ".jsonl")
-    command = [a.earlybert, "finetune", "--task", task, "--data", folder, *TASKS[task][1], "--seed", str(seed),
-               "--threads", str(a.threads), "--vocab", os.path.join(a.init, "vocab.txt"), "--out", os.path.join(a.out, name),
-               "--metrics", metrics, "--overwrite"]
-    command += ["--init", a.init] if start == "pretrained" else ["--shape", a.shape]
-    print("gates:", " ".join(command), file=sys.stderr, flush=True)
+    args = ["--task", task, "--data", task_folder(task, a), *TASKS[task][1], "--seed", str(seed), "--threads", str(a.threads),
+            "--vocab", os.path.join(a.init, "vocab.txt"), "--overwrite"]
+    args += ["--init", a.init] if start == "pretrained" else ["--shape", a.shape]
     with open(os.path.join(a.out, name + ".log"), "w") as log:
-        subprocess.run(command, check=True, stdout=log, stderr=log)
-    summary = next(e for e in read_metrics(metrics) if e["event"] == "summary")
+        summary = run(a.earlybert, args, a.out, name, log)
+    command = [a.earlybert, "finetune", *args, "--out", os.path.join(a.out, name), "--metrics", os.path.join(a.out, name + ".jsonl")]
     return {"task": task, "start": start, "seed": seed, "main_metric": summary["main_metric"], "dev_main": summary["dev_main"],
             "dev_metrics": summary.get("dev_metrics"), "train_wall_s": summary.get("train_wall_s"), "command": command}
+
+
+def write_json(path, value):
+    """Written whole or not at all (a study stopped mid-write keeps its last record)."""
+    with open(path + ".tmp", "w") as f:
+        json.dump(value, f, indent=1)
+    os.replace(path + ".tmp", path)
 
 
 def report(runs, a):
@@ -124,11 +123,10 @@ def main():
     p.add_argument("--seeds", type=int, nargs="+", default=[1, 2, 3])
     p.add_argument("--threads", type=int, default=2)
     a = p.parse_args()
-    c = json.load(open(os.path.join(a.init, "config.json")))
-    key = (c["num_hidden_layers"], c["hidden_size"], c["num_attention_heads"], c["intermediate_size"])
-    if key not in SHAPES:
-        p.error(f"--init '{a.init}' holds a {'/'.join(map(str, key))} (layers/hidden/heads/ffn) model, expected one of the named shapes")
-    a.shape = SHAPES[key]  # the shape trained from random weights
+    # The shape trained from random weights: the checkpoint's, as the program names it.
+    a.shape = json.loads(subprocess.run([a.earlybert, "inspect", a.init, "--json"], check=True, capture_output=True, text=True).stdout)["shape"]
+    if a.shape is None:
+        p.error(f"--init '{a.init}' holds a model of none of the named shapes (earlybert inspect), expected one")
     os.makedirs(a.out, exist_ok=True)
     path = os.path.join(a.out, "gates.json")
     runs = json.load(open(path))["runs"] if os.path.exists(path) else []
@@ -140,14 +138,11 @@ def main():
                     continue
                 run = finetune(a, task, start, seed)
                 run["baseline"] = trivial
-                runs.append(run)
-                with open(path + ".tmp", "w") as f:
-                    json.dump({"init": a.init, "shape": a.shape, "runs": runs}, f, indent=1)
-                os.replace(path + ".tmp", path)
-    verdicts = report(runs, a)
-    with open(path + ".tmp", "w") as f:
-        json.dump({"init": a.init, "shape": a.shape, "runs": runs, "verdicts": verdicts}, f, indent=1)
-    os.replace(path + ".tmp", path)
+                record = finetune(a, task, start, seed)
+                record["baseline"] = trivial
+                runs.append(record)
+                write_json(path, {"init": a.init, "shape": a.shape, "runs": runs})
+    write_json(path, {"init": a.init, "shape": a.shape, "runs": runs, "verdicts": report(runs, a)})
 
 
 if __name__ == "__main__":
