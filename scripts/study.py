@@ -44,6 +44,12 @@ def run(binary, args, out_dir, name, log):
     return summary
 
 
+def reduced_steps(dense, earlybert):
+    """Dense's steps that fit in the EarlyBERT run's wall time at the dense run's measured step time
+    (the reduced-budget baseline), from the two runs' summaries."""
+    return max(1, round(dense["total_steps"] * earlybert["train_wall_s"] / dense["train_wall_s"]))
+
+
 def main_metric(summary):
     """The task's main metric and its value (studies from before the task registry: dev accuracy)."""
     return summary.get("main_metric", "accuracy"), summary.get("dev_main", summary.get("dev_accuracy"))
@@ -132,8 +138,7 @@ def main():
                     dense, eb = done.get("dense"), done.get("earlybert")
                     if dense is None or eb is None:
                         raise SystemExit("study: reduced_dense needs the dense and earlybert arms")
-                    steps = max(1, round(dense["total_steps"] * eb["train_wall_s"] / dense["train_wall_s"]))
-                    args = seeded + ["--steps", str(steps)]  # the run's length in steps, instead of --epochs
+                    args = seeded + ["--steps", str(reduced_steps(dense, eb))]  # the run's length in steps, instead of --epochs
                 done[arm] = run(a.earlybert, args, seed_dir, arm, log)
                 results["runs"].append({"seed": seed, "arm": arm, **done[arm]})
                 s = done[arm]
