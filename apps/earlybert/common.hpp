@@ -113,6 +113,7 @@ struct pretrain_options {
   double weight_decay = 0.01;
   double max_grad_norm = 1.0;
   double dropout = 0.1;  // hidden and attention dropout while pre-training; the checkpoint keeps BERT's 0.1
+  bool segment_pairs = false;  // training sequences as [CLS] A [SEP] B [SEP] (corpus_layout::segment_pairs)
   int accumulation = 1;
   long eval_every = 250;
   index_t eval_sequences = 256;

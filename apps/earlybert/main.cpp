@@ -140,6 +140,9 @@ int main(int argc, char** argv) {
   p->add_option("--max-grad-norm", pretrain.max_grad_norm, "Gradient-norm clipping (0: none)")->capture_default_str()->group(training_group);
   p->add_option("--dropout", pretrain.dropout, "Hidden and attention dropout while pre-training (the checkpoint's config.json keeps BERT's 0.1 for fine-tuning)")
       ->capture_default_str()->group(training_group);
+  p->add_flag("--segment-pairs", pretrain.segment_pairs,
+              "Train on sequences laid out as BERT's pairs, [CLS] A [SEP] B [SEP] (B continuing A, type id 1), so that the type-1 embedding and an inner [SEP] are learnt; held-out evaluation stays single-segment")
+      ->group(training_group);
   p->add_option("--accumulation", pretrain.accumulation, "Micro-batches per step")->capture_default_str()->group(training_group);
   p->add_option("--eval-every", pretrain.eval_every, "Evaluate every N steps (0: only at the end)")->capture_default_str()->group(training_group);
   p->add_option("--eval-sequences", pretrain.eval_sequences, "Held-out sequences to evaluate on")->capture_default_str()->group(training_group);

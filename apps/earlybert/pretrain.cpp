@@ -25,7 +25,8 @@ class mlm_task {
   long steps_per_pass() const { return order_.steps_per_pass(); }
 
   var<float> loss(tape<float>& t, Model& model, pipeline_stage stage, long step, int k) {
-    make_corpus_batch(corpus_, order_.micro_batch(stage, step, k), o_.seq, special_, batch_);
+    make_corpus_batch(corpus_, order_.micro_batch(stage, step, k), o_.seq, special_, batch_,
+                      o_.segment_pairs ? corpus_layout::segment_pairs : corpus_layout::single);
     const std::uint64_t key = step_key(o_.common.seed, stage, step, k);
     rng masking(derive_key(key, 0x3A5C));
     mask_tokens(batch_, masking, special_, vocab_size_);
@@ -208,6 +209,9 @@ void check_pretrain_options(const pretrain_options& o) {
   }
   job::check_batch(o.batch, o.accumulation);
   if (o.seq < 3) throw config_error(fmt::format("--seq is {}, expected at least 3", o.seq));
+  if (o.segment_pairs && o.seq < 5) {
+    throw config_error(fmt::format("--segment-pairs with --seq {}, expected at least 5 ([CLS] A [SEP] B [SEP], A and B a token each)", o.seq));
+  }
   if (!(o.lr > 0)) throw config_error(fmt::format("--lr is {}, expected a positive value", o.lr));
   if (!(o.dropout >= 0 && o.dropout < 1)) throw config_error(fmt::format("--dropout is {}, expected a value in [0, 1)", o.dropout));
   check_shape_name(o.shape);

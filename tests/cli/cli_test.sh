@@ -254,9 +254,9 @@ PY
   ;;
 pretrain-then-finetune)
   # A masked-LM checkpoint initialises a classifier (pooler and classifier start fresh).
-  # Two corpora, a file and a folder, each named with what it holds.
+  # Two corpora, a file and a folder, each named with what it holds; trained as segment pairs.
   mkdir -p more && head -c 20000 "$data/wikitext2/valid_head.txt" > more/valid_part.txt
-  "$earlybert" pretrain --corpus "$data/wikitext2/train_head.txt" more --vocab "$vocab" --shape tiny --out mlm --steps 4 \
+  "$earlybert" pretrain --corpus "$data/wikitext2/train_head.txt" more --vocab "$vocab" --shape tiny --out mlm --steps 4 --segment-pairs \
     --batch 8 --seq 32 --eval-every 2 --eval-sequences 16 --metrics mlm.jsonl --threads 2 --save-dtype f16 2> mlm.log
   python3 -c 'import json, struct, sys; f = open(sys.argv[1], "rb"); n = struct.unpack("<Q", f.read(8))[0]
 assert {v["dtype"] for k, v in json.loads(f.read(n)).items() if k != "__metadata__"} == {"F16"}' mlm/model.safetensors \
@@ -733,6 +733,8 @@ bad-input)
   [[ ! -e p.jsonl ]] || fail "predict left an output behind"
   expect_error "--seq is 600, but the model has only 512 positions" \
     "$earlybert" pretrain --corpus "$data/wikitext2/train_head.txt" --vocab "$vocab" --shape tiny --out y --seq 600
+  expect_error "--segment-pairs with --seq 4, expected at least 5" \
+    "$earlybert" pretrain --corpus "$data/wikitext2/train_head.txt" --vocab "$vocab" --shape tiny --out y --seq 4 --segment-pairs
   expect_error "--save-dtype is 'f8', expected f32, f16 or bf16" "$earlybert" finetune --train train.tsv --dev dev.tsv --vocab "$vocab" --shape tiny --out x --save-dtype f8
   expect_error "--threads is -1" "$earlybert" finetune --train train.tsv --dev dev.tsv --vocab "$vocab" --shape tiny --out x --threads -1
   touch notdir

@@ -3,6 +3,7 @@
 
 #include <filesystem>
 #include <map>
+#include <numeric>
 #include <string>
 #include <vector>
 
@@ -138,6 +139,47 @@ TEST_CASE("datasets: the corpus reader maps WikiText's <unk> to the UNK token an
   token_batch b;
   make_corpus_batch(corpus, std::vector<std::size_t>{1}, 5, special_tokens::of(uncased().vocab()), b);
   CHECK(b.ids == std::vector<token_id>{101, expected[3], expected[4], expected[5], 102});
+}
+
+TEST_CASE("datasets: segment pairs lay a corpus sequence out as [CLS] A [SEP] B [SEP], B continuing A with type id 1") {
+  text_corpus corpus;
+  for (token_id id = 1000; id < 1400; ++id) corpus.tokens.push_back(id);
+  const special_tokens special = special_tokens::of(uncased().vocab());
+  constexpr index_t seq = 12;
+  const std::size_t body = seq - 2;
+  std::vector<std::size_t> indices(corpus.tokens.size() / body);
+  std::iota(indices.begin(), indices.end(), std::size_t{0});
+  token_batch b;
+  make_corpus_batch(corpus, indices, seq, special, b, corpus_layout::segment_pairs);
+  std::vector<int> splits_seen(seq, 0);
+  for (std::size_t i : indices) {
+    const index_t a = segment_split(i, seq);
+    REQUIRE(a >= 1);
+    REQUIRE(a <= seq - 4);
+    ++splits_seen[static_cast<std::size_t>(a)];
+    const auto row = [&](std::size_t p) { return b.ids[i * seq + p]; };
+    const auto type = [&](std::size_t p) { return b.type_ids[i * seq + p]; };
+    CHECK(row(0) == special.cls);
+    CHECK(row(static_cast<std::size_t>(a) + 1) == special.sep);
+    CHECK(row(seq - 1) == special.sep);
+    // The text: the window's first seq - 3 tokens in order, around the inner [SEP].
+    std::vector<token_id> text;
+    for (std::size_t p = 1; p + 1 < static_cast<std::size_t>(seq); ++p) {
+      if (p != static_cast<std::size_t>(a) + 1) text.push_back(row(p));
+    }
+    const std::vector<token_id> window(corpus.tokens.begin() + static_cast<std::ptrdiff_t>(i * body),
+                                       corpus.tokens.begin() + static_cast<std::ptrdiff_t>(i * body + body - 1));
+    CHECK(text == window);
+    for (std::size_t p = 0; p < static_cast<std::size_t>(seq); ++p) CHECK(type(p) == (p >= static_cast<std::size_t>(a) + 2 ? 1 : 0));
+  }
+  // Every split length in [1, seq - 4] occurs over 40 sequences (uniform: 5 each on average), and the
+  // layout is a function of the index alone: a batch of one sequence repeats its row.
+  for (index_t a = 1; a <= seq - 4; ++a) CHECK(splits_seen[static_cast<std::size_t>(a)] > 0);
+  token_batch one;
+  make_corpus_batch(corpus, std::vector<std::size_t>{7}, seq, special, one, corpus_layout::segment_pairs);
+  CHECK(std::equal(one.ids.begin(), one.ids.end(), b.ids.begin() + 7 * seq));
+  CHECK(std::equal(one.type_ids.begin(), one.type_ids.end(), b.type_ids.begin() + 7 * seq));
+  CHECK_THROWS_AS(make_corpus_batch(corpus, indices, 4, special, b, corpus_layout::segment_pairs), shape_error);
 }
 
 TEST_CASE("datasets: several corpus files read in order into one corpus, a folder listing its .txt files by name") {

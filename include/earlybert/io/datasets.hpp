@@ -22,6 +22,12 @@
 // of length L is [CLS] tokens[i(L-2), (i+1)(L-2)) [SEP]. Several files (read_corpora; corpus_files
 // lists a folder's) are read in order into one corpus, their tokens concatenated: a sequence can
 // span the end of one file and the start of the next, as it spans paragraphs within a file.
+// With corpus_layout::segment_pairs, sequence i is laid out as BERT's pre-training inputs, without the
+// next-sentence objective: [CLS] A [SEP] B [SEP], where A and B are the first seq - 3 of those tokens
+// (the last one is dropped), B continuing A, split after segment_split(i, seq) tokens (uniform in
+// [1, seq - 4] by a hash of i: the same split on every pass); B and its [SEP] have type id 1. It
+// teaches the segment embedding of type 1 and a [SEP] inside a sequence, which sentence-pair tasks
+// (STS-B, QNLI, SQuAD) feed the model; with the single layout both stay untrained.
 // Masked-LM masking (mask_tokens), as BERT and HuggingFace's data collator: every real, non-special
 // token is chosen with probability 0.15; a chosen token becomes [MASK] with probability 0.8, a
 // uniformly random id with probability 0.1, and stays itself otherwise; its label is the original id
@@ -427,9 +433,22 @@ inline text_corpus read_corpora(std::span<const std::filesystem::path> paths, co
   return corpus;
 }
 
-// Fills `out` with the corpus sequences at `indices` (each of length seq), with [CLS]/[SEP].
+// How make_corpus_batch lays a sequence out (see above).
+enum class corpus_layout { single, segment_pairs };
+
+// Segment A's length for sequence `index` under corpus_layout::segment_pairs: in [1, seq - 4], so that
+// A and B hold at least one token each. seq >= 5.
+inline index_t segment_split(std::size_t index, index_t seq) {
+  return 1 + static_cast<index_t>(mix64(derive_key(index, 0x5e6a)) % static_cast<std::uint64_t>(seq - 4));
+}
+
+// Fills `out` with the corpus sequences at `indices` (each of length seq), laid out as `layout` says.
+// shape_error for segment pairs with seq < 5.
 inline void make_corpus_batch(const text_corpus& corpus, std::span<const std::size_t> indices, index_t seq,
-                              const special_tokens& special, token_batch& out) {
+                              const special_tokens& special, token_batch& out, corpus_layout layout = corpus_layout::single) {
+  if (layout == corpus_layout::segment_pairs && seq < 5) {
+    throw shape_error(fmt::format("make_corpus_batch: segment pairs of {} tokens, expected at least 5 ([CLS] A [SEP] B [SEP])", seq));
+  }
   const auto body = static_cast<std::size_t>(seq - 2);
   out.batch = static_cast<index_t>(indices.size());
   out.seq = seq;
@@ -439,9 +458,19 @@ inline void make_corpus_batch(const text_corpus& corpus, std::span<const std::si
   out.attention.assign(tokens, 1);
   for (std::size_t b = 0; b < indices.size(); ++b) {
     token_id* row = out.ids.data() + b * static_cast<std::size_t>(seq);
+    const auto text = corpus.tokens.begin() + static_cast<std::ptrdiff_t>(indices[b] * body);
     row[0] = special.cls;
-    std::copy_n(corpus.tokens.begin() + static_cast<std::ptrdiff_t>(indices[b] * body), body, row + 1);
     row[seq - 1] = special.sep;
+    if (layout == corpus_layout::single) {
+      std::copy_n(text, body, row + 1);
+      continue;
+    }
+    const auto a = static_cast<std::size_t>(segment_split(indices[b], seq));
+    std::copy_n(text, a, row + 1);
+    row[a + 1] = special.sep;
+    std::copy_n(text + static_cast<std::ptrdiff_t>(a), body - 1 - a, row + a + 2);
+    std::fill(out.type_ids.begin() + static_cast<std::ptrdiff_t>(b * static_cast<std::size_t>(seq) + a + 2),
+              out.type_ids.begin() + static_cast<std::ptrdiff_t>((b + 1) * static_cast<std::size_t>(seq)), 1);
   }
 }
 
