@@ -11,7 +11,8 @@ scripts/split_qnli.py) and STS-B, and the paired tests decided in advance.
 
 Dense's recipe, per task: the learning rate (1e-4, 3e-4, 1e-3) and epochs (2, 3, 4) scoring best when
 trained from the first start (seed 1) on the first 90% of the training file and scored on its last 10%
-(scripts/hold_out.py); every dense run, full and reduced, uses it. EarlyBERT and the random ticket keep
+(scripts/hold_out.py; SST-2's by sentence, with the phrases each contains); every dense run, full and
+reduced, uses it. EarlyBERT and the random ticket keep
 the program's defaults, with dense's learning rate (the efficient stage at twice it) and a ticket
 trained for 2 epochs. The reduced-budget dense run takes as many steps as fit in the same seed's
 EarlyBERT wall time at the dense run's step time (scripts/study.py's reduced_steps).
@@ -79,7 +80,7 @@ def task_folder(task, a):
 def held_out_folder(task, a):
     folder = os.path.join(a.out, "data", task + "_held_out")
     if not os.path.exists(os.path.join(folder, "dev.tsv")):
-        hold_out(os.path.join(task_folder(task, a), "train.tsv"), folder, "train.tsv", "dev.tsv", 0.1)
+        hold_out(os.path.join(task_folder(task, a), "train.tsv"), folder, "train.tsv", "dev.tsv", 0.1, families=task == "sst2")
     return folder
 
 
