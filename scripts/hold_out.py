@@ -6,7 +6,7 @@ writes a folder laid out as the task's own (the same file names), whose training
 the file has one, is kept in both parts), a CoNLL-U sentence (its comment lines travel with it) or a
 SQuAD article (every question of an article stays on one side).
 
-SST-2's training file holds every phrase of each review sentence's parse tree, shuffled, so nine in ten
+SST-2's training file holds phrases cut from each review sentence's parse tree, shuffled, so nine in ten
 phrases of its last tenth appear word for word inside a phrase of the rest: a held-out score there
 rewards memorising. With --phrase-families the examples are families instead: a sentence is a phrase
 that no other phrase contains (word for word, at word boundaries), its family the phrases it contains
