@@ -42,7 +42,7 @@ HERE = os.path.dirname(os.path.abspath(__file__))
 REPO = os.path.dirname(HERE)
 sys.path.insert(0, HERE)
 from hold_out import hold_out  # noqa: E402
-from study import main_metric, reduced_steps, run  # noqa: E402
+from study import main_metric, reduced_steps, run, write_json  # noqa: E402
 
 TASKS = {"sst2": ["--max-seq", "64"], "qnli": [], "stsb": []}
 DENSE_GRID = [(lr, epochs) for lr in (1e-4, 3e-4, 1e-3) for epochs in (2, 3, 4)]
@@ -51,12 +51,6 @@ COMPARISONS = {"A": ("earlybert", "random_ticket"), "B": ("earlybert", "reduced_
 TICKET_EPOCHS = 2
 EXACT_LIMIT = 20  # sign patterns are enumerated up to 2^20; beyond, sampled
 SAMPLES = 10**6
-
-
-def write_json(path, value):
-    with open(path + ".tmp", "w") as f:
-        json.dump(value, f, indent=1)
-    os.replace(path + ".tmp", path)
 
 
 def task_folder(task, a):

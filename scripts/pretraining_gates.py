@@ -35,7 +35,7 @@ import sys
 HERE = os.path.dirname(os.path.abspath(__file__))
 sys.path.insert(0, HERE)
 from hold_out import hold_out  # noqa: E402
-from study import mean_std, run, spread  # noqa: E402
+from study import mean_std, run, spread, write_json  # noqa: E402
 
 # Per task: the folder under --data (or the split made from it), finetune's options, and whether its
 # gate is decided (the others are reported beside a trivial baseline).
@@ -117,13 +117,6 @@ def choose_recipe(a, task, start, state, save):
     scored = [t for t in trials if t["task"] == task and t["start"] == start]
     best = max(scored, key=lambda t: float("-inf") if t["dev_main"] is None else t["dev_main"])
     return tuple(best["recipe"])
-
-
-def write_json(path, value):
-    """Written whole or not at all (a study stopped mid-write keeps its last record)."""
-    with open(path + ".tmp", "w") as f:
-        json.dump(value, f, indent=1)
-    os.replace(path + ".tmp", path)
 
 
 def report(runs, a):

@@ -44,6 +44,13 @@ def run(binary, args, out_dir, name, log):
     return summary
 
 
+def write_json(path, value):
+    """Written whole or not at all (a study stopped mid-write keeps its last record)."""
+    with open(path + ".tmp", "w") as f:
+        json.dump(value, f, indent=1)
+    os.replace(path + ".tmp", path)
+
+
 def reduced_steps(dense, earlybert):
     """Dense's steps that fit in the EarlyBERT run's wall time at the dense run's measured step time
     (the reduced-budget baseline), from the two runs' summaries."""
